@@ -1,0 +1,132 @@
+//! The error contract between handlers and Step Functions: each variant has a stable
+//! `error_type` that ASL `Retry`/`Catch` blocks name.
+
+use thiserror::Error;
+
+/// A handler's failure; `error_type()` is what Step Functions sees as the error name.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepError {
+    /// The input is malformed; nothing was changed. Not retryable.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// An active legal hold forbids erasing this tenant.
+    #[error("tenant {tenant_id} is under {} active legal hold(s): {}", holds.len(), holds.join(", "))]
+    LegalHoldActive {
+        /// The tenant that is held.
+        tenant_id: String,
+        /// Identifiers of the active holds (never their free-text reasons).
+        holds: Vec<String>,
+    },
+    /// A verification scan still found records of the tenant.
+    #[error("residual data found: {records} record(s) of the tenant remain in {system}")]
+    ResidualDataFound {
+        /// The system that still holds data.
+        system: String,
+        /// How many records were found.
+        records: u64,
+    },
+    /// A certificate was requested before every system was verified.
+    #[error("verification incomplete: {0}")]
+    VerificationIncomplete(String),
+    /// The ledger head moved between read and append; retry from the new head.
+    #[error("ledger conflict on chain {chain}: head moved past seq {expected}")]
+    LedgerConflict {
+        /// The chain appended to.
+        chain: String,
+        /// The head the writer expected (`-1` for an empty chain).
+        expected: i64,
+    },
+    /// A stored ledger entry or certificate failed verification.
+    #[error("ledger corrupt: {0}")]
+    LedgerCorrupt(String),
+    /// A backing service asked us to slow down; retry with backoff.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// A backing service failed or could not be reached; retryable.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
+    /// The deployment's configuration (catalog, environment) is wrong.
+    #[error("configuration error: {0}")]
+    Configuration(String),
+    /// A bug or an invariant broken inside the handler.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Every error type a handler can raise, as named in ASL `ErrorEquals`.
+pub const ERROR_TYPES: &[&str] = &[
+    "InvalidRequest",
+    "LegalHoldActive",
+    "ResidualDataFound",
+    "VerificationIncomplete",
+    "LedgerConflict",
+    "LedgerCorrupt",
+    "Throttled",
+    "StoreUnavailable",
+    "ConfigurationError",
+    "InternalError",
+];
+
+impl StepError {
+    /// The stable name Step Functions matches in `ErrorEquals`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "InvalidRequest",
+            Self::LegalHoldActive { .. } => "LegalHoldActive",
+            Self::ResidualDataFound { .. } => "ResidualDataFound",
+            Self::VerificationIncomplete(_) => "VerificationIncomplete",
+            Self::LedgerConflict { .. } => "LedgerConflict",
+            Self::LedgerCorrupt(_) => "LedgerCorrupt",
+            Self::Throttled(_) => "Throttled",
+            Self::StoreUnavailable(_) => "StoreUnavailable",
+            Self::Configuration(_) => "ConfigurationError",
+            Self::Internal(_) => "InternalError",
+        }
+    }
+
+    /// Whether a retry of the same input may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Throttled(_) | Self::StoreUnavailable(_) | Self::LedgerConflict { .. }
+        )
+    }
+
+    /// Shorthand for an [`StepError::InvalidRequest`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::InvalidRequest(msg.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_listed_type() {
+        let all = [
+            StepError::invalid("x"),
+            StepError::LegalHoldActive { tenant_id: "t".into(), holds: vec!["h".into()] },
+            StepError::ResidualDataFound { system: "s3".into(), records: 1 },
+            StepError::VerificationIncomplete("x".into()),
+            StepError::LedgerConflict { chain: "c".into(), expected: 1 },
+            StepError::LedgerCorrupt("x".into()),
+            StepError::Throttled("x".into()),
+            StepError::StoreUnavailable("x".into()),
+            StepError::Configuration("x".into()),
+            StepError::Internal("x".into()),
+        ];
+        for e in &all {
+            assert!(ERROR_TYPES.contains(&e.error_type()), "{} missing", e.error_type());
+        }
+        assert_eq!(all.len(), ERROR_TYPES.len());
+    }
+
+    #[test]
+    fn only_transient_errors_are_retryable() {
+        assert!(StepError::Throttled("x".into()).is_retryable());
+        assert!(!StepError::invalid("x").is_retryable());
+        assert!(!StepError::LegalHoldActive { tenant_id: "t".into(), holds: vec![] }.is_retryable());
+    }
+}

@@ -1,0 +1,17 @@
+//! The tenant-lifecycle domain: pure types and rules, no I/O and no AWS SDK.
+//!
+//! Everything that decides *whether* something may happen lives here (request validation,
+//! legal-hold and verification rules, certificate and ledger formats, chain verification);
+//! the `stores` crate only moves bytes.
+
+pub mod catalog;
+pub mod certificate;
+pub mod erasure;
+pub mod error;
+pub mod ids;
+pub mod ledger;
+
+pub use catalog::{Backend, Capabilities, Catalog, EraseMethod, SystemKind, SystemSpec};
+pub use certificate::{Certificate, SignatureBlock, SignedCertificate};
+pub use error::StepError;
+pub use ids::{RequestId, SystemName, TenantId};
