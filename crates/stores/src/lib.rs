@@ -1,1 +1,152 @@
-//! placeholder
+//! Ports of the tenant lifecycle and their backends.
+//!
+//! Ports are named by role ([`TenantStore`], [`LegalHolds`], [`Ledger`], [`Signer`],
+//! [`Clock`]); backends by product (`local` = the embedded world, `s3`, `dynamodb`, `kms`).
+//! Every backend passes the one conformance suite in [`testkit`].
+
+pub mod certify;
+pub mod dynamodb;
+mod error;
+pub mod kms;
+pub mod local;
+mod retry;
+pub mod s3;
+pub mod testkit;
+pub mod wiring;
+
+pub use error::StoreError;
+pub use wiring::Deps;
+
+use async_trait::async_trait;
+use lifecycle::ledger::Head;
+use lifecycle::{Capabilities, SystemKind, TenantId};
+use p256::ecdsa::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::time::Instant;
+
+/// What one `erase` call achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ErasePass {
+    /// Records erased (versions and delete markers count one each).
+    pub erased: u64,
+    /// True when nothing of the tenant was left when the pass ended.
+    pub complete: bool,
+}
+
+/// A system that holds tenant data.
+#[async_trait]
+pub trait TenantStore: Send + Sync + Debug {
+    /// The system's catalog name.
+    fn name(&self) -> &str;
+    /// The system's kind; its capabilities follow from it.
+    fn kind(&self) -> SystemKind;
+    /// What this system can do.
+    fn capabilities(&self) -> Capabilities {
+        self.kind().capabilities()
+    }
+    /// Writes a record (a new version where the store keeps versions).
+    async fn put(&self, tenant: &TenantId, key: &str, body: &[u8]) -> Result<(), StoreError>;
+    /// Deletes a record the way an application would (a delete marker where versioned).
+    async fn delete(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError>;
+    /// Reads the current version of a record.
+    async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Counts every recoverable record of the tenant: versions and delete markers included.
+    async fn count(&self, tenant: &TenantId) -> Result<u64, StoreError>;
+    /// Erases the tenant's records until none remain or `deadline` passes. Always erases
+    /// at least one batch when any remain, so a loop of calls terminates; idempotent, so a
+    /// call retried after partial progress simply continues.
+    async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError>;
+}
+
+/// A legal hold on a tenant: while active, nothing of the tenant may be erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalHold {
+    /// The held tenant.
+    pub tenant_id: String,
+    /// Hold identifier (e.g. a case number); goes into certificates.
+    pub hold_id: String,
+    /// Free text; may name people, so it is never logged nor certified.
+    pub reason: String,
+    /// When it was placed.
+    pub placed_at: String,
+    /// When it was released, if it was.
+    pub released_at: Option<String>,
+}
+
+/// Where legal holds are kept.
+#[async_trait]
+pub trait LegalHolds: Send + Sync + Debug {
+    /// Places (or re-activates) a hold.
+    async fn place(&self, hold: &LegalHold) -> Result<(), StoreError>;
+    /// Releases an active hold; `NotFound` if there is no such active hold.
+    async fn release(&self, tenant: &TenantId, hold_id: &str, at: &str) -> Result<(), StoreError>;
+    /// The tenant's active holds.
+    async fn active(&self, tenant: &TenantId) -> Result<Vec<LegalHold>, StoreError>;
+}
+
+/// An entry to append, already sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a> {
+    /// Its seq (head + 1).
+    pub seq: u64,
+    /// Its `entry_hash`.
+    pub entry_hash: &'a str,
+    /// The exact JSON text to store.
+    pub json: &'a str,
+    /// When set, the append fails with `Duplicate` if this request id is already recorded.
+    pub unique_request: Option<&'a str>,
+}
+
+/// The append-only ledger: one hash chain per kind of certificate.
+#[async_trait]
+pub trait Ledger: Send + Sync + Debug {
+    /// The chain's head, `None` while empty.
+    async fn head(&self, chain: &str) -> Result<Option<Head>, StoreError>;
+    /// Appends if and only if the head is still `expected`: otherwise `Conflict`.
+    async fn append(&self, chain: &str, expected: Option<&Head>, entry: NewEntry<'_>) -> Result<(), StoreError>;
+    /// The stored entry that recorded `request_id` as unique, if any.
+    async fn find_request(&self, chain: &str, request_id: &str) -> Result<Option<String>, StoreError>;
+    /// Up to `limit` stored entries from `from_seq` on, in order, as `(seq, json)`.
+    async fn entries(&self, chain: &str, from_seq: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
+    /// Every chain that has a head.
+    async fn chains(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Signs certificate bodies with a P-256 key.
+#[async_trait]
+pub trait Signer: Send + Sync + Debug {
+    /// `p256:` and 16 hex digits of the SHA-256 of the public key's SPKI DER.
+    fn key_id(&self) -> &str;
+    /// The public key.
+    fn public_key(&self) -> &VerifyingKey;
+    /// ECDSA P-256 / SHA-256 signature over `message`, ASN.1 DER.
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, StoreError>;
+}
+
+/// The time source, so tests and the simulator can pin it.
+pub trait Clock: Send + Sync + Debug {
+    /// Now, UTC.
+    fn now(&self) -> time::OffsetDateTime;
+    /// Now as RFC 3339 with second precision.
+    fn now_rfc3339(&self) -> String {
+        rfc3339(self.now())
+    }
+}
+
+/// Formats a time as RFC 3339, UTC, whole seconds.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&f).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+}

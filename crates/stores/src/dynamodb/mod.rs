@@ -1,0 +1,30 @@
+//! DynamoDB backends: tenant items by partition key, legal holds, and the ledger.
+
+mod holds;
+mod ledger;
+mod tenant_store;
+
+pub use holds::DynamoHolds;
+pub use ledger::DynamoLedger;
+pub use tenant_store::DynamoTenantStore;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+pub(crate) fn get_n(item: &Item, k: &str) -> Option<u64> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|s| s.parse().ok())
+}

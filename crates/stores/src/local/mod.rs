@@ -1,0 +1,101 @@
+//! The embedded world: one SQLite file that stands in for every system of the catalog,
+//! the legal holds, the ledger and the local signing key, so state survives between
+//! commands and the whole product runs with no AWS account and no services.
+
+mod holds;
+mod ledger;
+mod signer;
+mod tenant_store;
+
+pub use holds::LocalHolds;
+pub use ledger::LocalLedger;
+pub use signer::LocalSigner;
+pub use tenant_store::LocalTenantStore;
+
+use crate::StoreError;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+const SCHEMA: &str = r#"
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS records (
+    system TEXT NOT NULL, tenant TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
+    body BLOB, excluded INTEGER NOT NULL DEFAULT 0, purge_after TEXT,
+    PRIMARY KEY (system, tenant, key, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS legal_holds (
+    tenant TEXT NOT NULL, hold_id TEXT NOT NULL, reason TEXT NOT NULL, placed_at TEXT NOT NULL,
+    released_at TEXT, PRIMARY KEY (tenant, hold_id)
+);
+CREATE TABLE IF NOT EXISTS ledger_entries (
+    chain TEXT NOT NULL, seq INTEGER NOT NULL, entry_hash TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (chain, seq)
+);
+CREATE TABLE IF NOT EXISTS ledger_heads (chain TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_requests (
+    chain TEXT NOT NULL, request_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (chain, request_id)
+);
+CREATE TABLE IF NOT EXISTS signing_keys (key_id TEXT PRIMARY KEY, pkcs8_pem TEXT NOT NULL, created_at TEXT NOT NULL);
+"#;
+
+/// A handle on the embedded world's data file. Cheap to clone; several handles (or
+/// processes) may open the same file, and SQLite's locking keeps them consistent.
+#[derive(Debug, Clone)]
+pub struct World {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+pub(crate) fn db_err(op: &str, e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            StoreError::Throttled(format!("embedded world {op}: busy"))
+        }
+        other => StoreError::Unavailable(format!("embedded world {op}: {other}")),
+    }
+}
+
+impl World {
+    /// Opens (creating if needed) the world file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            StoreError::Config(format!("cannot open the world file {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err("open", e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| db_err("schema", e))?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
+    }
+
+    /// Opens a second, independent connection to the same file.
+    pub fn reopen(&self) -> Result<Self, StoreError> {
+        Self::open(&self.path)
+    }
+
+    /// Where the world file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Locks the connection. A poisoned lock only means another task panicked mid-call;
+    /// SQLite rolled its transaction back, so the connection is still sound.
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs raw SQL against the world: for tests that tamper with stored data on purpose.
+    pub fn execute_raw(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<usize, StoreError> {
+        self.conn().execute(sql, params).map_err(|e| db_err("raw", e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+//! Builds every port from a catalog: the handlers' dependencies, made once per process.
+
+use crate::dynamodb::{DynamoHolds, DynamoLedger, DynamoTenantStore};
+use crate::kms::KmsSigner;
+use crate::local::{LocalHolds, LocalLedger, LocalSigner, LocalTenantStore, World};
+use crate::s3::S3TenantStore;
+use crate::{Clock, Ledger, LegalHolds, Signer, SystemClock, TenantStore};
+use lifecycle::catalog::{Backend, ControlBackend, SignerBackend};
+use lifecycle::{Catalog, StepError};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Environment variable holding the catalog TOML itself (how Lambda receives it).
+pub const ENV_CATALOG: &str = "TENANT_CATALOG";
+/// Environment variable naming a catalog TOML file.
+pub const ENV_CATALOG_FILE: &str = "TENANT_CATALOG_FILE";
+/// Environment variable naming the embedded world's data file.
+pub const ENV_WORLD: &str = "TENANT_WORLD";
+
+/// Everything a handler needs, built once at start and shared by every invocation.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    /// The environment's catalog.
+    pub catalog: Arc<Catalog>,
+    stores: BTreeMap<String, Arc<dyn TenantStore>>,
+    /// Legal holds.
+    pub holds: Arc<dyn LegalHolds>,
+    /// The certificate ledger.
+    pub ledger: Arc<dyn Ledger>,
+    /// The certificate signer.
+    pub signer: Arc<dyn Signer>,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Where the backends that need one find their world or AWS configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// The embedded world's file; required when any backend is embedded.
+    pub world: Option<PathBuf>,
+    /// AWS configuration; loaded from the environment when absent and needed.
+    pub aws: Option<aws_config::SdkConfig>,
+}
+
+fn needs_world(c: &Catalog) -> bool {
+    c.systems.iter().any(|s| matches!(s.backend, Backend::Embedded))
+        || matches!(c.ledger, ControlBackend::Embedded)
+        || matches!(c.legal_holds, ControlBackend::Embedded)
+        || matches!(c.signer, SignerBackend::Local)
+}
+
+fn needs_aws(c: &Catalog) -> bool {
+    c.systems.iter().any(|s| !matches!(s.backend, Backend::Embedded))
+        || !matches!(c.ledger, ControlBackend::Embedded)
+        || !matches!(c.legal_holds, ControlBackend::Embedded)
+        || !matches!(c.signer, SignerBackend::Local)
+}
+
+/// Loads AWS configuration from the environment. S3 uses path-style addressing when an
+/// endpoint override is set (local API servers) or `TENANT_S3_PATH_STYLE=1`.
+pub async fn load_aws() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+fn s3_client(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style = std::env::var("TENANT_S3_PATH_STYLE").is_ok_and(|v| v == "1")
+        || cfg.endpoint_url().is_some();
+    let conf = aws_sdk_s3::config::Builder::from(cfg).force_path_style(path_style).build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+impl Deps {
+    /// Builds every port the catalog names.
+    pub async fn connect(catalog: Catalog, opts: ConnectOptions) -> Result<Self, StepError> {
+        catalog.validate()?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let world = if needs_world(&catalog) {
+            let path = opts.world.clone().ok_or_else(|| {
+                StepError::Configuration(format!(
+                    "the catalog uses the embedded world; set {ENV_WORLD} to its data file"
+                ))
+            })?;
+            Some(World::open(&path)?)
+        } else {
+            None
+        };
+        let aws = match (opts.aws, needs_aws(&catalog)) {
+            (Some(c), _) => Some(c),
+            (None, true) => Some(load_aws().await),
+            (None, false) => None,
+        };
+        let world_ref = || world.clone().ok_or_else(|| StepError::Internal("world not opened".into()));
+        let aws_ref = || aws.as_ref().ok_or_else(|| StepError::Internal("AWS config not loaded".into()));
+
+        let mut stores: BTreeMap<String, Arc<dyn TenantStore>> = BTreeMap::new();
+        for s in &catalog.systems {
+            let store: Arc<dyn TenantStore> = match &s.backend {
+                Backend::Embedded => Arc::new(LocalTenantStore::new(world_ref()?, s.name.as_str(), s.kind)),
+                Backend::S3 { bucket, prefix, max_concurrency } => Arc::new(S3TenantStore::new(
+                    s3_client(aws_ref()?),
+                    s.name.as_str(),
+                    s.kind,
+                    bucket,
+                    prefix,
+                    *max_concurrency,
+                )),
+                Backend::Dynamodb { table, partition_key, sort_key, partition_value, max_concurrency } => {
+                    Arc::new(DynamoTenantStore::new(
+                        aws_sdk_dynamodb::Client::new(aws_ref()?),
+                        s.name.as_str(),
+                        s.kind,
+                        table,
+                        partition_key,
+                        sort_key,
+                        partition_value,
+                        *max_concurrency,
+                    ))
+                }
+            };
+            stores.insert(s.name.to_string(), store);
+        }
+        let ledger: Arc<dyn Ledger> = match &catalog.ledger {
+            ControlBackend::Embedded => Arc::new(LocalLedger::new(world_ref()?)),
+            ControlBackend::Dynamodb { table } => {
+                Arc::new(DynamoLedger::new(aws_sdk_dynamodb::Client::new(aws_ref()?), table))
+            }
+        };
+        let holds: Arc<dyn LegalHolds> = match &catalog.legal_holds {
+            ControlBackend::Embedded => Arc::new(LocalHolds::new(world_ref()?)),
+            ControlBackend::Dynamodb { table } => {
+                Arc::new(DynamoHolds::new(aws_sdk_dynamodb::Client::new(aws_ref()?), table))
+            }
+        };
+        let signer: Arc<dyn Signer> = match &catalog.signer {
+            SignerBackend::Local => Arc::new(LocalSigner::load_or_create(&world_ref()?, &clock.now_rfc3339())?),
+            SignerBackend::Kms { key_id } => {
+                Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(aws_ref()?), key_id).await?)
+            }
+        };
+        Ok(Self { catalog: Arc::new(catalog), stores, holds, ledger, signer, clock })
+    }
+
+    /// Builds the ports from the process environment: the catalog from `TENANT_CATALOG`
+    /// (TOML text) or `TENANT_CATALOG_FILE`, the world from `TENANT_WORLD`.
+    pub async fn from_env() -> Result<Self, StepError> {
+        let text = match (std::env::var(ENV_CATALOG), std::env::var(ENV_CATALOG_FILE)) {
+            (Ok(t), _) => t,
+            (Err(_), Ok(path)) => std::fs::read_to_string(&path).map_err(|e| {
+                StepError::Configuration(format!("cannot read {ENV_CATALOG_FILE}={path}: {e}"))
+            })?,
+            _ => {
+                return Err(StepError::Configuration(format!(
+                    "set {ENV_CATALOG} (catalog TOML) or {ENV_CATALOG_FILE} (its path)"
+                )));
+            }
+        };
+        let catalog = Catalog::from_toml(&text)?;
+        let world = std::env::var_os(ENV_WORLD).map(PathBuf::from);
+        Self::connect(catalog, ConnectOptions { world, aws: None }).await
+    }
+
+    /// Replaces the clock (the simulator pins time; tests pin it too).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces one system's store (fault-injection tests wrap a store).
+    pub fn with_store(mut self, store: Arc<dyn TenantStore>) -> Self {
+        self.stores.insert(store.name().to_owned(), store);
+        self
+    }
+
+    /// The store of a catalog system, or `InvalidRequest` naming the known ones.
+    pub fn store(&self, system: &str) -> Result<&Arc<dyn TenantStore>, StepError> {
+        self.stores.get(system).ok_or_else(|| {
+            StepError::invalid(format!(
+                "system {system} is not in the {} catalog (known: {})",
+                self.catalog.environment,
+                self.catalog.system_names().join(", ")
+            ))
+        })
+    }
+}
