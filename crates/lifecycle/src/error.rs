@@ -130,3 +130,8 @@ mod tests {
         assert!(!StepError::LegalHoldActive { tenant_id: "t".into(), holds: vec![] }.is_retryable());
     }
 }
+
+/// Deserialises a handler's input, turning any mismatch into an actionable `InvalidRequest`.
+pub fn from_input<T: serde::de::DeserializeOwned>(input: serde_json::Value, step: &str) -> Result<T, StepError> {
+    serde_json::from_value(input).map_err(|e| StepError::invalid(format!("{step} input is malformed: {e}")))
+}

@@ -1,1 +1,130 @@
-//! placeholder
+//! Glue between `lambda_runtime` and the function handlers.
+//!
+//! Every handler is `async fn handler(input: serde_json::Value, deps: &Deps, budget: Budget)
+//! -> Result<impl Serialize, StepError>`; [`lambda_main!`] turns one into a Lambda binary
+//! whose `main.rs` is a single line. Dependencies are built once at init; a handler's
+//! `StepError` becomes the runtime diagnostic whose `errorType` ASL `Retry`/`Catch` match.
+
+pub use lambda_runtime;
+pub use serde_json;
+pub use stores::Deps;
+pub use tokio;
+
+use lifecycle::StepError;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Time a handler may spend on work before it must return a continuation.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: Instant,
+}
+
+/// Kept back from the Lambda deadline to serialise the answer and return it.
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(10);
+
+impl Budget {
+    /// A budget ending at `deadline`.
+    pub fn until(deadline: Instant) -> Self {
+        Self { deadline }
+    }
+
+    /// A budget of `d` from now.
+    pub fn of(d: Duration) -> Self {
+        Self { deadline: Instant::now() + d }
+    }
+
+    /// The invocation's deadline less [`SAFETY_MARGIN`] (at least one second of work).
+    pub fn from_lambda_deadline(deadline: SystemTime) -> Self {
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        Self::of(left.saturating_sub(SAFETY_MARGIN).max(Duration::from_secs(1)))
+    }
+
+    /// When work must stop.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+/// A handler error on its way to the runtime.
+#[derive(Debug)]
+pub struct StepFailure(pub StepError);
+
+impl From<StepError> for StepFailure {
+    fn from(e: StepError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<StepFailure> for lambda_runtime::Diagnostic {
+    fn from(f: StepFailure) -> Self {
+        lambda_runtime::Diagnostic { error_type: f.0.error_type().to_owned(), error_message: f.0.to_string() }
+    }
+}
+
+/// Logs as JSON lines (what CloudWatch Logs Insights reads), level from `RUST_LOG`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Builds the dependencies once, reporting a configuration error as a cold-start failure.
+pub async fn init_deps() -> Result<std::sync::Arc<Deps>, lambda_runtime::Error> {
+    match Deps::from_env().await {
+        Ok(d) => Ok(std::sync::Arc::new(d)),
+        Err(e) => {
+            tracing::error!(error_type = e.error_type(), error = %e, "cannot start");
+            Err(Box::new(std::io::Error::other(e.to_string())))
+        }
+    }
+}
+
+/// Expands to a Lambda `main` that serves one handler.
+#[macro_export]
+macro_rules! lambda_main {
+    ($handler:path) => {
+        fn main() -> Result<(), $crate::lambda_runtime::Error> {
+            $crate::tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+                $crate::init_tracing();
+                let deps = $crate::init_deps().await?;
+                $crate::lambda_runtime::run($crate::lambda_runtime::service_fn(
+                    move |event: $crate::lambda_runtime::LambdaEvent<$crate::serde_json::Value>| {
+                        let deps = deps.clone();
+                        async move {
+                            let budget = $crate::Budget::from_lambda_deadline(event.context.deadline());
+                            $handler(event.payload, &deps, budget).await.map_err($crate::StepFailure::from)
+                        }
+                    },
+                ))
+                .await
+            })
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostic_carries_the_stable_error_type() {
+        let d: lambda_runtime::Diagnostic = StepFailure(StepError::invalid("bad")).into();
+        assert_eq!(d.error_type, "InvalidRequest");
+        assert!(d.error_message.contains("bad"));
+    }
+
+    #[test]
+    fn budget_keeps_a_margin_and_a_floor() {
+        let b = Budget::from_lambda_deadline(SystemTime::now() + Duration::from_secs(60));
+        let left = b.deadline().saturating_duration_since(Instant::now());
+        assert!(left <= Duration::from_secs(50) && left > Duration::from_secs(45));
+        let b = Budget::from_lambda_deadline(SystemTime::now());
+        assert!(b.deadline() > Instant::now());
+    }
+}

@@ -1,1 +1,85 @@
-//! placeholder
+//! verify-erasure: an independent re-scan. Counts the tenant's records in every requested
+//! system, and runs discovery over every other catalog system too: residue anywhere is
+//! `ResidualDataFound`, and no certificate can be issued.
+
+use lifecycle::erasure::SystemVerification;
+use lifecycle::error::from_input;
+use lifecycle::{RequestId, StepError, SystemName, TenantId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stores::Deps;
+use tenant_runtime::Budget;
+
+/// One system's result from the erase step, as the Map returns it.
+#[derive(Debug, Deserialize)]
+struct Erased {
+    system: SystemName,
+    records_erased: u64,
+    done: bool,
+}
+
+/// What the step takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    request_id: RequestId,
+    tenant_id: TenantId,
+    systems: Vec<SystemName>,
+    erasure: Vec<Value>,
+}
+
+/// What the step returns when every system is clean.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    /// One entry per requested system.
+    pub verifications: Vec<SystemVerification>,
+    /// Catalog systems outside the request that discovery also found clean.
+    pub discovered_clean: Vec<String>,
+}
+
+/// Re-scans and fails on the first residue found.
+pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Output, StepError> {
+    let input: Input = from_input(input, "verify-erasure")?;
+    let mut erased = Vec::new();
+    for e in input.erasure {
+        let e: Erased = from_input(e, "verify-erasure erasure item")?;
+        erased.push(e);
+    }
+    let mut verifications = Vec::new();
+    for system in &input.systems {
+        let store = deps.store(system.as_str())?;
+        let Some(result) = erased.iter().find(|e| e.system == *system) else {
+            return Err(StepError::VerificationIncomplete(format!("system {system} has no erasure result")));
+        };
+        if !result.done {
+            return Err(StepError::VerificationIncomplete(format!("erasure of system {system} did not finish")));
+        }
+        let residual = store.count(&input.tenant_id).await?;
+        tracing::info!(request_id = %input.request_id, system = %system, residual, "verification scan");
+        if residual > 0 {
+            return Err(StepError::ResidualDataFound { system: system.to_string(), records: residual });
+        }
+        verifications.push(SystemVerification {
+            system: system.to_string(),
+            kind: store.kind(),
+            method: store.capabilities().erase_method,
+            records_erased: result.records_erased,
+            residual_records: 0,
+            verified_at: deps.clock.now_rfc3339(),
+        });
+    }
+    // Discovery: systems the request did not name must not hold the tenant either.
+    let mut discovered_clean = Vec::new();
+    for name in deps.catalog.system_names() {
+        if input.systems.iter().any(|s| s.as_str() == name) {
+            continue;
+        }
+        let residual = deps.store(&name)?.count(&input.tenant_id).await?;
+        if residual > 0 {
+            tracing::warn!(request_id = %input.request_id, system = %name, residual, "discovery found data in an unrequested system");
+            return Err(StepError::ResidualDataFound { system: name, records: residual });
+        }
+        discovered_clean.push(name);
+    }
+    Ok(Output { verifications, discovered_clean })
+}
