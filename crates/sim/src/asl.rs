@@ -1,0 +1,627 @@
+//! Loading an ASL definition into a checked model. Anything the simulator cannot run is
+//! refused here, naming the state and the feature, before any state executes.
+
+use crate::path::Path;
+use crate::template::Template;
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap};
+
+/// Why a definition was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state {state:?}: {message}")]
+pub struct LoadError {
+    /// The state (or `<top>` for the machine itself).
+    pub state: String,
+    /// What is wrong or unsupported.
+    pub message: String,
+}
+
+/// A checked state machine (or Map processor, or Parallel branch).
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// First state.
+    pub start_at: String,
+    /// States by name.
+    pub states: HashMap<String, State>,
+}
+
+/// Where a state's result goes.
+#[derive(Debug, Clone)]
+pub enum ResultPath {
+    /// Into the input at a path (`$` replaces it).
+    At(Path),
+    /// Discarded: the output is the input (`"ResultPath": null`).
+    Discard,
+}
+
+/// A state's input/output processing.
+#[derive(Debug, Clone)]
+pub struct Io {
+    /// `InputPath`; `None` means `null` (the input becomes `{}`).
+    pub input_path: Option<Path>,
+    /// `Parameters` (or `ItemSelector` for Map items).
+    pub parameters: Option<Template>,
+    /// `ResultSelector`.
+    pub result_selector: Option<Template>,
+    /// `ResultPath`.
+    pub result_path: ResultPath,
+    /// `OutputPath`; `None` means `null`.
+    pub output_path: Option<Path>,
+}
+
+/// One `Retry` rule.
+#[derive(Debug, Clone)]
+pub struct Retrier {
+    /// Error names matched.
+    pub errors: Vec<String>,
+    /// First delay, seconds.
+    pub interval: f64,
+    /// Attempts after the first.
+    pub max_attempts: u32,
+    /// Multiplier per attempt.
+    pub backoff_rate: f64,
+    /// Delay cap, seconds.
+    pub max_delay: Option<f64>,
+}
+
+/// One `Catch` rule.
+#[derive(Debug, Clone)]
+pub struct Catcher {
+    /// Error names matched.
+    pub errors: Vec<String>,
+    /// State to go to.
+    pub next: String,
+    /// Where the error object goes.
+    pub result_path: ResultPath,
+}
+
+/// A Choice rule.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    /// All must hold.
+    And(Vec<Rule>),
+    /// One must hold.
+    Or(Vec<Rule>),
+    /// Must not hold.
+    Not(Box<Rule>),
+    /// `Variable` compared by `op` with a literal or, for `...Path` operators, a path.
+    Cmp {
+        /// The variable.
+        var: Path,
+        /// Operator name without the `Path` suffix.
+        op: String,
+        /// Literal operand.
+        lit: Value,
+        /// Path operand.
+        path: Option<Path>,
+    },
+}
+
+/// How long a Wait waits.
+#[derive(Debug, Clone)]
+pub enum WaitFor {
+    /// Fixed seconds.
+    Seconds(u64),
+    /// Seconds read from a path.
+    SecondsPath(Path),
+    /// Until a fixed timestamp.
+    Timestamp(String),
+    /// Until a timestamp read from a path.
+    TimestampPath(Path),
+}
+
+/// What a state does.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Passes input (or `Result`) on.
+    Pass {
+        /// Fixed result.
+        result: Option<Value>,
+    },
+    /// Calls a handler.
+    Task {
+        /// The resource (a `${...FunctionArn}` placeholder or an ARN).
+        resource: String,
+        /// Time limit, seconds.
+        timeout: Option<u64>,
+    },
+    /// Branches on rules.
+    Choice {
+        /// Rules with their targets.
+        choices: Vec<(Rule, String)>,
+        /// Target when none matches.
+        default: Option<String>,
+    },
+    /// Waits on the virtual clock.
+    Wait(WaitFor),
+    /// Ends successfully.
+    Succeed,
+    /// Ends in failure.
+    Fail {
+        /// Error name.
+        error: Option<String>,
+        /// Cause.
+        cause: Option<String>,
+    },
+    /// Runs branches concurrently.
+    Parallel {
+        /// The branches.
+        branches: Vec<Machine>,
+    },
+    /// Runs a processor per item.
+    Map {
+        /// Where the items are.
+        items_path: Path,
+        /// Per-item input.
+        item_selector: Option<Template>,
+        /// The processor.
+        processor: Box<Machine>,
+        /// Concurrency bound (0 = the simulator's default of 40).
+        max_concurrency: usize,
+    },
+}
+
+/// One checked state.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Its name.
+    pub name: String,
+    /// Its type and settings.
+    pub kind: Kind,
+    /// Input/output processing.
+    pub io: Io,
+    /// Next state, unless it ends.
+    pub next: Option<String>,
+    /// Retry rules.
+    pub retry: Vec<Retrier>,
+    /// Catch rules.
+    pub catch: Vec<Catcher>,
+}
+
+const COMMON: &[&str] = &["Type", "Comment"];
+const FLOW: &[&str] = &["Next", "End"];
+const IO: &[&str] = &["InputPath", "OutputPath"];
+
+fn allowed(ty: &str) -> Option<Vec<&'static str>> {
+    let mut v: Vec<&str> = COMMON.to_vec();
+    match ty {
+        "Pass" => v.extend(FLOW.iter().chain(IO).chain(&["Parameters", "Result", "ResultPath"])),
+        "Task" => v.extend(FLOW.iter().chain(IO).chain(&[
+            "Resource", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "TimeoutSeconds", "HeartbeatSeconds",
+        ])),
+        "Choice" => v.extend(IO.iter().chain(&["Choices", "Default"])),
+        "Wait" => v.extend(FLOW.iter().chain(IO).chain(&["Seconds", "SecondsPath", "Timestamp", "TimestampPath"])),
+        "Succeed" => v.extend(IO),
+        "Fail" => v.extend(["Error", "Cause"]),
+        "Parallel" => v.extend(FLOW.iter().chain(IO).chain(&[
+            "Branches", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch",
+        ])),
+        "Map" => v.extend(FLOW.iter().chain(IO).chain(&[
+            "ItemsPath", "ItemSelector", "Parameters", "ItemProcessor", "Iterator", "MaxConcurrency", "ResultSelector",
+            "ResultPath", "Retry", "Catch", "Label",
+        ])),
+        _ => return None,
+    }
+    Some(v)
+}
+
+/// Features of real Step Functions the simulator refuses, with the reason shown to users.
+fn unsupported(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "ItemReader" => "Distributed Map ItemReader (reading items from S3) is not supported; pass the items inline with ItemsPath",
+        "ItemBatcher" => "Map ItemBatcher is not supported",
+        "ResultWriter" => "Map ResultWriter is not supported",
+        "ToleratedFailurePercentage" | "ToleratedFailureCount" | "ToleratedFailurePercentagePath" | "ToleratedFailureCountPath" => {
+            "Map tolerated failures are not supported"
+        }
+        "MaxConcurrencyPath" => "MaxConcurrencyPath is not supported",
+        "TimeoutSecondsPath" | "HeartbeatSecondsPath" => "dynamic timeouts are not supported",
+        "Credentials" => "Task Credentials are not supported",
+        "Arguments" | "Output" | "Assign" | "QueryLanguage" => "JSONata and variables are not supported; use JSONPath",
+        _ => return None,
+    })
+}
+
+fn err(state: &str, message: impl Into<String>) -> LoadError {
+    LoadError { state: state.to_owned(), message: message.into() }
+}
+
+fn path_field(o: &Map<String, Value>, state: &str, field: &str) -> Result<Option<Option<Path>>, LoadError> {
+    match o.get(field) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Path::parse(s).map(|p| Some(Some(p))).map_err(|m| err(state, format!("{field}: {m}"))),
+        Some(other) => Err(err(state, format!("{field} must be a path string or null, got {other}"))),
+    }
+}
+
+fn result_path(o: &Map<String, Value>, state: &str) -> Result<ResultPath, LoadError> {
+    Ok(match path_field(o, state, "ResultPath")? {
+        None => ResultPath::At(Path::parse("$").map_err(|m| err(state, m))?),
+        Some(None) => ResultPath::Discard,
+        Some(Some(p)) => ResultPath::At(p),
+    })
+}
+
+fn template(o: &Map<String, Value>, state: &str, field: &str) -> Result<Option<Template>, LoadError> {
+    o.get(field).map(|v| Template::compile(v).map_err(|m| err(state, format!("{field}: {m}")))).transpose()
+}
+
+fn errors_list(v: &Value, state: &str, what: &str) -> Result<Vec<String>, LoadError> {
+    let list: Vec<String> = v
+        .get("ErrorEquals")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err(state, format!("{what} needs ErrorEquals")))?
+        .iter()
+        .map(|e| e.as_str().map(str::to_owned).ok_or_else(|| err(state, format!("{what}: ErrorEquals holds strings"))))
+        .collect::<Result<_, _>>()?;
+    if list.is_empty() {
+        return Err(err(state, format!("{what}: ErrorEquals is empty")));
+    }
+    if list.iter().any(|e| e == "States.ALL") && list.len() > 1 {
+        return Err(err(state, format!("{what}: States.ALL must appear alone")));
+    }
+    Ok(list)
+}
+
+fn number(v: Option<&Value>, default: f64, state: &str, what: &str) -> Result<f64, LoadError> {
+    match v {
+        None => Ok(default),
+        Some(x) => x.as_f64().filter(|f| *f >= 0.0).ok_or_else(|| err(state, format!("{what} must be a non-negative number"))),
+    }
+}
+
+/// Every error name a definition mentions in `ErrorEquals` (for the contract test).
+pub fn error_names(def: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::Array(list)) = o.get("ErrorEquals") {
+                    out.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+                if let Some(Value::String(e)) = o.get("Error") {
+                    out.insert(e.clone());
+                }
+                o.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(def, &mut out);
+    out
+}
+
+/// Every Task resource a definition names.
+pub fn resources(def: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(o) => {
+                if o.get("Type").and_then(Value::as_str) == Some("Task") {
+                    if let Some(r) = o.get("Resource").and_then(Value::as_str) {
+                        out.insert(r.to_owned());
+                    }
+                }
+                o.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(def, &mut out);
+    out
+}
+
+impl Machine {
+    /// Loads and checks a definition.
+    pub fn load(def: &Value) -> Result<Self, LoadError> {
+        Self::load_at(def, "<top>", true)
+    }
+
+    fn load_at(def: &Value, owner: &str, top: bool) -> Result<Self, LoadError> {
+        let o = def.as_object().ok_or_else(|| err(owner, "a state machine must be a JSON object"))?;
+        for k in o.keys() {
+            let ok = matches!(k.as_str(), "StartAt" | "States" | "Comment")
+                || (top && matches!(k.as_str(), "TimeoutSeconds" | "Version"))
+                || (!top && k == "ProcessorConfig");
+            if !ok {
+                let why = unsupported(k).map(str::to_owned).unwrap_or_else(|| format!("field {k} is not supported here"));
+                return Err(err(owner, why));
+            }
+        }
+        if let Some(pc) = o.get("ProcessorConfig") {
+            let mode = pc.get("Mode").and_then(Value::as_str).unwrap_or("INLINE");
+            if !matches!(mode, "INLINE" | "DISTRIBUTED") {
+                return Err(err(owner, format!("ProcessorConfig.Mode {mode} is unknown")));
+            }
+        }
+        let start_at = o
+            .get("StartAt")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err(owner, "StartAt is missing"))?
+            .to_owned();
+        let raw = o.get("States").and_then(Value::as_object).ok_or_else(|| err(owner, "States is missing"))?;
+        let mut states = HashMap::new();
+        for (name, v) in raw {
+            states.insert(name.clone(), load_state(name, v)?);
+        }
+        if !states.contains_key(&start_at) {
+            return Err(err(owner, format!("StartAt names {start_at:?}, which is not a state")));
+        }
+        for s in states.values() {
+            let mut targets: Vec<&String> = s.next.iter().chain(s.catch.iter().map(|c| &c.next)).collect();
+            if let Kind::Choice { choices, default } = &s.kind {
+                targets.extend(choices.iter().map(|c| &c.1));
+                targets.extend(default.iter());
+            }
+            for t in targets {
+                if !states.contains_key(t) {
+                    return Err(err(&s.name, format!("transitions to {t:?}, which is not a state of this machine")));
+                }
+            }
+        }
+        Ok(Self { start_at, states })
+    }
+}
+
+fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
+    let o = v.as_object().ok_or_else(|| err(name, "a state must be a JSON object"))?;
+    let ty = o.get("Type").and_then(Value::as_str).ok_or_else(|| err(name, "Type is missing"))?;
+    let fields = allowed(ty).ok_or_else(|| err(name, format!("Type {ty} is unknown")))?;
+    for k in o.keys() {
+        if let Some(why) = unsupported(k) {
+            return Err(err(name, why));
+        }
+        if !fields.contains(&k.as_str()) {
+            return Err(err(name, format!("field {k} is not valid on a {ty} state")));
+        }
+    }
+    let terminal = matches!(ty, "Choice" | "Succeed" | "Fail");
+    let next = o.get("Next").and_then(Value::as_str).map(str::to_owned);
+    let end = o.get("End").and_then(Value::as_bool).unwrap_or(false);
+    if !terminal && next.is_some() == end {
+        return Err(err(name, "needs exactly one of Next and End"));
+    }
+    let input_path = match path_field(o, name, "InputPath")? {
+        None => Some(Path::parse("$").map_err(|m| err(name, m))?),
+        Some(p) => p,
+    };
+    let output_path = match path_field(o, name, "OutputPath")? {
+        None => Some(Path::parse("$").map_err(|m| err(name, m))?),
+        Some(p) => p,
+    };
+    let params = if ty == "Map" {
+        match (template(o, name, "ItemSelector")?, template(o, name, "Parameters")?) {
+            (Some(_), Some(_)) => return Err(err(name, "use ItemSelector or Parameters, not both")),
+            (a, b) => {
+                let _ = &a;
+                return load_map(name, o, input_path, output_path, a.or(b), next);
+            }
+        }
+    } else {
+        template(o, name, "Parameters")?
+    };
+    let io = Io {
+        input_path,
+        parameters: params,
+        result_selector: template(o, name, "ResultSelector")?,
+        result_path: if matches!(ty, "Pass" | "Task" | "Parallel") { result_path(o, name)? } else { ResultPath::Discard },
+        output_path,
+    };
+    let (retry, catch) = retry_catch(o, name)?;
+    let kind = match ty {
+        "Pass" => Kind::Pass { result: o.get("Result").cloned() },
+        "Task" => {
+            let resource = o.get("Resource").and_then(Value::as_str).ok_or_else(|| err(name, "Resource is missing"))?;
+            if resource.starts_with("arn:aws:states:::") {
+                return Err(err(
+                    name,
+                    format!("service integration {resource} is not supported; name the function directly (\"Resource\": \"${{...FunctionArn}}\")"),
+                ));
+            }
+            let timeout = match o.get("TimeoutSeconds") {
+                None => None,
+                Some(t) => Some(t.as_u64().filter(|t| *t > 0).ok_or_else(|| err(name, "TimeoutSeconds must be a positive integer"))?),
+            };
+            Kind::Task { resource: resource.to_owned(), timeout }
+        }
+        "Choice" => {
+            let list = o.get("Choices").and_then(Value::as_array).ok_or_else(|| err(name, "Choices is missing"))?;
+            if list.is_empty() {
+                return Err(err(name, "Choices is empty"));
+            }
+            let mut choices = Vec::new();
+            for c in list {
+                let next = c.get("Next").and_then(Value::as_str).ok_or_else(|| err(name, "each choice needs Next"))?;
+                choices.push((rule(c, name, true)?, next.to_owned()));
+            }
+            Kind::Choice { choices, default: o.get("Default").and_then(Value::as_str).map(str::to_owned) }
+        }
+        "Wait" => {
+            let w = if let Some(s) = o.get("Seconds") {
+                WaitFor::Seconds(s.as_u64().ok_or_else(|| err(name, "Seconds must be a non-negative integer"))?)
+            } else if let Some(Value::String(p)) = o.get("SecondsPath") {
+                WaitFor::SecondsPath(Path::parse(p).map_err(|m| err(name, m))?)
+            } else if let Some(Value::String(t)) = o.get("Timestamp") {
+                WaitFor::Timestamp(t.clone())
+            } else if let Some(Value::String(p)) = o.get("TimestampPath") {
+                WaitFor::TimestampPath(Path::parse(p).map_err(|m| err(name, m))?)
+            } else {
+                return Err(err(name, "Wait needs Seconds, SecondsPath, Timestamp or TimestampPath"));
+            };
+            Kind::Wait(w)
+        }
+        "Succeed" => Kind::Succeed,
+        "Fail" => Kind::Fail {
+            error: o.get("Error").and_then(Value::as_str).map(str::to_owned),
+            cause: o.get("Cause").and_then(Value::as_str).map(str::to_owned),
+        },
+        "Parallel" => {
+            let list = o.get("Branches").and_then(Value::as_array).ok_or_else(|| err(name, "Branches is missing"))?;
+            Kind::Parallel {
+                branches: list.iter().map(|b| Machine::load_at(b, name, false)).collect::<Result<_, _>>()?,
+            }
+        }
+        _ => return Err(err(name, format!("Type {ty} is unknown"))),
+    };
+    Ok(State { name: name.to_owned(), kind, io, next, retry, catch })
+}
+
+fn retry_catch(o: &Map<String, Value>, name: &str) -> Result<(Vec<Retrier>, Vec<Catcher>), LoadError> {
+    let mut retry = Vec::new();
+    for r in o.get("Retry").and_then(Value::as_array).into_iter().flatten() {
+        for k in r.as_object().into_iter().flat_map(|m| m.keys()) {
+            if !matches!(
+                k.as_str(),
+                "ErrorEquals" | "IntervalSeconds" | "MaxAttempts" | "BackoffRate" | "MaxDelaySeconds" | "JitterStrategy" | "Comment"
+            ) {
+                return Err(err(name, format!("Retry field {k} is not supported")));
+            }
+        }
+        retry.push(Retrier {
+            errors: errors_list(r, name, "Retry")?,
+            interval: number(r.get("IntervalSeconds"), 1.0, name, "IntervalSeconds")?,
+            max_attempts: number(r.get("MaxAttempts"), 3.0, name, "MaxAttempts")? as u32,
+            backoff_rate: number(r.get("BackoffRate"), 2.0, name, "BackoffRate")?,
+            max_delay: r.get("MaxDelaySeconds").map(|_| number(r.get("MaxDelaySeconds"), 0.0, name, "MaxDelaySeconds")).transpose()?,
+        });
+    }
+    let mut catch = Vec::new();
+    for c in o.get("Catch").and_then(Value::as_array).into_iter().flatten() {
+        let co = c.as_object().ok_or_else(|| err(name, "Catch entries are objects"))?;
+        catch.push(Catcher {
+            errors: errors_list(c, name, "Catch")?,
+            next: co.get("Next").and_then(Value::as_str).ok_or_else(|| err(name, "Catch needs Next"))?.to_owned(),
+            result_path: result_path(co, name)?,
+        });
+    }
+    Ok((retry, catch))
+}
+
+fn load_map(
+    name: &str,
+    o: &Map<String, Value>,
+    input_path: Option<Path>,
+    output_path: Option<Path>,
+    item_selector: Option<Template>,
+    next: Option<String>,
+) -> Result<State, LoadError> {
+    let proc_def = o
+        .get("ItemProcessor")
+        .or_else(|| o.get("Iterator"))
+        .ok_or_else(|| err(name, "Map needs ItemProcessor (or Iterator)"))?;
+    let items_path = match o.get("ItemsPath") {
+        None => Path::parse("$").map_err(|m| err(name, m))?,
+        Some(Value::String(p)) => Path::parse(p).map_err(|m| err(name, format!("ItemsPath: {m}")))?,
+        Some(_) => return Err(err(name, "ItemsPath must be a path")),
+    };
+    let max_concurrency = match o.get("MaxConcurrency") {
+        None => 0,
+        Some(v) => v.as_u64().ok_or_else(|| err(name, "MaxConcurrency must be a non-negative integer"))? as usize,
+    };
+    let (retry, catch) = retry_catch(o, name)?;
+    Ok(State {
+        name: name.to_owned(),
+        kind: Kind::Map {
+            items_path,
+            item_selector,
+            processor: Box::new(Machine::load_at(proc_def, name, false)?),
+            max_concurrency,
+        },
+        io: Io {
+            input_path,
+            parameters: None,
+            result_selector: template(o, name, "ResultSelector")?,
+            result_path: result_path(o, name)?,
+            output_path,
+        },
+        next,
+        retry,
+        catch,
+    })
+}
+
+const OPS: &[&str] = &[
+    "StringEquals", "StringLessThan", "StringGreaterThan", "StringLessThanEquals", "StringGreaterThanEquals", "StringMatches",
+    "NumericEquals", "NumericLessThan", "NumericGreaterThan", "NumericLessThanEquals", "NumericGreaterThanEquals",
+    "BooleanEquals", "TimestampEquals", "TimestampLessThan", "TimestampGreaterThan", "TimestampLessThanEquals",
+    "TimestampGreaterThanEquals", "IsNull", "IsPresent", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp",
+];
+
+fn rule(v: &Value, state: &str, top: bool) -> Result<Rule, LoadError> {
+    let o = v.as_object().ok_or_else(|| err(state, "a choice rule must be an object"))?;
+    if let Some(list) = o.get("And").or_else(|| o.get("Or")) {
+        let rules = list
+            .as_array()
+            .ok_or_else(|| err(state, "And/Or take an array"))?
+            .iter()
+            .map(|r| rule(r, state, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(if o.contains_key("And") { Rule::And(rules) } else { Rule::Or(rules) });
+    }
+    if let Some(inner) = o.get("Not") {
+        return Ok(Rule::Not(Box::new(rule(inner, state, false)?)));
+    }
+    let var = o
+        .get("Variable")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(state, "a choice rule needs Variable (or And/Or/Not)"))?;
+    let var = Path::parse(var).map_err(|m| err(state, m))?;
+    for (k, val) in o {
+        if k == "Variable" || k == "Comment" || (top && k == "Next") {
+            continue;
+        }
+        let (op, is_path) = match k.strip_suffix("Path") {
+            Some(op) if OPS.contains(&op) => (op, true),
+            _ if OPS.contains(&k.as_str()) => (k.as_str(), false),
+            _ => return Err(err(state, format!("choice operator {k} is not supported"))),
+        };
+        let path = if is_path {
+            Some(Path::parse(val.as_str().ok_or_else(|| err(state, format!("{k} takes a path")))?).map_err(|m| err(state, m))?)
+        } else {
+            None
+        };
+        return Ok(Rule::Cmp { var, op: op.to_owned(), lit: val.clone(), path });
+    }
+    Err(err(state, "a choice rule needs a comparison operator"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refused(def: Value) -> LoadError {
+        Machine::load(&def).expect_err("must be refused")
+    }
+
+    #[test]
+    fn unsupported_features_are_named_with_their_state() {
+        let e = refused(json!({"StartAt": "M", "States": {"M": {
+            "Type": "Map", "ItemReader": {}, "ItemProcessor": {"StartAt": "x", "States": {"x": {"Type": "Succeed"}}}, "End": true}}}));
+        assert_eq!(e.state, "M");
+        assert!(e.message.contains("ItemReader"), "{e}");
+        let e = refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": true}}}));
+        assert!(e.message.contains("service integration"), "{e}");
+        let e = refused(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}));
+        assert!(e.message.contains("\"B\""), "{e}");
+        let e = refused(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Bogus": 1, "End": true}}}));
+        assert!(e.message.contains("Bogus"), "{e}");
+        let e = refused(json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}));
+        assert!(e.message.contains("JSONata"), "{e}");
+        let e = refused(json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "Fuzzy": 1, "Next": "C"}]}}}));
+        assert!(e.message.contains("Fuzzy"), "{e}");
+    }
+
+    #[test]
+    fn collects_error_names_and_resources() {
+        let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "${AFunctionArn}",
+            "Retry": [{"ErrorEquals": ["Throttled"]}], "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "F"}], "End": true},
+            "F": {"Type": "Fail", "Error": "Boom"}}});
+        assert_eq!(error_names(&def).into_iter().collect::<Vec<_>>(), ["Boom", "States.ALL", "Throttled"]);
+        assert_eq!(resources(&def).into_iter().collect::<Vec<_>>(), ["${AFunctionArn}"]);
+        Machine::load(&def).expect("loads");
+    }
+}

@@ -1,0 +1,623 @@
+//! The interpreter: runs a checked [`Machine`] with a virtual clock (Waits and retry delays
+//! advance it instead of sleeping), dispatching Task states to a [`TaskInvoker`], recording
+//! the execution history under Step Functions event names, and enforcing the Standard
+//! workflow limits (25,000 events, 256 KiB of state) so local runs fail where AWS would.
+
+use crate::asl::{Catcher, Io, Kind, Machine, ResultPath, Retrier, Rule, State, WaitFor};
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Most events a Standard execution may record.
+pub const MAX_HISTORY_EVENTS: usize = 25_000;
+/// Largest state payload, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Map concurrency when `MaxConcurrency` is 0 (what an inline Map runs at most on AWS).
+pub const DEFAULT_MAP_CONCURRENCY: usize = 40;
+
+/// A task's failure: the error name ASL matches, and a cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    /// Error name (the handler's `error_type`).
+    pub error: String,
+    /// Human-readable cause.
+    pub cause: String,
+}
+
+/// Runs Task states.
+#[async_trait]
+pub trait TaskInvoker: Send + Sync {
+    /// Calls `resource` with `input`; `budget` is the time it may spend.
+    async fn invoke(&self, resource: &str, input: Value, budget: Duration) -> Result<Value, TaskError>;
+}
+
+/// Sees every history event as it is recorded (to print transitions live).
+pub trait Observer: Send + Sync {
+    /// Called once per event, in order.
+    fn event(&self, e: &HistoryEvent);
+}
+
+/// One history event, shaped like `GetExecutionHistory`'s.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    /// 1-based id.
+    pub id: u64,
+    /// The id of the event before it in this branch.
+    pub previous_event_id: u64,
+    /// Virtual time, RFC 3339.
+    pub timestamp: String,
+    /// Step Functions event type, e.g. `TaskStateEntered`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Event details (`name`, `input`, `output`, `error`, `cause`, `resource`, `index`).
+    pub details: Value,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// Reached a Succeed state or an End.
+    Succeeded,
+    /// Failed with an uncaught error.
+    Failed,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Execution {
+    /// Execution name.
+    pub name: String,
+    /// How it ended.
+    pub status: Status,
+    /// Final output, when it succeeded.
+    pub output: Option<Value>,
+    /// Error name, when it failed.
+    pub error: Option<String>,
+    /// Cause, when it failed.
+    pub cause: Option<String>,
+    /// The whole history.
+    pub history: Vec<HistoryEvent>,
+}
+
+impl Execution {
+    /// Names of the states entered, in order.
+    pub fn states_entered(&self) -> Vec<String> {
+        self.history
+            .iter()
+            .filter(|e| e.kind.ends_with("StateEntered"))
+            .filter_map(|e| e.details.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    error: String,
+    cause: String,
+}
+
+impl Failure {
+    fn new(error: &str, cause: impl Into<String>) -> Self {
+        Self { error: error.to_owned(), cause: cause.into() }
+    }
+    fn runtime(cause: impl Into<String>) -> Self {
+        Self::new("States.Runtime", cause)
+    }
+}
+
+struct Shared {
+    invoker: Arc<dyn TaskInvoker>,
+    observer: Option<Arc<dyn Observer>>,
+    history: Mutex<Vec<HistoryEvent>>,
+    started: std::time::Instant,
+    start_time: OffsetDateTime,
+    offset: Mutex<Duration>,
+    exec_ctx: Value,
+    task_budget: Duration,
+}
+
+impl Shared {
+    fn now(&self) -> OffsetDateTime {
+        let off = *self.offset.lock().unwrap_or_else(|p| p.into_inner());
+        self.start_time + self.started.elapsed() + off
+    }
+
+    fn advance(&self, d: Duration) {
+        *self.offset.lock().unwrap_or_else(|p| p.into_inner()) += d;
+    }
+
+    fn emit(&self, kind: &str, details: Value) -> Result<(), Failure> {
+        let ts = self.now().format(&Rfc3339).unwrap_or_default();
+        let ev = {
+            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            if h.len() >= MAX_HISTORY_EVENTS {
+                return Err(Failure::runtime(format!(
+                    "the execution exceeded {MAX_HISTORY_EVENTS} history events (the Standard workflow limit); loop less or use a continuation"
+                )));
+            }
+            let id = h.len() as u64 + 1;
+            let ev = HistoryEvent { id, previous_event_id: id - 1, timestamp: ts, kind: kind.to_owned(), details };
+            h.push(ev.clone());
+            ev
+        };
+        if let Some(o) = &self.observer {
+            o.event(&ev);
+        }
+        Ok(())
+    }
+}
+
+/// Runs state machines locally.
+#[derive(Clone)]
+pub struct Simulator {
+    invoker: Arc<dyn TaskInvoker>,
+    observer: Option<Arc<dyn Observer>>,
+    task_budget: Duration,
+}
+
+fn text(v: &Value) -> String {
+    v.to_string()
+}
+
+fn check_size(state: &str, v: &Value) -> Result<(), Failure> {
+    let n = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    if n > MAX_PAYLOAD_BYTES {
+        return Err(Failure::new(
+            "States.DataLimitExceeded",
+            format!("state {state} produced {n} bytes; the limit is {MAX_PAYLOAD_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+fn matches(list: &[String], error: &str) -> bool {
+    list.iter().any(|e| e == "States.ALL" || e == error || (e == "States.TaskFailed" && error != "States.Timeout"))
+}
+
+impl Simulator {
+    /// A simulator dispatching tasks to `invoker`.
+    pub fn new(invoker: Arc<dyn TaskInvoker>) -> Self {
+        Self { invoker, observer: None, task_budget: Duration::from_secs(900) }
+    }
+
+    /// Reports every event to `observer` as it happens.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The time budget handed to tasks without `TimeoutSeconds` (Lambda's 15 minutes by default).
+    pub fn with_task_budget(mut self, d: Duration) -> Self {
+        self.task_budget = d;
+        self
+    }
+
+    /// Runs `machine` on `input` as execution `name`.
+    pub async fn run(&self, machine: &Machine, name: &str, input: Value) -> Execution {
+        let start_time = OffsetDateTime::now_utc();
+        let shared = Arc::new(Shared {
+            invoker: self.invoker.clone(),
+            observer: self.observer.clone(),
+            history: Mutex::new(Vec::new()),
+            started: std::time::Instant::now(),
+            start_time,
+            offset: Mutex::new(Duration::ZERO),
+            exec_ctx: json!({
+                "Id": format!("arn:aws:states:local:000000000000:execution:local:{name}"),
+                "Name": name,
+                "Input": input.clone(),
+                "StartTime": start_time.format(&Rfc3339).unwrap_or_default(),
+            }),
+            task_budget: self.task_budget,
+        });
+        let result = match shared.emit("ExecutionStarted", json!({"input": text(&input)})) {
+            Ok(()) => run_machine(shared.clone(), machine.clone(), input, None).await,
+            Err(f) => Err(f),
+        };
+        let (status, output, error, cause) = match result {
+            Ok(out) => {
+                let _ = shared.emit("ExecutionSucceeded", json!({"output": text(&out)}));
+                (Status::Succeeded, Some(out), None, None)
+            }
+            Err(f) => {
+                // The history may be full; record the end regardless.
+                let mut h = shared.history.lock().unwrap_or_else(|p| p.into_inner());
+                let id = h.len() as u64 + 1;
+                let ev = HistoryEvent {
+                    id,
+                    previous_event_id: id - 1,
+                    timestamp: shared.now().format(&Rfc3339).unwrap_or_default(),
+                    kind: "ExecutionFailed".into(),
+                    details: json!({"error": f.error, "cause": f.cause}),
+                };
+                if let Some(o) = &shared.observer {
+                    o.event(&ev);
+                }
+                h.push(ev);
+                (Status::Failed, None, Some(f.error), Some(f.cause))
+            }
+        };
+        let history = std::mem::take(&mut *shared.history.lock().unwrap_or_else(|p| p.into_inner()));
+        Execution { name: name.to_owned(), status, output, error, cause, history }
+    }
+}
+
+fn run_machine(shared: Arc<Shared>, machine: Machine, input: Value, map_item: Option<Value>) -> BoxFuture<'static, Result<Value, Failure>> {
+    Box::pin(async move {
+        let mut current = machine.start_at.clone();
+        let mut data = input;
+        loop {
+            let state = machine
+                .states
+                .get(&current)
+                .ok_or_else(|| Failure::runtime(format!("no state {current}")))?
+                .clone();
+            let ty = type_name(&state.kind);
+            shared.emit(&format!("{ty}StateEntered"), json!({"name": state.name, "input": text(&data)}))?;
+            let ctx = json!({
+                "Execution": shared.exec_ctx,
+                "State": {"Name": state.name, "EnteredTime": shared.now().format(&Rfc3339).unwrap_or_default(), "RetryCount": 0},
+                "StateMachine": {"Id": "arn:aws:states:local:000000000000:stateMachine:local", "Name": "local"},
+                "Map": map_item.clone().map(|item| json!({"Item": item})).unwrap_or(Value::Null),
+            });
+            match step(&shared, &state, data.clone(), &ctx).await {
+                Ok((out, next)) => {
+                    check_size(&state.name, &out)?;
+                    if !matches!(state.kind, Kind::Fail { .. }) {
+                        shared.emit(&format!("{ty}StateExited"), json!({"name": state.name, "output": text(&out)}))?;
+                    }
+                    match next {
+                        Some(n) => {
+                            current = n;
+                            data = out;
+                        }
+                        None => return Ok(out),
+                    }
+                }
+                Err(f) if f.error == "States.Runtime" && f.cause.contains("history events") => return Err(f),
+                Err(f) => {
+                    let Some(c) = catcher(&state, &f) else { return Err(f) };
+                    let err_obj = json!({"Error": f.error, "Cause": f.cause});
+                    data = apply_result_path(&c.result_path, data, err_obj)?;
+                    shared.emit(&format!("{ty}StateExited"), json!({"name": state.name, "output": text(&data), "caught": f.error}))?;
+                    current = c.next.clone();
+                }
+            }
+        }
+    })
+}
+
+fn catcher<'a>(state: &'a State, f: &Failure) -> Option<&'a Catcher> {
+    if matches!(state.kind, Kind::Fail { .. }) {
+        return None;
+    }
+    state.catch.iter().find(|c| matches(&c.errors, &f.error))
+}
+
+fn type_name(k: &Kind) -> &'static str {
+    match k {
+        Kind::Pass { .. } => "Pass",
+        Kind::Task { .. } => "Task",
+        Kind::Choice { .. } => "Choice",
+        Kind::Wait(_) => "Wait",
+        Kind::Succeed => "Succeed",
+        Kind::Fail { .. } => "Fail",
+        Kind::Parallel { .. } => "Parallel",
+        Kind::Map { .. } => "Map",
+    }
+}
+
+fn apply_input(io: &Io, raw: &Value, ctx: &Value) -> Result<Value, Failure> {
+    match &io.input_path {
+        None => Ok(json!({})),
+        Some(p) => p
+            .get(raw, ctx)
+            .cloned()
+            .ok_or_else(|| Failure::runtime(format!("InputPath {p} matched nothing in the input"))),
+    }
+}
+
+fn apply_result_path(rp: &ResultPath, raw: Value, result: Value) -> Result<Value, Failure> {
+    match rp {
+        ResultPath::Discard => Ok(raw),
+        ResultPath::At(p) => p.set(raw, result).map_err(Failure::runtime),
+    }
+}
+
+fn apply_output(io: &Io, v: Value, ctx: &Value) -> Result<Value, Failure> {
+    match &io.output_path {
+        None => Ok(json!({})),
+        Some(p) => p
+            .get(&v, ctx)
+            .cloned()
+            .ok_or_else(|| Failure::runtime(format!("OutputPath {p} matched nothing"))),
+    }
+}
+
+/// Runs one state; returns its output and the next state (`None` when the machine ends).
+async fn step(shared: &Arc<Shared>, state: &State, raw: Value, ctx: &Value) -> Result<(Value, Option<String>), Failure> {
+    let io = &state.io;
+    let effective = apply_input(io, &raw, ctx)?;
+    match &state.kind {
+        Kind::Choice { choices, default } => {
+            for (rule, next) in choices {
+                if eval_rule(rule, &effective, ctx)? {
+                    return Ok((apply_output(io, effective, ctx)?, Some(next.clone())));
+                }
+            }
+            match default {
+                Some(d) => Ok((apply_output(io, effective, ctx)?, Some(d.clone()))),
+                None => Err(Failure::new("States.NoChoiceMatched", format!("no choice of {} matched", state.name))),
+            }
+        }
+        Kind::Succeed => Ok((apply_output(io, effective, ctx)?, None)),
+        Kind::Fail { error, cause } => {
+            Err(Failure::new(error.as_deref().unwrap_or("States.Fail"), cause.clone().unwrap_or_default()))
+        }
+        Kind::Wait(w) => {
+            let secs = match w {
+                WaitFor::Seconds(s) => *s as f64,
+                WaitFor::SecondsPath(p) => p
+                    .get(&effective, ctx)
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| Failure::runtime(format!("SecondsPath {p} is not a number")))?,
+                WaitFor::Timestamp(t) => until(shared, t)?,
+                WaitFor::TimestampPath(p) => {
+                    let t = p.get(&effective, ctx).and_then(Value::as_str).ok_or_else(|| Failure::runtime(format!("TimestampPath {p} is not a string")))?;
+                    until(shared, t)?
+                }
+            };
+            shared.advance(Duration::from_secs_f64(secs.max(0.0)));
+            Ok((apply_output(io, effective, ctx)?, state.next.clone()))
+        }
+        Kind::Pass { result } => {
+            let res = match (result, &io.parameters) {
+                (Some(r), _) => r.clone(),
+                (None, Some(t)) => t.eval(&effective, ctx).map_err(Failure::runtime)?,
+                (None, None) => effective,
+            };
+            let merged = apply_result_path(&io.result_path, raw, res)?;
+            Ok((apply_output(io, merged, ctx)?, state.next.clone()))
+        }
+        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
+            let params = match (&io.parameters, &state.kind) {
+                (Some(t), Kind::Task { .. } | Kind::Parallel { .. }) => t.eval(&effective, ctx).map_err(Failure::runtime)?,
+                _ => effective,
+            };
+            let result = with_retries(shared, state, &params, ctx).await?;
+            let selected = match &io.result_selector {
+                Some(t) => t.eval(&result, ctx).map_err(Failure::runtime)?,
+                None => result,
+            };
+            let merged = apply_result_path(&io.result_path, raw, selected)?;
+            Ok((apply_output(io, merged, ctx)?, state.next.clone()))
+        }
+    }
+}
+
+fn until(shared: &Shared, t: &str) -> Result<f64, Failure> {
+    let at = OffsetDateTime::parse(t, &Rfc3339).map_err(|e| Failure::runtime(format!("timestamp {t:?}: {e}")))?;
+    Ok((at - shared.now()).as_seconds_f64().max(0.0))
+}
+
+async fn with_retries(shared: &Arc<Shared>, state: &State, params: &Value, ctx: &Value) -> Result<Value, Failure> {
+    let mut counts = vec![0u32; state.retry.len()];
+    loop {
+        match work(shared, state, params.clone(), ctx).await {
+            Ok(v) => return Ok(v),
+            Err(f) if f.error == "States.Runtime" && f.cause.contains("history events") => return Err(f),
+            Err(f) => {
+                let Some((i, r)) = state.retry.iter().enumerate().find(|(_, r)| matches(&r.errors, &f.error)) else {
+                    return Err(f);
+                };
+                if counts[i] >= r.max_attempts {
+                    return Err(f);
+                }
+                counts[i] += 1;
+                shared.advance(delay(r, counts[i]));
+            }
+        }
+    }
+}
+
+fn delay(r: &Retrier, attempt: u32) -> Duration {
+    let d = r.interval * r.backoff_rate.powi(attempt.saturating_sub(1) as i32);
+    Duration::from_secs_f64(r.max_delay.map_or(d, |m| d.min(m)).min(86_400.0))
+}
+
+async fn work(shared: &Arc<Shared>, state: &State, input: Value, ctx: &Value) -> Result<Value, Failure> {
+    match &state.kind {
+        Kind::Task { resource, timeout } => {
+            let budget = timeout.map(Duration::from_secs).unwrap_or(shared.task_budget);
+            shared.emit("LambdaFunctionScheduled", json!({"resource": resource, "input": text(&input)}))?;
+            shared.emit("LambdaFunctionStarted", json!({}))?;
+            let call = shared.invoker.invoke(resource, input, budget);
+            let res = match timeout {
+                Some(t) => match tokio::time::timeout(Duration::from_secs(*t), call).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        shared.emit("LambdaFunctionTimedOut", json!({"error": "States.Timeout"}))?;
+                        return Err(Failure::new("States.Timeout", format!("{} ran longer than {t}s", state.name)));
+                    }
+                },
+                None => call.await,
+            };
+            match res {
+                Ok(out) => {
+                    shared.emit("LambdaFunctionSucceeded", json!({"output": text(&out)}))?;
+                    Ok(out)
+                }
+                Err(e) => {
+                    shared.emit("LambdaFunctionFailed", json!({"error": e.error, "cause": e.cause}))?;
+                    Err(Failure::new(&e.error, e.cause))
+                }
+            }
+        }
+        Kind::Parallel { branches } => {
+            shared.emit("ParallelStateStarted", json!({}))?;
+            let runs = branches.iter().map(|b| run_machine(shared.clone(), b.clone(), input.clone(), None));
+            let results = futures::future::join_all(runs).await;
+            let mut out = Vec::new();
+            for r in results {
+                match r {
+                    Ok(v) => out.push(v),
+                    Err(f) => {
+                        shared.emit("ParallelStateFailed", json!({"error": f.error, "cause": f.cause}))?;
+                        return Err(f);
+                    }
+                }
+            }
+            shared.emit("ParallelStateSucceeded", json!({}))?;
+            Ok(Value::Array(out))
+        }
+        Kind::Map { items_path, item_selector, processor, max_concurrency } => {
+            let items = items_path
+                .get(&input, ctx)
+                .and_then(Value::as_array)
+                .cloned()
+                .ok_or_else(|| Failure::runtime(format!("ItemsPath {items_path} of {} is not an array", state.name)))?;
+            shared.emit("MapStateStarted", json!({"length": items.len()}))?;
+            let limit = if *max_concurrency == 0 { DEFAULT_MAP_CONCURRENCY } else { *max_concurrency };
+            let mut runs = Vec::new();
+            for (i, item) in items.into_iter().enumerate() {
+                let map_item = json!({"Index": i, "Value": item});
+                let mut item_ctx = ctx.clone();
+                item_ctx["Map"] = json!({"Item": map_item});
+                let item_input = match item_selector {
+                    Some(t) => t.eval(&input, &item_ctx).map_err(Failure::runtime)?,
+                    None => map_item["Value"].clone(),
+                };
+                let (sh, proc_, name) = (shared.clone(), (**processor).clone(), state.name.clone());
+                runs.push(async move {
+                    sh.emit("MapIterationStarted", json!({"name": name, "index": i}))?;
+                    let r = run_machine(sh.clone(), proc_, item_input, Some(map_item)).await;
+                    match &r {
+                        Ok(_) => sh.emit("MapIterationSucceeded", json!({"name": name, "index": i}))?,
+                        Err(f) => sh.emit("MapIterationFailed", json!({"name": name, "index": i, "error": f.error}))?,
+                    }
+                    r
+                });
+            }
+            let results: Vec<Result<Value, Failure>> = futures::stream::iter(runs).buffered(limit).collect().await;
+            let mut out = Vec::new();
+            for r in results {
+                match r {
+                    Ok(v) => out.push(v),
+                    Err(f) => {
+                        shared.emit("MapStateFailed", json!({"error": f.error}))?;
+                        return Err(f);
+                    }
+                }
+            }
+            shared.emit("MapStateSucceeded", json!({}))?;
+            Ok(Value::Array(out))
+        }
+        _ => Err(Failure::runtime("not a working state")),
+    }
+}
+
+fn eval_rule(rule: &Rule, data: &Value, ctx: &Value) -> Result<bool, Failure> {
+    match rule {
+        Rule::And(rs) => {
+            for r in rs {
+                if !eval_rule(r, data, ctx)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Rule::Or(rs) => {
+            for r in rs {
+                if eval_rule(r, data, ctx)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Rule::Not(r) => Ok(!eval_rule(r, data, ctx)?),
+        Rule::Cmp { var, op, lit, path } => {
+            let v = var.get(data, ctx);
+            if op == "IsPresent" {
+                return Ok(v.is_some() == (lit == &Value::Bool(true)));
+            }
+            let Some(v) = v else {
+                return Err(Failure::runtime(format!("Choice Variable {var} matched nothing")));
+            };
+            let want = |b: bool| Ok(b == (lit == &Value::Bool(true)));
+            match op.as_str() {
+                "IsNull" => return want(v.is_null()),
+                "IsNumeric" => return want(v.is_number()),
+                "IsString" => return want(v.is_string()),
+                "IsBoolean" => return want(v.is_boolean()),
+                "IsTimestamp" => return want(v.as_str().is_some_and(|s| OffsetDateTime::parse(s, &Rfc3339).is_ok())),
+                _ => {}
+            }
+            let other = match path {
+                Some(p) => p.get(data, ctx).ok_or_else(|| Failure::runtime(format!("{op}Path {p} matched nothing")))?,
+                None => lit,
+            };
+            Ok(compare(op, v, other))
+        }
+    }
+}
+
+fn compare(op: &str, v: &Value, o: &Value) -> bool {
+    use std::cmp::Ordering::*;
+    let ord = |a: Option<std::cmp::Ordering>, suffix: &str| match (a, suffix) {
+        (Some(Equal), "Equals" | "LessThanEquals" | "GreaterThanEquals") => true,
+        (Some(Less), "LessThan" | "LessThanEquals") => true,
+        (Some(Greater), "GreaterThan" | "GreaterThanEquals") => true,
+        _ => false,
+    };
+    if let Some(s) = op.strip_prefix("String") {
+        if s == "Matches" {
+            return match (v.as_str(), o.as_str()) {
+                (Some(a), Some(p)) => glob(a, p),
+                _ => false,
+            };
+        }
+        return match (v.as_str(), o.as_str()) {
+            (Some(a), Some(b)) => ord(Some(a.cmp(b)), s),
+            _ => false,
+        };
+    }
+    if let Some(s) = op.strip_prefix("Numeric") {
+        return match (v.as_f64(), o.as_f64()) {
+            (Some(a), Some(b)) => ord(a.partial_cmp(&b), s),
+            _ => false,
+        };
+    }
+    if let Some(s) = op.strip_prefix("Timestamp") {
+        let p = |x: &Value| x.as_str().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        return match (p(v), p(o)) {
+            (Some(a), Some(b)) => ord(Some(a.cmp(&b)), s),
+            _ => false,
+        };
+    }
+    if op == "BooleanEquals" {
+        return v.as_bool().is_some() && v.as_bool() == o.as_bool();
+    }
+    false
+}
+
+/// `StringMatches`: `*` matches any run of characters; `\*` is a literal star.
+fn glob(s: &str, p: &str) -> bool {
+    let (s, p): (Vec<char>, Vec<char>) = (s.chars().collect(), p.chars().collect());
+    fn go(s: &[char], p: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('*') => (0..=s.len()).any(|i| go(&s[i..], &p[1..])),
+            Some('\\') if p.get(1) == Some(&'*') => s.first() == Some(&'*') && go(&s[1..], &p[2..]),
+            Some(c) => s.first() == Some(c) && go(&s[1..], &p[1..]),
+        }
+    }
+    go(&s, &p)
+}

@@ -1,0 +1,160 @@
+use crate::{Machine, Simulator, Status, TaskError, TaskInvoker};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Fake {
+    flaky: AtomicU32,
+}
+
+#[async_trait]
+impl TaskInvoker for Fake {
+    async fn invoke(&self, resource: &str, input: Value, _budget: Duration) -> Result<Value, TaskError> {
+        match resource {
+            "${EchoFunctionArn}" => Ok(input),
+            "${IncFunctionArn}" => Ok(json!({"n": input["n"].as_i64().unwrap_or(0) + 1})),
+            "${FlakyFunctionArn}" => {
+                if self.flaky.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(TaskError { error: "Throttled".into(), cause: "slow down".into() })
+                } else {
+                    Ok(json!("ok"))
+                }
+            }
+            "${SlowFunctionArn}" => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(json!(null))
+            }
+            "${BigFunctionArn}" => Ok(json!("x".repeat(300 * 1024))),
+            _ => Err(TaskError { error: "Boom".into(), cause: format!("{resource} exploded") }),
+        }
+    }
+}
+
+async fn run(def: Value, input: Value) -> crate::Execution {
+    let m = Machine::load(&def).expect("loads");
+    Simulator::new(Arc::new(Fake::default())).run(&m, "t", input).await
+}
+
+#[tokio::test]
+async fn data_flow_paths_and_result_path() {
+    let def = json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "${EchoFunctionArn}", "InputPath": "$.in",
+              "Parameters": {"v.$": "$.x", "name.$": "$$.Execution.Name", "fixed": 1},
+              "ResultSelector": {"got.$": "$.v"}, "ResultPath": "$.res", "Next": "P"},
+        "P": {"Type": "Pass", "Result": {"k": "v"}, "ResultPath": "$.pass", "OutputPath": "$", "Next": "Drop"},
+        "Drop": {"Type": "Pass", "ResultPath": null, "Parameters": {"ignored": true}, "End": true}}});
+    let e = run(def, json!({"in": {"x": 7}, "keep": true})).await;
+    assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+    assert_eq!(e.output, Some(json!({"in": {"x": 7}, "keep": true, "res": {"got": 7}, "pass": {"k": "v"}})));
+    assert_eq!(e.states_entered(), ["T", "P", "Drop"]);
+}
+
+#[tokio::test]
+async fn retry_backs_off_on_the_virtual_clock_then_succeeds() {
+    let def = json!({"StartAt": "F", "States": {"F": {"Type": "Task", "Resource": "${FlakyFunctionArn}",
+        "Retry": [{"ErrorEquals": ["Throttled"], "IntervalSeconds": 600, "MaxAttempts": 3, "BackoffRate": 2}], "End": true}}});
+    let started = std::time::Instant::now();
+    let e = run(def, json!({})).await;
+    assert_eq!(e.status, Status::Succeeded);
+    assert!(started.elapsed() < Duration::from_secs(60), "retries must not sleep for real");
+    let fails = e.history.iter().filter(|h| h.kind == "LambdaFunctionFailed").count();
+    assert_eq!(fails, 2);
+    let first = time::OffsetDateTime::parse(&e.history[0].timestamp, &time::format_description::well_known::Rfc3339).expect("ts");
+    let last = time::OffsetDateTime::parse(&e.history.last().expect("h").timestamp, &time::format_description::well_known::Rfc3339).expect("ts");
+    assert!((last - first).whole_seconds() >= 1800, "600 s + 1200 s of virtual backoff");
+}
+
+#[tokio::test]
+async fn catch_routes_errors_and_uncaught_errors_fail_the_execution() {
+    let def = json!({"StartAt": "B", "States": {
+        "B": {"Type": "Task", "Resource": "${BoomFunctionArn}", "Retry": [{"ErrorEquals": ["Throttled"]}],
+              "Catch": [{"ErrorEquals": ["Boom"], "ResultPath": "$.err", "Next": "Handled"}], "End": true},
+        "Handled": {"Type": "Pass", "End": true}}});
+    let e = run(def, json!({"a": 1})).await;
+    assert_eq!(e.status, Status::Succeeded);
+    let out = e.output.expect("out");
+    assert_eq!(out["err"]["Error"], "Boom");
+    assert_eq!(out["a"], 1);
+
+    let def = json!({"StartAt": "B", "States": {"B": {"Type": "Task", "Resource": "${BoomFunctionArn}", "End": true}}});
+    let e = run(def, json!({})).await;
+    assert_eq!((e.status, e.error.as_deref()), (Status::Failed, Some("Boom")));
+    assert_eq!(e.history.last().map(|h| h.kind.as_str()), Some("ExecutionFailed"));
+
+    let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "LegalHoldActive", "Cause": "held"}}});
+    let e = run(def, json!({})).await;
+    assert_eq!(e.error.as_deref(), Some("LegalHoldActive"));
+}
+
+#[tokio::test]
+async fn choice_operators_and_loops() {
+    let def = json!({"StartAt": "Inc", "States": {
+        "Inc": {"Type": "Task", "Resource": "${IncFunctionArn}", "Next": "Again?"},
+        "Again?": {"Type": "Choice", "Choices": [
+            {"And": [{"Variable": "$.n", "NumericLessThan": 5}, {"Not": {"Variable": "$.n", "NumericEquals": 99}}], "Next": "Inc"},
+            {"Variable": "$.missing", "IsPresent": true, "Next": "Bad"}],
+         "Default": "Done"},
+        "Bad": {"Type": "Fail"},
+        "Done": {"Type": "Succeed"}}});
+    let e = run(def, json!({"n": 0})).await;
+    assert_eq!(e.output, Some(json!({"n": 5})));
+    assert_eq!(e.states_entered().iter().filter(|s| *s == "Inc").count(), 5);
+
+    let def = json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [
+        {"Variable": "$.s", "StringMatches": "gdpr_*_001", "Next": "Y"},
+        {"Variable": "$.b", "BooleanEquals": true, "Next": "N"}]}, "Y": {"Type": "Succeed"}, "N": {"Type": "Succeed"}}});
+    assert_eq!(run(def.clone(), json!({"s": "gdpr_req_001"})).await.states_entered(), ["C", "Y"]);
+    let e = run(def, json!({"s": "x", "b": false})).await;
+    assert_eq!(e.error.as_deref(), Some("States.NoChoiceMatched"));
+}
+
+#[tokio::test]
+async fn map_keeps_order_and_uses_item_selector_and_context() {
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2,
+        "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index", "tag.$": "$.tag"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "E", "States": {"E": {"Type": "Task", "Resource": "${EchoFunctionArn}", "End": true}}},
+        "ResultPath": "$.out", "End": true}}});
+    let e = run(def, json!({"items": ["a", "b", "c"], "tag": "t"})).await;
+    let out = e.output.expect("out");
+    assert_eq!(out["out"], json!([{"v": "a", "i": 0, "tag": "t"}, {"v": "b", "i": 1, "tag": "t"}, {"v": "c", "i": 2, "tag": "t"}]));
+    assert_eq!(e.history.iter().filter(|h| h.kind == "MapIterationSucceeded").count(), 3);
+}
+
+#[tokio::test]
+async fn parallel_runs_every_branch() {
+    let branch = |r: &str| json!({"StartAt": "X", "States": {"X": {"Type": "Task", "Resource": r, "End": true}}});
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [branch("${EchoFunctionArn}"), branch("${IncFunctionArn}")], "End": true}}});
+    let e = run(def, json!({"n": 1})).await;
+    assert_eq!(e.output, Some(json!([{"n": 1}, {"n": 2}])));
+}
+
+#[tokio::test]
+async fn waits_use_the_virtual_clock() {
+    let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 86400, "Next": "W2"},
+        "W2": {"Type": "Wait", "SecondsPath": "$.s", "End": true}}});
+    let started = std::time::Instant::now();
+    let e = run(def, json!({"s": 3600})).await;
+    assert_eq!(e.status, Status::Succeeded);
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn task_timeout_is_states_timeout() {
+    let def = json!({"StartAt": "S", "States": {"S": {"Type": "Task", "Resource": "${SlowFunctionArn}", "TimeoutSeconds": 1, "End": true}}});
+    let e = run(def, json!({})).await;
+    assert_eq!(e.error.as_deref(), Some("States.Timeout"));
+}
+
+#[tokio::test]
+async fn standard_workflow_limits_are_enforced() {
+    let def = json!({"StartAt": "Loop", "States": {"Loop": {"Type": "Pass", "Next": "Loop"}}});
+    let e = run(def, json!({})).await;
+    assert_eq!(e.error.as_deref(), Some("States.Runtime"));
+    assert!(e.cause.as_deref().unwrap_or_default().contains("25000"));
+    let def = json!({"StartAt": "B", "States": {"B": {"Type": "Task", "Resource": "${BigFunctionArn}", "End": true}}});
+    assert_eq!(run(def, json!({})).await.error.as_deref(), Some("States.DataLimitExceeded"));
+}
