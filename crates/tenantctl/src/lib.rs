@@ -1,1 +1,14 @@
-//! placeholder
+//! The library behind `tenantctl`: the in-process function registry the simulator
+//! dispatches to, the local world, demo seeding, and ledger/certificate verification.
+
+pub mod demo;
+pub mod registry;
+pub mod verify;
+pub mod world;
+
+/// The erasure state machine, embedded so `tenantctl erase` works from any directory.
+pub const GDPR_ERASURE_ASL: &str = include_str!("../../../statemachines/gdpr-erasure.asl.json");
+/// The local catalog, embedded as the default.
+pub const LOCAL_CATALOG: &str = include_str!("../../../fixtures/catalog.local.toml");
+/// The demo scenarios, embedded as the default.
+pub const SCENARIOS: &str = include_str!("../../../fixtures/scenarios.json");

@@ -1,0 +1,91 @@
+//! Opening the local world (or an AWS catalog) and running state machines on it.
+
+use crate::registry::LocalFunctions;
+use anyhow::{Context, Result};
+use lifecycle::Catalog;
+use serde_json::Value;
+use sim::{Execution, HistoryEvent, Machine, Observer, Simulator};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use stores::Deps;
+use stores::wiring::ConnectOptions;
+
+/// The world file inside a data directory.
+pub fn world_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("world.db")
+}
+
+/// Connects to the catalog (the embedded local one unless a file is given).
+pub async fn connect(data_dir: &Path, catalog: Option<&Path>) -> Result<Deps> {
+    let text = match catalog {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read catalog {}", p.display()))?,
+        None => crate::LOCAL_CATALOG.to_owned(),
+    };
+    let catalog = Catalog::from_toml(&text)?;
+    let deps = Deps::connect(catalog, ConnectOptions { world: Some(world_file(data_dir)), aws: None }).await?;
+    Ok(deps)
+}
+
+/// Loads an ASL file, refusing what the simulator cannot run.
+pub fn load_machine(text: &str, origin: &str) -> Result<Machine> {
+    let def: Value = serde_json::from_str(text).with_context(|| format!("{origin} is not valid JSON"))?;
+    Machine::load(&def).with_context(|| format!("{origin} cannot be simulated"))
+}
+
+/// Prints each transition as it happens.
+#[derive(Debug, Default)]
+pub struct PrintTransitions;
+
+impl Observer for PrintTransitions {
+    fn event(&self, e: &HistoryEvent) {
+        let name = e.details.get("name").and_then(Value::as_str).unwrap_or_default();
+        match e.kind.as_str() {
+            k if k.ends_with("StateEntered") => {
+                let ty = k.trim_end_matches("StateEntered");
+                let extra = e
+                    .details
+                    .get("input")
+                    .and_then(Value::as_str)
+                    .and_then(|i| serde_json::from_str::<Value>(i).ok())
+                    .and_then(|v| v.get("system").and_then(Value::as_str).map(|s| format!(" [{s}]")))
+                    .unwrap_or_default();
+                println!("  {:>4}  {ty:<8} {name}{extra}", e.id);
+            }
+            "LambdaFunctionFailed" => {
+                let err = e.details.get("error").and_then(Value::as_str).unwrap_or_default();
+                println!("  {:>4}  failed   {err}", e.id);
+            }
+            "ExecutionFailed" => {
+                let err = e.details.get("error").and_then(Value::as_str).unwrap_or_default();
+                println!("  {:>4}  EXECUTION FAILED: {err}", e.id);
+            }
+            "ExecutionSucceeded" => println!("  {:>4}  EXECUTION SUCCEEDED", e.id),
+            _ => {}
+        }
+    }
+}
+
+/// Runs `machine` on the local handlers.
+pub async fn simulate(deps: Arc<Deps>, machine: &Machine, name: &str, input: Value, live: bool) -> Execution {
+    let mut sim = Simulator::new(Arc::new(LocalFunctions::new(deps)));
+    if live {
+        sim = sim.with_observer(Arc::new(PrintTransitions));
+    }
+    sim.run(machine, name, input).await
+}
+
+/// Writes an execution's history as JSON.
+pub fn write_history(path: &Path, e: &Execution) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let doc = serde_json::json!({
+        "name": e.name,
+        "status": e.status,
+        "error": e.error,
+        "cause": e.cause,
+        "output": e.output,
+        "events": e.history,
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&doc)?).with_context(|| format!("cannot write {}", path.display()))
+}
