@@ -1,1 +1,177 @@
-//! placeholder
+//! Helpers shared by the end-to-end tests: a fresh local world, seeding, running the
+//! erasure state machine, fault injection around the handlers, and moto clients.
+
+use async_trait::async_trait;
+use lifecycle::TenantId;
+use serde_json::{Value, json};
+use sim::{Execution, Machine, Simulator, TaskError, TaskInvoker};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use stores::Deps;
+use tenantctl::registry::LocalFunctions;
+
+/// A local world in a temporary directory.
+pub struct LocalWorld {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The handlers' dependencies.
+    pub deps: Arc<Deps>,
+}
+
+/// Opens a fresh embedded world with the local catalog.
+pub async fn local_world() -> LocalWorld {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deps = tenantctl::world::connect(dir.path(), None).await.expect("connect");
+    LocalWorld { dir, deps: Arc::new(deps) }
+}
+
+/// Writes `n` records of `tenant` into each of `systems`.
+pub async fn seed(deps: &Deps, tenant: &str, systems: &[&str], n: usize) {
+    let t = TenantId::parse(tenant).expect("tenant");
+    for s in systems {
+        let store = deps.store(s).expect("system");
+        for i in 0..n {
+            store.put(&t, &format!("rec/{i:04}"), format!("{tenant}-{s}-{i}").as_bytes()).await.expect("put");
+        }
+    }
+}
+
+/// Every system of the local catalog.
+pub const ALL: &[&str] = &["postgresql", "redis", "pinecone", "s3", "cloudwatch", "backups", "analytics"];
+
+/// Counts per (tenant, system).
+pub async fn counts(deps: &Deps, tenants: &[&str]) -> BTreeMap<(String, String), u64> {
+    let mut out = BTreeMap::new();
+    for t in tenants {
+        let tid = TenantId::parse(t).expect("tenant");
+        for s in deps.catalog.system_names() {
+            out.insert((t.to_string(), s.clone()), deps.store(&s).expect("store").count(&tid).await.expect("count"));
+        }
+    }
+    out
+}
+
+/// The erasure state machine, loaded.
+pub fn erasure_machine() -> Machine {
+    let def: Value = serde_json::from_str(tenantctl::GDPR_ERASURE_ASL).expect("json");
+    Machine::load(&def).expect("loads")
+}
+
+/// An erasure request.
+pub fn request(id: &str, tenant: &str, systems: &[&str]) -> Value {
+    json!({"request_id": id, "tenant_id": tenant, "reason": "Art. 17 request", "systems": systems})
+}
+
+/// Runs the erasure state machine with `invoker`.
+pub async fn run_with(invoker: Arc<dyn TaskInvoker>, input: Value) -> Execution {
+    let name = input.get("request_id").and_then(Value::as_str).unwrap_or("x").to_owned();
+    Simulator::new(invoker).run(&erasure_machine(), &name, input).await
+}
+
+/// Runs the erasure state machine on the plain handlers.
+pub async fn run(deps: &Arc<Deps>, input: Value) -> Execution {
+    run_with(Arc::new(LocalFunctions::new(deps.clone())), input).await
+}
+
+/// What a hook sees after each task: the function, its input and its result.
+pub type Hook = Box<dyn Fn(&str, &Value, &Result<Value, TaskError>) -> Option<HookAction> + Send + Sync>;
+
+/// What a hook may do.
+pub enum HookAction {
+    /// Write a record (tenant, system, key) before the next state runs.
+    Write(String, String, String),
+    /// Replace the task's result with this error.
+    Fail(TaskError),
+}
+
+/// Wraps the handlers to inject faults between states.
+pub struct Hooked {
+    /// The real handlers.
+    pub inner: LocalFunctions,
+    /// The deps, to write through.
+    pub deps: Arc<Deps>,
+    /// The hook.
+    pub hook: Hook,
+}
+
+#[async_trait]
+impl TaskInvoker for Hooked {
+    async fn invoke(&self, resource: &str, input: Value, budget: Duration) -> Result<Value, TaskError> {
+        let f = tenantctl::registry::function_for(resource).unwrap_or_default();
+        let res = self.inner.invoke(resource, input.clone(), budget).await;
+        match (self.hook)(&f, &input, &res) {
+            Some(HookAction::Write(t, s, k)) => {
+                let tid = TenantId::parse(&t).expect("tenant");
+                self.deps.store(&s).expect("system").put(&tid, &k, b"late write").await.expect("write");
+                res
+            }
+            Some(HookAction::Fail(e)) => Err(e),
+            None => res,
+        }
+    }
+}
+
+/// Moto's URL from `MOTO_URL` (scripts/test starts moto and sets it).
+pub fn moto_url() -> String {
+    std::env::var("MOTO_URL").unwrap_or_else(|_| {
+        panic!("MOTO_URL is not set: run scripts/test, which installs moto into .venv and starts it on a free loopback port")
+    })
+}
+
+/// AWS configuration pointing every client at moto.
+pub async fn moto_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await
+}
+
+/// An S3 client for moto (path-style addressing).
+pub fn moto_s3(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(cfg).force_path_style(true).build())
+}
+
+/// Creates a versioned bucket.
+pub async fn versioned_bucket(s3: &aws_sdk_s3::Client, name: &str) {
+    s3.create_bucket().bucket(name).send().await.expect("create bucket");
+    s3.put_bucket_versioning()
+        .bucket(name)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+}
+
+/// Creates a DynamoDB table with string keys `pk` and `sk` (on-demand).
+pub async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str, sk: &str) {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    ddb.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(AttributeDefinition::builder().attribute_name(pk).attribute_type(ScalarAttributeType::S).build().expect("ad"))
+        .attribute_definitions(AttributeDefinition::builder().attribute_name(sk).attribute_type(ScalarAttributeType::S).build().expect("ad"))
+        .key_schema(KeySchemaElement::builder().attribute_name(pk).key_type(KeyType::Hash).build().expect("ks"))
+        .key_schema(KeySchemaElement::builder().attribute_name(sk).key_type(KeyType::Range).build().expect("ks"))
+        .send()
+        .await
+        .expect("create table");
+}
+
+/// Creates an ECC_NIST_P256 signing key and returns its id.
+pub async fn kms_key(kms: &aws_sdk_kms::Client) -> String {
+    let out = kms
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .send()
+        .await
+        .expect("create key");
+    out.key_metadata().expect("metadata").key_id().to_owned()
+}

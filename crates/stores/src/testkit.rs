@@ -116,13 +116,17 @@ pub async fn legal_holds_suite(holds: &dyn LegalHolds) {
 }
 
 /// The `Signer` contract: DER ECDSA P-256/SHA-256 over the message, key id from the key.
-pub async fn signer_suite(signer: &dyn Signer) {
+/// `long_messages` also signs 10 kB (KMS's DIGEST path, which moto computes wrongly).
+pub async fn signer_suite(signer: &dyn Signer, long_messages: bool) {
     let msg = br#"{"a":1,"b":"x"}"#;
     let der = signer.sign(msg).await.expect("sign");
     let sig = Signature::from_der(&der).expect("DER signature");
     signer.public_key().verify(msg, &sig).expect("verifies under the public key");
     assert!(signer.public_key().verify(b"other", &sig).is_err());
     assert_eq!(signer.key_id(), local_key_id(signer.public_key()).expect("id"));
+    if !long_messages {
+        return;
+    }
     let long = vec![b'x'; 10_000];
     let der = signer.sign(&long).await.expect("sign long");
     let sig = Signature::from_der(&der).expect("DER");

@@ -38,7 +38,7 @@ async fn legal_holds_pass_the_suite() {
 async fn signer_passes_the_suite_and_persists_its_key() {
     let (_d, w) = world();
     let s = LocalSigner::load_or_create(&w, "2026-01-01T00:00:00Z").expect("signer");
-    testkit::signer_suite(&s).await;
+    testkit::signer_suite(&s, true).await;
     let again = LocalSigner::load_or_create(&w.reopen().expect("reopen"), "later").expect("again");
     assert_eq!(crate::Signer::key_id(&s), crate::Signer::key_id(&again));
 }
