@@ -98,7 +98,9 @@ macro_rules! lambda_main {
                         let deps = deps.clone();
                         async move {
                             let budget = $crate::Budget::from_lambda_deadline(event.context.deadline());
-                            $handler(event.payload, &deps, budget).await.map_err($crate::StepFailure::from)
+                            // Boxed: the handlers' futures are deep, and boxing keeps the
+                            // runtime's future type shallow.
+                            ::std::boxed::Box::pin($handler(event.payload, &deps, budget)).await.map_err($crate::StepFailure::from)
                         }
                     },
                 ))

@@ -28,8 +28,12 @@ pub struct Deps {
     pub holds: Arc<dyn LegalHolds>,
     /// The certificate ledger.
     pub ledger: Arc<dyn Ledger>,
-    /// The certificate signer.
-    pub signer: Arc<dyn Signer>,
+    /// The certificate signer, connected on first use so only the functions that sign
+    /// need KMS permissions and pay for GetPublicKey.
+    signer: Arc<tokio::sync::OnceCell<Arc<dyn Signer>>>,
+    signer_backend: SignerBackend,
+    world: Option<World>,
+    aws: Option<aws_config::SdkConfig>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
 }
@@ -132,13 +136,18 @@ impl Deps {
                 Arc::new(DynamoHolds::new(aws_sdk_dynamodb::Client::new(aws_ref()?), table))
             }
         };
-        let signer: Arc<dyn Signer> = match &catalog.signer {
-            SignerBackend::Local => Arc::new(LocalSigner::load_or_create(&world_ref()?, &clock.now_rfc3339())?),
-            SignerBackend::Kms { key_id } => {
-                Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(aws_ref()?), key_id).await?)
-            }
-        };
-        Ok(Self { catalog: Arc::new(catalog), stores, holds, ledger, signer, clock })
+        let signer_backend = catalog.signer.clone();
+        Ok(Self {
+            catalog: Arc::new(catalog),
+            stores,
+            holds,
+            ledger,
+            signer: Arc::new(tokio::sync::OnceCell::new()),
+            signer_backend,
+            world,
+            aws,
+            clock,
+        })
     }
 
     /// Builds the ports from the process environment: the catalog from `TENANT_CATALOG`
@@ -158,6 +167,26 @@ impl Deps {
         let catalog = Catalog::from_toml(&text)?;
         let world = std::env::var_os(ENV_WORLD).map(PathBuf::from);
         Self::connect(catalog, ConnectOptions { world, aws: None }).await
+    }
+
+    /// The certificate signer (connected on first call).
+    pub async fn signer(&self) -> Result<Arc<dyn Signer>, StepError> {
+        self.signer
+            .get_or_try_init(|| async {
+                let signer: Arc<dyn Signer> = match &self.signer_backend {
+                    SignerBackend::Local => {
+                        let world = self.world.as_ref().ok_or_else(|| StepError::Internal("world not opened".into()))?;
+                        Arc::new(LocalSigner::load_or_create(world, &self.clock.now_rfc3339())?)
+                    }
+                    SignerBackend::Kms { key_id } => {
+                        let aws = self.aws.as_ref().ok_or_else(|| StepError::Internal("AWS config not loaded".into()))?;
+                        Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(aws), key_id).await?)
+                    }
+                };
+                Ok::<_, StepError>(signer)
+            })
+            .await
+            .cloned()
     }
 
     /// Replaces the clock (the simulator pins time; tests pin it too).

@@ -276,7 +276,7 @@ async fn run(cli: Cli) -> Result<()> {
             match cmd {
                 LedgerCmd::Verify { chain, public_keys } => {
                     let pems: Vec<&Path> = public_keys.iter().map(PathBuf::as_path).collect();
-                    let ring = key_ring(&pems, Some(deps.signer.public_key()))?;
+                    let ring = key_ring(&pems, Some(deps.signer().await?.public_key()))?;
                     let results = verify_ledger(&*deps.ledger, &ring, chain.as_deref(), true).await?;
                     if results.is_empty() {
                         println!("the ledger is empty");
@@ -297,7 +297,7 @@ async fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 LedgerCmd::PublicKey => {
-                    print!("{}", public_key_to_pem(deps.signer.public_key())?);
+                    print!("{}", public_key_to_pem(deps.signer().await?.public_key())?);
                     Ok(())
                 }
                 LedgerCmd::Show { chain, from, limit } => {
@@ -311,7 +311,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Cert { cmd: CertCmd::Verify { file, public_keys } } => {
             let deps = connect(&data_dir, catalog.as_deref()).await?;
             let pems: Vec<&Path> = public_keys.iter().map(PathBuf::as_path).collect();
-            let ring = key_ring(&pems, Some(deps.signer.public_key()))?;
+            let ring = key_ring(&pems, Some(deps.signer().await?.public_key()))?;
             let body = verify_certificate_file(&file, &ring)?;
             println!(
                 "valid: {} certificate, outcome {}, request {}, tenant {}, ledger {} seq {}",
@@ -336,7 +336,7 @@ async fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&out_dir)?;
             std::fs::write(out_dir.join("body.json"), canonical_bytes(body)?)?;
             std::fs::write(out_dir.join("sig.der"), der)?;
-            std::fs::write(out_dir.join("key.pem"), public_key_to_pem(deps.signer.public_key())?)?;
+            std::fs::write(out_dir.join("key.pem"), public_key_to_pem(deps.signer().await?.public_key())?)?;
             println!("wrote body.json (RFC 8785 canonical), sig.der and key.pem to {}", out_dir.display());
             println!("check: openssl dgst -sha256 -verify {0}/key.pem -signature {0}/sig.der {0}/body.json", out_dir.display());
             Ok(())
@@ -460,7 +460,7 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
     println!("  check: erased tenants hold 0 records in every requested system; every other count is unchanged");
 
     println!("\nverifying offline:");
-    let ring = key_ring(&[], Some(deps.signer.public_key()))?;
+    let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;
     for r in verify_ledger(&*deps.ledger, &ring, None, false).await? {
         match r.outcome {
             Ok(n) => println!("  ledger chain {}: {n} entries, every hash, link and signature valid", r.chain),
@@ -474,7 +474,7 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
         println!("  certificate {} valid", path.display());
     }
     let pem_path = dir.join("ledger-public-key.pem");
-    std::fs::write(&pem_path, public_key_to_pem(deps.signer.public_key())?)?;
+    std::fs::write(&pem_path, public_key_to_pem(deps.signer().await?.public_key())?)?;
     let first = scenarios.erasure_requests[0]["request_id"].as_str().unwrap_or("?");
     println!("\npublic key: {}", pem_path.display());
     println!("check a certificate with openssl alone:");

@@ -82,7 +82,8 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         details,
         unique,
     };
-    let done = certify(&*deps.ledger, &*deps.signer, &*deps.clock, &draft).await?;
+    let signer = deps.signer().await?;
+    let done = certify(&*deps.ledger, &*signer, &*deps.clock, &draft).await?;
     tracing::info!(
         request_id = %request.request_id,
         outcome,
