@@ -1,6 +1,7 @@
 //! The library behind `tenantctl`: the in-process function registry the simulator
 //! dispatches to, the local world, demo seeding, and ledger/certificate verification.
 
+pub mod aws;
 pub mod demo;
 pub mod registry;
 pub mod verify;

@@ -229,31 +229,10 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Erase { request, aws: true, state_machine_arn, .. } => {
             let input = read_json(&request)?;
             let arn = state_machine_arn.context("--aws needs --state-machine-arn (or GDPR_ERASURE_STATE_MACHINE_ARN)")?;
-            let id = input
-                .get("request_id")
-                .and_then(Value::as_str)
-                .context("the request has no request_id (it becomes the execution name)")?;
-            lifecycle::RequestId::parse(id)?;
             let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let sfn = aws_sdk_sfn::Client::new(&cfg);
-            let out = sfn
-                .start_execution()
-                .state_machine_arn(&arn)
-                .name(id)
-                .input(input.to_string())
-                .send()
-                .await;
-            match out {
-                Ok(o) => {
-                    println!("started {}", o.execution_arn());
-                    Ok(())
-                }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_already_exists()) => {
-                    bail!("an execution named {id} already exists with other input: this request id was already submitted")
-                }
-                Err(e) => Err(anyhow::anyhow!(aws_sdk_sfn::error::DisplayErrorContext(e).to_string()))
-                    .context("StartExecution failed"),
-            }
+            let exec = tenantctl::aws::start_erasure(&cfg, &arn, &input).await?;
+            println!("started {exec}");
+            Ok(())
         }
         Cmd::Erase { request, aws: false, history, .. } => {
             let input = read_json(&request)?;
