@@ -17,7 +17,10 @@ const LAMBDA_ERRORS: &[&str] = &[
 ];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
 }
 
 fn machines() -> Vec<(String, Value)> {
@@ -26,7 +29,10 @@ fn machines() -> Vec<(String, Value)> {
         let p = e.expect("entry").path();
         if p.to_string_lossy().ends_with(".asl.json") {
             let text = std::fs::read_to_string(&p).expect("read");
-            out.push((p.display().to_string(), serde_json::from_str(&text).expect("valid JSON")));
+            out.push((
+                p.display().to_string(),
+                serde_json::from_str(&text).expect("valid JSON"),
+            ));
         }
     }
     assert!(!out.is_empty(), "no state machines found");
@@ -46,8 +52,13 @@ fn function_crates() -> BTreeSet<String> {
 fn every_error_equals_is_a_real_error_type() {
     for (file, def) in machines() {
         for name in sim::asl::error_names(&def) {
-            let known = ERROR_TYPES.contains(&name.as_str()) || name.starts_with("States.") || LAMBDA_ERRORS.contains(&name.as_str());
-            assert!(known, "{file}: {name} is not an error type any handler raises (known: {ERROR_TYPES:?})");
+            let known = ERROR_TYPES.contains(&name.as_str())
+                || name.starts_with("States.")
+                || LAMBDA_ERRORS.contains(&name.as_str());
+            assert!(
+                known,
+                "{file}: {name} is not an error type any handler raises (known: {ERROR_TYPES:?})"
+            );
         }
     }
 }
@@ -57,13 +68,25 @@ fn every_placeholder_is_a_function_crate_and_every_crate_is_registered() {
     let crates = function_crates();
     for (file, def) in machines() {
         for r in sim::asl::resources(&def) {
-            assert!(r.starts_with("${") && r.ends_with("FunctionArn}"), "{file}: resource {r} is not a ${{...FunctionArn}} placeholder");
+            assert!(
+                r.starts_with("${") && r.ends_with("FunctionArn}"),
+                "{file}: resource {r} is not a ${{...FunctionArn}} placeholder"
+            );
             let f = tenantctl::registry::function_for(&r).expect("names a function");
-            assert!(crates.contains(&f), "{file}: {r} names {f}, which is not a crate in functions/");
+            assert!(
+                crates.contains(&f),
+                "{file}: {r} names {f}, which is not a crate in functions/"
+            );
         }
     }
-    let registered: BTreeSet<String> = tenantctl::registry::FUNCTIONS.iter().map(|s| s.to_string()).collect();
-    assert_eq!(registered, crates, "the simulator's registry and functions/ must list the same functions");
+    let registered: BTreeSet<String> = tenantctl::registry::FUNCTIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        registered, crates,
+        "the simulator's registry and functions/ must list the same functions"
+    );
 }
 
 #[test]
@@ -77,22 +100,35 @@ fn every_state_machine_loads_in_the_simulator() {
 
 #[test]
 fn the_sam_template_substitutes_every_placeholder_and_ships_every_function() {
-    let template = std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
+    let template =
+        std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
     for (file, def) in machines() {
         for r in sim::asl::resources(&def) {
             let key = r.trim_start_matches("${").trim_end_matches('}');
-            assert!(template.contains(&format!("{key}:")), "infra/template.yaml has no DefinitionSubstitutions entry {key} for {file}");
+            assert!(
+                template.contains(&format!("{key}:")),
+                "infra/template.yaml has no DefinitionSubstitutions entry {key} for {file}"
+            );
         }
     }
     for f in function_crates() {
-        assert!(template.contains(&format!("functions/{f}")) || template.contains(&format!("target/lambda/{f}")), "infra/template.yaml does not deploy {f}");
+        assert!(
+            template.contains(&format!("functions/{f}"))
+                || template.contains(&format!("target/lambda/{f}")),
+            "infra/template.yaml does not deploy {f}"
+        );
     }
 }
 
 #[test]
 fn function_mains_are_thin() {
     for f in function_crates() {
-        let main = std::fs::read_to_string(root().join("functions").join(&f).join("src/main.rs")).expect("main.rs");
-        assert!(main.lines().count() < 20, "functions/{f}/src/main.rs has {} lines; keep the entry point thin", main.lines().count());
+        let main = std::fs::read_to_string(root().join("functions").join(&f).join("src/main.rs"))
+            .expect("main.rs");
+        assert!(
+            main.lines().count() < 20,
+            "functions/{f}/src/main.rs has {} lines; keep the entry point thin",
+            main.lines().count()
+        );
     }
 }

@@ -13,7 +13,11 @@ use tenantctl::registry::LocalFunctions;
 use tenantctl::verify::verify_ledger;
 
 const GONE: &str = "tenant_004_departed_customer";
-const STAYS: &[&str] = &["tenant_001_acme_corp", "tenant_002_globex", "tenant_004_departed_customerx"];
+const STAYS: &[&str] = &[
+    "tenant_001_acme_corp",
+    "tenant_002_globex",
+    "tenant_004_departed_customerx",
+];
 
 async fn seeded() -> e2e::LocalWorld {
     let w = local_world().await;
@@ -36,21 +40,41 @@ async fn erasure_leaves_nothing_and_touches_no_one_else() {
     let w = seeded().await;
     let before = counts(&w.deps, STAYS).await;
     let exec = run(&w.deps, request("req-1", GONE, ALL)).await;
-    assert_eq!(exec.status, Status::Succeeded, "{:?} {:?}", exec.error, exec.cause);
+    assert_eq!(
+        exec.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        exec.error,
+        exec.cause
+    );
     let after_gone = counts(&w.deps, &[GONE]).await;
     assert!(after_gone.values().all(|n| *n == 0), "{after_gone:?}");
-    assert_eq!(counts(&w.deps, STAYS).await, before, "other tenants untouched");
+    assert_eq!(
+        counts(&w.deps, STAYS).await,
+        before,
+        "other tenants untouched"
+    );
 
     let out = exec.output.expect("output");
     let cert = &out["certificate"]["certificate"];
     assert_eq!(cert["outcome"], "erased");
     assert_eq!(cert["details"]["records_erased_total"], 30 * 7);
     assert_eq!(cert["details"]["systems"].as_array().map(Vec::len), Some(7));
-    let s3 = cert["details"]["systems"].as_array().and_then(|a| a.iter().find(|s| s["system"] == "s3")).cloned().expect("s3");
+    let s3 = cert["details"]["systems"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["system"] == "s3"))
+        .cloned()
+        .expect("s3");
     assert_eq!(s3["method"], "delete-all-versions");
-    let backups = cert["details"]["systems"].as_array().and_then(|a| a.iter().find(|s| s["system"] == "backups")).cloned().expect("b");
+    let backups = cert["details"]["systems"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["system"] == "backups"))
+        .cloned()
+        .expect("b");
     assert_eq!(backups["method"], "exclude-from-restore-and-purge");
-    let r = verify_ledger(&*w.deps.ledger, &ring(&w.deps).await, None, false).await.expect("verify");
+    let r = verify_ledger(&*w.deps.ledger, &ring(&w.deps).await, None, false)
+        .await
+        .expect("verify");
     assert_eq!(r[0].outcome, Ok(1));
 }
 
@@ -59,15 +83,31 @@ async fn the_history_has_the_expected_states() {
     let w = seeded().await;
     let exec = run(&w.deps, request("req-h", GONE, ALL)).await;
     let states = exec.states_entered();
-    let expected_prefix = ["ValidateRequest", "AlreadyCertified", "CheckLegalHold", "LegalHoldActive?", "EraseSystems"];
+    let expected_prefix = [
+        "ValidateRequest",
+        "AlreadyCertified",
+        "CheckLegalHold",
+        "LegalHoldActive?",
+        "EraseSystems",
+    ];
     assert_eq!(&states[..5], &expected_prefix);
     assert_eq!(states.iter().filter(|s| *s == "DeleteSystem").count(), 7);
     assert_eq!(states.iter().filter(|s| *s == "SystemErased").count(), 7);
-    assert_eq!(&states[states.len() - 2..], ["VerifyErasure", "SignCertificate"]);
+    assert_eq!(
+        &states[states.len() - 2..],
+        ["VerifyErasure", "SignCertificate"]
+    );
     let kinds: Vec<&str> = exec.history.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds.first(), Some(&"ExecutionStarted"));
     assert_eq!(kinds.last(), Some(&"ExecutionSucceeded"));
-    for k in ["MapStateStarted", "MapIterationStarted", "MapIterationSucceeded", "MapStateSucceeded", "LambdaFunctionScheduled", "LambdaFunctionSucceeded"] {
+    for k in [
+        "MapStateStarted",
+        "MapIterationStarted",
+        "MapIterationSucceeded",
+        "MapStateSucceeded",
+        "LambdaFunctionScheduled",
+        "LambdaFunctionSucceeded",
+    ] {
         assert!(kinds.contains(&k), "{k} missing");
     }
 }
@@ -77,22 +117,47 @@ async fn a_legal_hold_erases_nothing_and_records_a_refusal() {
     let w = seeded().await;
     w.deps
         .holds
-        .place(&LegalHold { tenant_id: GONE.into(), hold_id: "CASE-7".into(), reason: "litigation".into(), placed_at: "2026-01-01T00:00:00Z".into(), released_at: None })
+        .place(&LegalHold {
+            tenant_id: GONE.into(),
+            hold_id: "CASE-7".into(),
+            reason: "litigation".into(),
+            placed_at: "2026-01-01T00:00:00Z".into(),
+            released_at: None,
+        })
         .await
         .expect("hold");
     let before = counts(&w.deps, &[GONE]).await;
     let exec = run(&w.deps, request("req-held", GONE, ALL)).await;
     assert_eq!(exec.error.as_deref(), Some("LegalHoldActive"));
     assert_eq!(counts(&w.deps, &[GONE]).await, before, "nothing erased");
-    let entries = w.deps.ledger.entries(ERASURE_CHAIN, 0, 10).await.expect("entries");
+    let entries = w
+        .deps
+        .ledger
+        .entries(ERASURE_CHAIN, 0, 10)
+        .await
+        .expect("entries");
     assert_eq!(entries.len(), 1);
     let e: Value = serde_json::from_str(&entries[0].1).expect("json");
     assert_eq!(e["certificate"]["certificate"]["outcome"], "refused");
-    assert_eq!(e["certificate"]["certificate"]["details"]["legal_holds"], json!(["CASE-7"]));
-    assert!(!entries[0].1.contains("litigation"), "hold reasons never reach the ledger");
+    assert_eq!(
+        e["certificate"]["certificate"]["details"]["legal_holds"],
+        json!(["CASE-7"])
+    );
+    assert!(
+        !entries[0].1.contains("litigation"),
+        "hold reasons never reach the ledger"
+    );
 
     // Once released, the same request erases and is certified.
-    w.deps.holds.release(&TenantId::parse(GONE).expect("t"), "CASE-7", "2026-02-01T00:00:00Z").await.expect("release");
+    w.deps
+        .holds
+        .release(
+            &TenantId::parse(GONE).expect("t"),
+            "CASE-7",
+            "2026-02-01T00:00:00Z",
+        )
+        .await
+        .expect("release");
     let exec = run(&w.deps, request("req-held", GONE, ALL)).await;
     assert_eq!(exec.status, Status::Succeeded, "{:?}", exec.cause);
 }
@@ -108,15 +173,29 @@ async fn a_hold_placed_mid_erasure_stops_it() {
             let h = holds.clone();
             // Placed right after the check passed, before any system is erased.
             futures_block(async move {
-                h.place(&LegalHold { tenant_id: GONE.into(), hold_id: "LATE-1".into(), reason: "r".into(), placed_at: "t".into(), released_at: None })
-                    .await
-                    .expect("hold")
+                h.place(&LegalHold {
+                    tenant_id: GONE.into(),
+                    hold_id: "LATE-1".into(),
+                    reason: "r".into(),
+                    placed_at: "t".into(),
+                    released_at: None,
+                })
+                .await
+                .expect("hold")
             });
         }
         None
     });
     let before = counts(&w.deps, &[GONE]).await;
-    let exec = run_with(Arc::new(Hooked { inner: LocalFunctions::new(deps.clone()), deps: deps.clone(), hook }), request("req-late", GONE, ALL)).await;
+    let exec = run_with(
+        Arc::new(Hooked {
+            inner: LocalFunctions::new(deps.clone()),
+            deps: deps.clone(),
+            hook,
+        }),
+        request("req-late", GONE, ALL),
+    )
+    .await;
     assert_eq!(exec.error.as_deref(), Some("LegalHoldActive"));
     assert_eq!(counts(&w.deps, &[GONE]).await, before);
     assert!(exec.states_entered().contains(&"RecordRefusal".to_owned()));
@@ -124,7 +203,11 @@ async fn a_hold_placed_mid_erasure_stops_it() {
 
 fn futures_block<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
     std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt").block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt")
+            .block_on(f)
     })
     .join()
     .expect("join");
@@ -134,16 +217,47 @@ fn futures_block<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
 async fn residue_written_between_delete_and_verify_blocks_the_certificate() {
     let w = seeded().await;
     let hook: Hook = Box::new(|f, input, res| {
-        let done = res.as_ref().ok().and_then(|v| v.get("done")).and_then(Value::as_bool) == Some(true);
+        let done = res
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("done"))
+            .and_then(Value::as_bool)
+            == Some(true);
         (f == "delete-system" && input["system"] == "pinecone" && done)
             .then(|| HookAction::Write(GONE.into(), "pinecone".into(), "vec-late".into()))
     });
     let deps = w.deps.clone();
-    let exec = run_with(Arc::new(Hooked { inner: LocalFunctions::new(deps.clone()), deps: deps.clone(), hook }), request("req-r", GONE, ALL)).await;
-    assert_eq!(exec.error.as_deref(), Some("ResidualDataFound"), "{:?}", exec.cause);
+    let exec = run_with(
+        Arc::new(Hooked {
+            inner: LocalFunctions::new(deps.clone()),
+            deps: deps.clone(),
+            hook,
+        }),
+        request("req-r", GONE, ALL),
+    )
+    .await;
+    assert_eq!(
+        exec.error.as_deref(),
+        Some("ResidualDataFound"),
+        "{:?}",
+        exec.cause
+    );
     assert!(exec.cause.unwrap_or_default().contains("pinecone"));
-    assert!(existing(&*w.deps.ledger, ERASURE_CHAIN, "req-r").await.expect("ledger").is_none(), "no certificate");
-    assert!(w.deps.ledger.head(ERASURE_CHAIN).await.expect("head").is_none());
+    assert!(
+        existing(&*w.deps.ledger, ERASURE_CHAIN, "req-r")
+            .await
+            .expect("ledger")
+            .is_none(),
+        "no certificate"
+    );
+    assert!(
+        w.deps
+            .ledger
+            .head(ERASURE_CHAIN)
+            .await
+            .expect("head")
+            .is_none()
+    );
 
     // Erased again and re-verified, the same request is certified.
     let exec = run(&w.deps, request("req-r", GONE, ALL)).await;
@@ -158,7 +272,14 @@ async fn residue_in_a_system_the_request_did_not_name_is_found() {
     let exec = run(&w.deps, request("req-u", GONE, &systems)).await;
     assert_eq!(exec.error.as_deref(), Some("ResidualDataFound"));
     assert!(exec.cause.unwrap_or_default().contains("analytics"));
-    assert!(w.deps.ledger.head(ERASURE_CHAIN).await.expect("head").is_none());
+    assert!(
+        w.deps
+            .ledger
+            .head(ERASURE_CHAIN)
+            .await
+            .expect("head")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -172,10 +293,24 @@ async fn a_certified_request_returns_its_certificate_and_erases_nothing() {
     assert_eq!(second.status, Status::Succeeded);
     let out = second.output.clone().expect("output");
     assert_eq!(out["already_recorded"], true);
-    assert_eq!(out["certificate"], first.output.expect("first")["certificate"]);
-    assert_eq!(counts(&w.deps, &[GONE]).await[&(GONE.to_owned(), "redis".to_owned())], 3);
+    assert_eq!(
+        out["certificate"],
+        first.output.expect("first")["certificate"]
+    );
+    assert_eq!(
+        counts(&w.deps, &[GONE]).await[&(GONE.to_owned(), "redis".to_owned())],
+        3
+    );
     assert!(!second.states_entered().contains(&"EraseSystems".to_owned()));
-    assert_eq!(w.deps.ledger.head(ERASURE_CHAIN).await.expect("head").map(|h| h.seq), Some(0));
+    assert_eq!(
+        w.deps
+            .ledger
+            .head(ERASURE_CHAIN)
+            .await
+            .expect("head")
+            .map(|h| h.seq),
+        Some(0)
+    );
 }
 
 #[tokio::test]
@@ -186,17 +321,39 @@ async fn delete_system_resumes_after_throttling_and_partial_progress() {
     // The second delete-system call on s3 is throttled after it erased a batch: the
     // Retry repeats it and the loop finishes cleanly.
     let hook: Hook = Box::new(move |f, input, _res| {
-        if f == "delete-system" && input["system"] == "s3" && calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            return Some(HookAction::Fail(TaskError { error: "Throttled".into(), cause: "SlowDown".into() }));
+        if f == "delete-system"
+            && input["system"] == "s3"
+            && calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+        {
+            return Some(HookAction::Fail(TaskError {
+                error: "Throttled".into(),
+                cause: "SlowDown".into(),
+            }));
         }
         None
     });
     let deps = w.deps.clone();
-    let exec = run_with(Arc::new(Hooked { inner: LocalFunctions::new(deps.clone()), deps: deps.clone(), hook }), request("req-t", GONE, &["s3"])).await;
+    let exec = run_with(
+        Arc::new(Hooked {
+            inner: LocalFunctions::new(deps.clone()),
+            deps: deps.clone(),
+            hook,
+        }),
+        request("req-t", GONE, &["s3"]),
+    )
+    .await;
     // The rest of the catalog still holds the tenant; erase those too in a second request.
     assert_eq!(exec.error.as_deref(), Some("ResidualDataFound"));
-    assert_eq!(counts(&w.deps, &[GONE]).await[&(GONE.to_owned(), "s3".to_owned())], 0, "s3 fully erased despite the throttle");
-    let failed = exec.history.iter().filter(|e| e.kind == "LambdaFunctionFailed" && e.details["error"] == "Throttled").count();
+    assert_eq!(
+        counts(&w.deps, &[GONE]).await[&(GONE.to_owned(), "s3".to_owned())],
+        0,
+        "s3 fully erased despite the throttle"
+    );
+    let failed = exec
+        .history
+        .iter()
+        .filter(|e| e.kind == "LambdaFunctionFailed" && e.details["error"] == "Throttled")
+        .count();
     assert_eq!(failed, 1, "one throttled call, retried");
     let exec = run(&w.deps, request("req-t2", GONE, ALL)).await;
     assert_eq!(exec.status, Status::Succeeded);
@@ -208,20 +365,39 @@ async fn a_short_budget_loops_through_continuations() {
     seed(&w.deps, GONE, &["analytics"], 3500).await;
     let exec = sim::Simulator::new(Arc::new(LocalFunctions::new(w.deps.clone())))
         .with_task_budget(std::time::Duration::ZERO)
-        .run(&e2e::erasure_machine(), "req-b", request("req-b", GONE, ALL))
+        .run(
+            &e2e::erasure_machine(),
+            "req-b",
+            request("req-b", GONE, ALL),
+        )
         .await;
     assert_eq!(exec.status, Status::Succeeded, "{:?}", exec.cause);
     let analytics_passes = exec
         .history
         .iter()
         .filter(|e| e.kind == "TaskStateEntered")
-        .filter(|e| e.details["input"].as_str().unwrap_or_default().contains("\"analytics\""))
+        .filter(|e| {
+            e.details["input"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("\"analytics\"")
+        })
         .count();
-    assert!(analytics_passes >= 4, "3,500 records in batches of 1,000 need 4 passes, saw {analytics_passes}");
+    assert!(
+        analytics_passes >= 4,
+        "3,500 records in batches of 1,000 need 4 passes, saw {analytics_passes}"
+    );
     let cert = &exec.output.expect("out")["certificate"]["certificate"];
-    let a = cert["details"]["systems"].as_array().and_then(|s| s.iter().find(|x| x["system"] == "analytics")).cloned().expect("a");
+    let a = cert["details"]["systems"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["system"] == "analytics"))
+        .cloned()
+        .expect("a");
     // The 3,500 keys overwrite the 30 seeded ones (same keys, not versioned).
-    assert_eq!(a["records_erased"], 3500, "counts accumulate across continuations");
+    assert_eq!(
+        a["records_erased"], 3500,
+        "counts accumulate across continuations"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +423,14 @@ async fn malformed_requests_are_invalid_and_change_nothing() {
         assert_eq!(exec.states_entered(), ["ValidateRequest"], "{shown}");
     }
     assert_eq!(counts(&w.deps, &[GONE]).await, before);
-    assert!(w.deps.ledger.head(ERASURE_CHAIN).await.expect("head").is_none());
+    assert!(
+        w.deps
+            .ledger
+            .head(ERASURE_CHAIN)
+            .await
+            .expect("head")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -255,19 +438,50 @@ async fn sign_certificate_refuses_before_verification() {
     let w = seeded().await;
     let budget = tenant_runtime::Budget::of(std::time::Duration::from_secs(5));
     let req = request("req-s", GONE, &["s3", "redis"]);
-    let e = sign_certificate::handler(json!({"request": req, "outcome": "erased"}), &w.deps, budget).await.expect_err("no verification");
+    let e = sign_certificate::handler(
+        json!({"request": req, "outcome": "erased"}),
+        &w.deps,
+        budget,
+    )
+    .await
+    .expect_err("no verification");
     assert_eq!(e.error_type(), "VerificationIncomplete");
     let partial = json!([{"system": "s3", "kind": "objects", "method": "delete-all-versions", "records_erased": 1, "residual_records": 0, "verified_at": "t"}]);
-    let e = sign_certificate::handler(json!({"request": req, "outcome": "erased", "verifications": partial}), &w.deps, budget).await.expect_err("partial");
+    let e = sign_certificate::handler(
+        json!({"request": req, "outcome": "erased", "verifications": partial}),
+        &w.deps,
+        budget,
+    )
+    .await
+    .expect_err("partial");
     assert_eq!(e.error_type(), "VerificationIncomplete");
     let dirty = json!([
         {"system": "s3", "kind": "objects", "method": "delete-all-versions", "records_erased": 1, "residual_records": 0, "verified_at": "t"},
         {"system": "redis", "kind": "key-value", "method": "delete-records", "records_erased": 1, "residual_records": 2, "verified_at": "t"}]);
-    let e = sign_certificate::handler(json!({"request": req, "outcome": "erased", "verifications": dirty}), &w.deps, budget).await.expect_err("dirty");
+    let e = sign_certificate::handler(
+        json!({"request": req, "outcome": "erased", "verifications": dirty}),
+        &w.deps,
+        budget,
+    )
+    .await
+    .expect_err("dirty");
     assert_eq!(e.error_type(), "ResidualDataFound");
-    let e = sign_certificate::handler(json!({"request": req, "outcome": "refused"}), &w.deps, budget).await.expect_err("no hold");
+    let e = sign_certificate::handler(
+        json!({"request": req, "outcome": "refused"}),
+        &w.deps,
+        budget,
+    )
+    .await
+    .expect_err("no hold");
     assert_eq!(e.error_type(), "InvalidRequest");
-    assert!(w.deps.ledger.head(ERASURE_CHAIN).await.expect("head").is_none());
+    assert!(
+        w.deps
+            .ledger
+            .head(ERASURE_CHAIN)
+            .await
+            .expect("head")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -279,31 +493,51 @@ async fn tampering_with_any_stored_entry_is_found_at_its_seq() {
         let exec = run(&w.deps, request(&format!("req-{i}"), &t, &["redis"])).await;
         assert_eq!(exec.status, Status::Succeeded);
     }
-    let world = stores::local::World::open(&tenantctl::world::world_file(w.dir.path())).expect("world");
+    let world =
+        stores::local::World::open(&tenantctl::world::world_file(w.dir.path())).expect("world");
     let ring = ring(&w.deps).await;
-    let originals = w.deps.ledger.entries(ERASURE_CHAIN, 0, 10).await.expect("entries");
+    let originals = w
+        .deps
+        .ledger
+        .entries(ERASURE_CHAIN, 0, 10)
+        .await
+        .expect("entries");
     for (seq, raw) in &originals {
         for pos in (0..raw.len()).step_by(97) {
             let mut bytes = raw.clone().into_bytes();
             bytes[pos] = if bytes[pos] == b'1' { b'2' } else { b'1' };
-            let Ok(tampered) = String::from_utf8(bytes) else { continue };
+            let Ok(tampered) = String::from_utf8(bytes) else {
+                continue;
+            };
             if tampered == *raw {
                 continue;
             }
             world
-                .execute_raw("UPDATE ledger_entries SET body = ?1 WHERE chain = ?2 AND seq = ?3", &[&tampered, &ERASURE_CHAIN, &(*seq as i64)])
+                .execute_raw(
+                    "UPDATE ledger_entries SET body = ?1 WHERE chain = ?2 AND seq = ?3",
+                    &[&tampered, &ERASURE_CHAIN, &(*seq as i64)],
+                )
                 .expect("tamper");
-            let r = verify_ledger(&*w.deps.ledger, &ring, Some(ERASURE_CHAIN), false).await.expect("verify");
+            let r = verify_ledger(&*w.deps.ledger, &ring, Some(ERASURE_CHAIN), false)
+                .await
+                .expect("verify");
             let fault = r[0].outcome.clone().expect_err("tamper must be found");
             assert_eq!(fault.seq, *seq, "byte {pos} of seq {seq}: {}", fault.reason);
             world
-                .execute_raw("UPDATE ledger_entries SET body = ?1 WHERE chain = ?2 AND seq = ?3", &[raw, &ERASURE_CHAIN, &(*seq as i64)])
+                .execute_raw(
+                    "UPDATE ledger_entries SET body = ?1 WHERE chain = ?2 AND seq = ?3",
+                    &[raw, &ERASURE_CHAIN, &(*seq as i64)],
+                )
                 .expect("restore");
         }
     }
     // A deleted entry is a gap, found at its seq.
-    world.execute_raw("DELETE FROM ledger_entries WHERE seq = 2", &[]).expect("delete");
-    let r = verify_ledger(&*w.deps.ledger, &ring, Some(ERASURE_CHAIN), false).await.expect("verify");
+    world
+        .execute_raw("DELETE FROM ledger_entries WHERE seq = 2", &[])
+        .expect("delete");
+    let r = verify_ledger(&*w.deps.ledger, &ring, Some(ERASURE_CHAIN), false)
+        .await
+        .expect("verify");
     assert_eq!(r[0].outcome.clone().expect_err("gap").seq, 2);
 }
 
@@ -313,19 +547,36 @@ async fn a_certificate_verifies_with_openssl_and_the_published_key_only() {
     let exec = run(&w.deps, request("req-o", GONE, ALL)).await;
     let cert = exec.output.expect("out")["certificate"].clone();
     let dir = tempfile::tempdir().expect("dir");
-    let pem = lifecycle::certificate::public_key_to_pem(w.deps.signer().await.expect("signer").public_key()).expect("pem");
+    let pem = lifecycle::certificate::public_key_to_pem(
+        w.deps.signer().await.expect("signer").public_key(),
+    )
+    .expect("pem");
     std::fs::write(dir.path().join("key.pem"), pem).expect("key");
     let body = lifecycle::certificate::canonical_bytes(&cert["certificate"]).expect("jcs");
     std::fs::write(dir.path().join("body.json"), &body).expect("body");
     use base64::Engine as _;
-    let der = base64::engine::general_purpose::STANDARD.decode(cert["signature"]["der_base64"].as_str().expect("b64")).expect("der");
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(cert["signature"]["der_base64"].as_str().expect("b64"))
+        .expect("der");
     std::fs::write(dir.path().join("sig.der"), &der).expect("sig");
     let ok = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify", "key.pem", "-signature", "sig.der", "body.json"])
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "key.pem",
+            "-signature",
+            "sig.der",
+            "body.json",
+        ])
         .current_dir(dir.path())
         .output()
         .expect("openssl must be installed (scripts/bootstrap installs it)");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("Verified OK"));
     // One changed byte in the body and openssl refuses it.
     let mut bad = body.clone();
@@ -333,7 +584,15 @@ async fn a_certificate_verifies_with_openssl_and_the_published_key_only() {
     bad[i] = if bad[i] == b'9' { b'8' } else { b'9' };
     std::fs::write(dir.path().join("body.json"), &bad).expect("body");
     let no = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify", "key.pem", "-signature", "sig.der", "body.json"])
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            "key.pem",
+            "-signature",
+            "sig.der",
+            "body.json",
+        ])
         .current_dir(dir.path())
         .output()
         .expect("openssl");

@@ -14,7 +14,15 @@ async fn s3_store_passes_the_suite() {
     let s3 = moto_s3(&cfg);
     let bucket = testkit::unique("suite").replace('_', "-");
     versioned_bucket(&s3, &bucket).await;
-    let store = S3TenantStore::new(s3, "s3", SystemKind::Objects, &bucket, "tenants/{tenant_id}/", 4).with_batch_size(10);
+    let store = S3TenantStore::new(
+        s3,
+        "s3",
+        SystemKind::Objects,
+        &bucket,
+        "tenants/{tenant_id}/",
+        4,
+    )
+    .with_batch_size(10);
     testkit::tenant_store_suite(&store).await;
 }
 
@@ -24,8 +32,17 @@ async fn dynamodb_store_passes_the_suite() {
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let name = testkit::unique("suite");
     table(&ddb, &name, "pk", "sk").await;
-    let store = DynamoTenantStore::new(ddb, "analytics", SystemKind::Analytics, &name, "pk", "sk", "TENANT#{tenant_id}", 4)
-        .with_page_size(10);
+    let store = DynamoTenantStore::new(
+        ddb,
+        "analytics",
+        SystemKind::Analytics,
+        &name,
+        "pk",
+        "sk",
+        "TENANT#{tenant_id}",
+        4,
+    )
+    .with_page_size(10);
     testkit::tenant_store_suite(&store).await;
 }
 

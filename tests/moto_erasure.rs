@@ -27,7 +27,11 @@ async fn aws_world() -> Aws {
     let base = stores::testkit::unique("e2e").replace('_', "-");
     let bucket = format!("{base}-docs");
     versioned_bucket(&s3, &bucket).await;
-    let (usage, ledger, holds) = (format!("{base}-usage"), format!("{base}-ledger"), format!("{base}-holds"));
+    let (usage, ledger, holds) = (
+        format!("{base}-usage"),
+        format!("{base}-ledger"),
+        format!("{base}-holds"),
+    );
     table(&ddb, &usage, "pk", "sk").await;
     table(&ddb, &ledger, "chain", "sk").await;
     table(&ddb, &holds, "tenant_id", "hold_id").await;
@@ -55,8 +59,21 @@ partition_value = "TENANT#{{tenant_id}}"
 "#
     );
     let catalog = lifecycle::Catalog::from_toml(&catalog).expect("catalog");
-    let deps = Deps::connect(catalog, ConnectOptions { world: None, aws: Some(cfg.clone()) }).await.expect("connect");
-    Aws { cfg, deps: Arc::new(deps), bucket, ledger_table: ledger }
+    let deps = Deps::connect(
+        catalog,
+        ConnectOptions {
+            world: None,
+            aws: Some(cfg.clone()),
+        },
+    )
+    .await
+    .expect("connect");
+    Aws {
+        cfg,
+        deps: Arc::new(deps),
+        bucket,
+        ledger_table: ledger,
+    }
 }
 
 async fn seed(deps: &Deps, tenant: &str, objects: usize, items: usize) {
@@ -75,15 +92,25 @@ async fn seed(deps: &Deps, tenant: &str, objects: usize, items: usize) {
     }
     let a = deps.store("analytics").expect("analytics");
     for i in 0..items {
-        a.put(&t, &format!("usage/{i:05}"), b"{\"tokens\":12}").await.expect("put item");
+        a.put(&t, &format!("usage/{i:05}"), b"{\"tokens\":12}")
+            .await
+            .expect("put item");
     }
 }
 
 async fn count(deps: &Deps, tenant: &str) -> (u64, u64) {
     let t = TenantId::parse(tenant).expect("tenant");
     (
-        deps.store("s3").expect("s3").count(&t).await.expect("count"),
-        deps.store("analytics").expect("a").count(&t).await.expect("count"),
+        deps.store("s3")
+            .expect("s3")
+            .count(&t)
+            .await
+            .expect("count"),
+        deps.store("analytics")
+            .expect("a")
+            .count(&t)
+            .await
+            .expect("count"),
     )
 }
 
@@ -101,26 +128,52 @@ async fn erasure_on_aws_apis_removes_every_version_and_item_and_certifies() {
     seed(&w.deps, "acme_gonex", 9, 10).await; // shares the prefix "acme_gone"
     seed(&w.deps, "globex", 12, 15).await;
     let (objs, items) = count(&w.deps, "acme_gone").await;
-    assert_eq!((objs, items), (60 + 2 * 20 + 6, 120), "versions and delete markers are counted");
+    assert_eq!(
+        (objs, items),
+        (60 + 2 * 20 + 6, 120),
+        "versions and delete markers are counted"
+    );
     let keep1 = count(&w.deps, "acme_gonex").await;
     let keep2 = count(&w.deps, "globex").await;
 
-    let exec = run(&w.deps, request("req-aws-1", "acme_gone", &["s3", "analytics"])).await;
-    assert_eq!(exec.status, Status::Succeeded, "{:?}: {:?}", exec.error, exec.cause);
+    let exec = run(
+        &w.deps,
+        request("req-aws-1", "acme_gone", &["s3", "analytics"]),
+    )
+    .await;
+    assert_eq!(
+        exec.status,
+        Status::Succeeded,
+        "{:?}: {:?}",
+        exec.error,
+        exec.cause
+    );
     assert_eq!(count(&w.deps, "acme_gone").await, (0, 0));
     assert_eq!(count(&w.deps, "acme_gonex").await, keep1);
     assert_eq!(count(&w.deps, "globex").await, keep2);
 
     // Straight from S3: no version, no delete marker under the tenant's prefix.
     let s3 = moto_s3(&w.cfg);
-    let listing = s3.list_object_versions().bucket(&w.bucket).prefix("tenants/acme_gone/").send().await.expect("list");
+    let listing = s3
+        .list_object_versions()
+        .bucket(&w.bucket)
+        .prefix("tenants/acme_gone/")
+        .send()
+        .await
+        .expect("list");
     assert!(listing.versions().is_empty() && listing.delete_markers().is_empty());
 
     let cert = exec.output.expect("output")["certificate"].clone();
-    assert_eq!(cert["certificate"]["details"]["records_erased_total"], 106 + 120);
+    assert_eq!(
+        cert["certificate"]["details"]["records_erased_total"],
+        106 + 120
+    );
     let r = ring(&w.deps).await;
-    lifecycle::certificate::verify_document(&cert, |k| r.get(k)).expect("KMS-signed certificate verifies");
-    let chains = verify_ledger(&*w.deps.ledger, &r, None, false).await.expect("verify");
+    lifecycle::certificate::verify_document(&cert, |k| r.get(k))
+        .expect("KMS-signed certificate verifies");
+    let chains = verify_ledger(&*w.deps.ledger, &r, None, false)
+        .await
+        .expect("verify");
     assert_eq!(chains[0].outcome, Ok(1));
 
     // Any changed byte in the DynamoDB ledger item is found at its seq.
@@ -128,24 +181,43 @@ async fn erasure_on_aws_apis_removes_every_version_and_item_and_certifies() {
     let item = ddb
         .get_item()
         .table_name(&w.ledger_table)
-        .key("chain", aws_sdk_dynamodb::types::AttributeValue::S(ERASURE_CHAIN.into()))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(format!("E#{:020}", 0)))
+        .key(
+            "chain",
+            aws_sdk_dynamodb::types::AttributeValue::S(ERASURE_CHAIN.into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("E#{:020}", 0)),
+        )
         .send()
         .await
         .expect("get");
-    let body = item.item().and_then(|i| i.get("body")).and_then(|b| b.as_s().ok()).cloned().expect("body");
+    let body = item
+        .item()
+        .and_then(|i| i.get("body"))
+        .and_then(|b| b.as_s().ok())
+        .cloned()
+        .expect("body");
     let tampered = body.replacen("\"records_erased\":120", "\"records_erased\":119", 1);
     assert_ne!(tampered, body);
     ddb.update_item()
         .table_name(&w.ledger_table)
-        .key("chain", aws_sdk_dynamodb::types::AttributeValue::S(ERASURE_CHAIN.into()))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(format!("E#{:020}", 0)))
+        .key(
+            "chain",
+            aws_sdk_dynamodb::types::AttributeValue::S(ERASURE_CHAIN.into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("E#{:020}", 0)),
+        )
         .update_expression("SET body = :b")
         .expression_attribute_values(":b", aws_sdk_dynamodb::types::AttributeValue::S(tampered))
         .send()
         .await
         .expect("tamper");
-    let chains = verify_ledger(&*w.deps.ledger, &r, None, false).await.expect("verify");
+    let chains = verify_ledger(&*w.deps.ledger, &r, None, false)
+        .await
+        .expect("verify");
     assert_eq!(chains[0].outcome.clone().expect_err("tampered").seq, 0);
 }
 
@@ -155,14 +227,29 @@ async fn a_legal_hold_in_dynamodb_refuses_and_records_on_the_dynamodb_ledger() {
     seed(&w.deps, "held_co", 5, 5).await;
     w.deps
         .holds
-        .place(&LegalHold { tenant_id: "held_co".into(), hold_id: "SEC-99".into(), reason: "regulator inquiry".into(), placed_at: "2026-01-01T00:00:00Z".into(), released_at: None })
+        .place(&LegalHold {
+            tenant_id: "held_co".into(),
+            hold_id: "SEC-99".into(),
+            reason: "regulator inquiry".into(),
+            placed_at: "2026-01-01T00:00:00Z".into(),
+            released_at: None,
+        })
         .await
         .expect("hold");
     let before = count(&w.deps, "held_co").await;
-    let exec = run(&w.deps, request("req-aws-held", "held_co", &["s3", "analytics"])).await;
+    let exec = run(
+        &w.deps,
+        request("req-aws-held", "held_co", &["s3", "analytics"]),
+    )
+    .await;
     assert_eq!(exec.error.as_deref(), Some("LegalHoldActive"));
     assert_eq!(count(&w.deps, "held_co").await, before, "nothing erased");
-    let entries = w.deps.ledger.entries(ERASURE_CHAIN, 0, 10).await.expect("entries");
+    let entries = w
+        .deps
+        .ledger
+        .entries(ERASURE_CHAIN, 0, 10)
+        .await
+        .expect("entries");
     assert_eq!(entries.len(), 1);
     let e: Value = serde_json::from_str(&entries[0].1).expect("json");
     assert_eq!(e["certificate"]["certificate"]["outcome"], "refused");
@@ -176,11 +263,19 @@ async fn tenantctl_erase_aws_starts_a_step_functions_execution_named_after_the_r
     for f in tenantctl::registry::FUNCTIONS {
         let placeholder = format!(
             "${{{}FunctionArn}}",
-            f.split('-').map(|p| format!("{}{}", &p[..1].to_uppercase(), &p[1..])).collect::<String>()
+            f.split('-')
+                .map(|p| format!("{}{}", &p[..1].to_uppercase(), &p[1..]))
+                .collect::<String>()
         );
-        def = def.replace(&placeholder, &format!("arn:aws:lambda:us-east-1:123456789012:function:{f}"));
+        def = def.replace(
+            &placeholder,
+            &format!("arn:aws:lambda:us-east-1:123456789012:function:{f}"),
+        );
     }
-    assert!(!def.contains("FunctionArn}"), "every placeholder substituted");
+    assert!(
+        !def.contains("FunctionArn}"),
+        "every placeholder substituted"
+    );
     let sm = sfn
         .create_state_machine()
         .name(stores::testkit::unique("gdpr"))
@@ -190,12 +285,21 @@ async fn tenantctl_erase_aws_starts_a_step_functions_execution_named_after_the_r
         .await
         .expect("create state machine");
     let req = request("gdpr_req_aws_001", "tenant_x", &["s3"]);
-    let exec = tenantctl::aws::start_erasure(&cfg, sm.state_machine_arn(), &req).await.expect("start");
+    let exec = tenantctl::aws::start_erasure(&cfg, sm.state_machine_arn(), &req)
+        .await
+        .expect("start");
     assert!(exec.ends_with(":gdpr_req_aws_001"), "{exec}");
-    let d = sfn.describe_execution().execution_arn(&exec).send().await.expect("describe");
+    let d = sfn
+        .describe_execution()
+        .execution_arn(&exec)
+        .send()
+        .await
+        .expect("describe");
     assert_eq!(d.name(), Some("gdpr_req_aws_001"));
     let input: Value = serde_json::from_str(d.input().unwrap_or("{}")).expect("input");
     assert_eq!(input, req);
-    let bad = tenantctl::aws::start_erasure(&cfg, sm.state_machine_arn(), &request("a/b", "t", &["s3"])).await;
+    let bad =
+        tenantctl::aws::start_erasure(&cfg, sm.state_machine_arn(), &request("a/b", "t", &["s3"]))
+            .await;
     assert!(bad.expect_err("bad id").to_string().contains("request_id"));
 }

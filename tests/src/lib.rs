@@ -22,8 +22,13 @@ pub struct LocalWorld {
 /// Opens a fresh embedded world with the local catalog.
 pub async fn local_world() -> LocalWorld {
     let dir = tempfile::tempdir().expect("tempdir");
-    let deps = tenantctl::world::connect(dir.path(), None).await.expect("connect");
-    LocalWorld { dir, deps: Arc::new(deps) }
+    let deps = tenantctl::world::connect(dir.path(), None)
+        .await
+        .expect("connect");
+    LocalWorld {
+        dir,
+        deps: Arc::new(deps),
+    }
 }
 
 /// Writes `n` records of `tenant` into each of `systems`.
@@ -32,13 +37,28 @@ pub async fn seed(deps: &Deps, tenant: &str, systems: &[&str], n: usize) {
     for s in systems {
         let store = deps.store(s).expect("system");
         for i in 0..n {
-            store.put(&t, &format!("rec/{i:04}"), format!("{tenant}-{s}-{i}").as_bytes()).await.expect("put");
+            store
+                .put(
+                    &t,
+                    &format!("rec/{i:04}"),
+                    format!("{tenant}-{s}-{i}").as_bytes(),
+                )
+                .await
+                .expect("put");
         }
     }
 }
 
 /// Every system of the local catalog.
-pub const ALL: &[&str] = &["postgresql", "redis", "pinecone", "s3", "cloudwatch", "backups", "analytics"];
+pub const ALL: &[&str] = &[
+    "postgresql",
+    "redis",
+    "pinecone",
+    "s3",
+    "cloudwatch",
+    "backups",
+    "analytics",
+];
 
 /// Counts per (tenant, system).
 pub async fn counts(deps: &Deps, tenants: &[&str]) -> BTreeMap<(String, String), u64> {
@@ -46,7 +66,14 @@ pub async fn counts(deps: &Deps, tenants: &[&str]) -> BTreeMap<(String, String),
     for t in tenants {
         let tid = TenantId::parse(t).expect("tenant");
         for s in deps.catalog.system_names() {
-            out.insert((t.to_string(), s.clone()), deps.store(&s).expect("store").count(&tid).await.expect("count"));
+            out.insert(
+                (t.to_string(), s.clone()),
+                deps.store(&s)
+                    .expect("store")
+                    .count(&tid)
+                    .await
+                    .expect("count"),
+            );
         }
     }
     out
@@ -65,8 +92,14 @@ pub fn request(id: &str, tenant: &str, systems: &[&str]) -> Value {
 
 /// Runs the erasure state machine with `invoker`.
 pub async fn run_with(invoker: Arc<dyn TaskInvoker>, input: Value) -> Execution {
-    let name = input.get("request_id").and_then(Value::as_str).unwrap_or("x").to_owned();
-    Simulator::new(invoker).run(&erasure_machine(), &name, input).await
+    let name = input
+        .get("request_id")
+        .and_then(Value::as_str)
+        .unwrap_or("x")
+        .to_owned();
+    Simulator::new(invoker)
+        .run(&erasure_machine(), &name, input)
+        .await
 }
 
 /// Runs the erasure state machine on the plain handlers.
@@ -75,7 +108,8 @@ pub async fn run(deps: &Arc<Deps>, input: Value) -> Execution {
 }
 
 /// What a hook sees after each task: the function, its input and its result.
-pub type Hook = Box<dyn Fn(&str, &Value, &Result<Value, TaskError>) -> Option<HookAction> + Send + Sync>;
+pub type Hook =
+    Box<dyn Fn(&str, &Value, &Result<Value, TaskError>) -> Option<HookAction> + Send + Sync>;
 
 /// What a hook may do.
 pub enum HookAction {
@@ -97,13 +131,23 @@ pub struct Hooked {
 
 #[async_trait]
 impl TaskInvoker for Hooked {
-    async fn invoke(&self, resource: &str, input: Value, budget: Duration) -> Result<Value, TaskError> {
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        budget: Duration,
+    ) -> Result<Value, TaskError> {
         let f = tenantctl::registry::function_for(resource).unwrap_or_default();
         let res = self.inner.invoke(resource, input.clone(), budget).await;
         match (self.hook)(&f, &input, &res) {
             Some(HookAction::Write(t, s, k)) => {
                 let tid = TenantId::parse(&t).expect("tenant");
-                self.deps.store(&s).expect("system").put(&tid, &k, b"late write").await.expect("write");
+                self.deps
+                    .store(&s)
+                    .expect("system")
+                    .put(&tid, &k, b"late write")
+                    .await
+                    .expect("write");
                 res
             }
             Some(HookAction::Fail(e)) => Err(e),
@@ -124,19 +168,29 @@ pub async fn moto_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto_url())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "moto"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
         .load()
         .await
 }
 
 /// An S3 client for moto (path-style addressing).
 pub fn moto_s3(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(cfg).force_path_style(true).build())
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(cfg)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// Creates a versioned bucket.
 pub async fn versioned_bucket(s3: &aws_sdk_s3::Client, name: &str) {
-    s3.create_bucket().bucket(name).send().await.expect("create bucket");
+    s3.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .expect("create bucket");
     s3.put_bucket_versioning()
         .bucket(name)
         .versioning_configuration(
@@ -151,14 +205,40 @@ pub async fn versioned_bucket(s3: &aws_sdk_s3::Client, name: &str) {
 
 /// Creates a DynamoDB table with string keys `pk` and `sk` (on-demand).
 pub async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str, sk: &str) {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
     ddb.create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name(pk).attribute_type(ScalarAttributeType::S).build().expect("ad"))
-        .attribute_definitions(AttributeDefinition::builder().attribute_name(sk).attribute_type(ScalarAttributeType::S).build().expect("ad"))
-        .key_schema(KeySchemaElement::builder().attribute_name(pk).key_type(KeyType::Hash).build().expect("ks"))
-        .key_schema(KeySchemaElement::builder().attribute_name(sk).key_type(KeyType::Range).build().expect("ks"))
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(pk)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("ad"),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(sk)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("ad"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(pk)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("ks"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(sk)
+                .key_type(KeyType::Range)
+                .build()
+                .expect("ks"),
+        )
         .send()
         .await
         .expect("create table");

@@ -198,7 +198,11 @@ impl Catalog {
             }
             match &s.backend {
                 Backend::Embedded => {}
-                Backend::S3 { bucket, prefix, max_concurrency } => {
+                Backend::S3 {
+                    bucket,
+                    prefix,
+                    max_concurrency,
+                } => {
                     if bucket.len() < 3 {
                         return Err(StepError::Configuration(format!(
                             "system {}: bucket name {bucket:?} is shorter than 3 characters",
@@ -213,7 +217,11 @@ impl Catalog {
                     }
                     check_concurrency(&s.name, *max_concurrency)?;
                 }
-                Backend::Dynamodb { partition_value, max_concurrency, .. } => {
+                Backend::Dynamodb {
+                    partition_value,
+                    max_concurrency,
+                    ..
+                } => {
                     if !partition_value.contains(TENANT_PLACEHOLDER) {
                         return Err(StepError::Configuration(format!(
                             "system {}: partition_value {partition_value:?} must contain {TENANT_PLACEHOLDER}",
@@ -288,8 +296,17 @@ backend = "embedded"
     fn parses_a_catalog() {
         let c = Catalog::from_toml(GOOD).expect("valid");
         assert_eq!(c.system_names(), ["s3", "analytics", "redis"]);
-        assert!(matches!(c.system("s3").map(|s| &s.backend), Some(Backend::S3 { max_concurrency: 8, .. })));
-        assert_eq!(c.system("s3").map(|s| s.kind.capabilities().versioned), Some(true));
+        assert!(matches!(
+            c.system("s3").map(|s| &s.backend),
+            Some(Backend::S3 {
+                max_concurrency: 8,
+                ..
+            })
+        ));
+        assert_eq!(
+            c.system("s3").map(|s| s.kind.capabilities().versioned),
+            Some(true)
+        );
     }
 
     #[test]
@@ -298,9 +315,19 @@ backend = "embedded"
         let e = Catalog::from_toml(&bad).expect_err("prefix");
         assert!(e.to_string().contains("end with '/'"), "{e}");
         let dup = GOOD.replace("name = \"redis\"", "name = \"s3\"");
-        assert!(Catalog::from_toml(&dup).expect_err("dup").to_string().contains("twice"));
+        assert!(
+            Catalog::from_toml(&dup)
+                .expect_err("dup")
+                .to_string()
+                .contains("twice")
+        );
         let unknown = GOOD.replace("backend = \"embedded\"\n", "backend = \"pinecone\"\n");
-        assert_eq!(Catalog::from_toml(&unknown).expect_err("unknown").error_type(), "ConfigurationError");
+        assert_eq!(
+            Catalog::from_toml(&unknown)
+                .expect_err("unknown")
+                .error_type(),
+            "ConfigurationError"
+        );
     }
 
     #[test]

@@ -132,7 +132,9 @@ pub fn public_key_to_pem(key: &VerifyingKey) -> Result<String, CertError> {
 
 /// A short stable id for a local key: `p256:` and 16 hex digits of SHA-256 of its SPKI DER.
 pub fn local_key_id(key: &VerifyingKey) -> Result<String, CertError> {
-    let der = key.to_public_key_der().map_err(|e| CertError::BadKey(e.to_string()))?;
+    let der = key
+        .to_public_key_der()
+        .map_err(|e| CertError::BadKey(e.to_string()))?;
     let digest = Sha256::digest(der.as_bytes());
     Ok(format!("p256:{}", &hex::encode(digest)[..16]))
 }
@@ -162,7 +164,9 @@ pub fn verify_document<'k>(
     }
     let key_id = field("key_id")?;
     if body.get("key_id").and_then(Value::as_str) != Some(key_id) {
-        return Err(CertError::Malformed("certificate.key_id differs from signature.key_id".into()));
+        return Err(CertError::Malformed(
+            "certificate.key_id differs from signature.key_id".into(),
+        ));
     }
     let der = B64
         .decode(field("der_base64")?)
@@ -171,12 +175,17 @@ pub fn verify_document<'k>(
     ensure_integers_only(body, "certificate")?;
     let bytes = canonical_bytes(body)?;
     let key = lookup(key_id).ok_or_else(|| CertError::UnknownKey(key_id.to_owned()))?;
-    key.verify(&bytes, &signature).map_err(|_| CertError::BadSignature)
+    key.verify(&bytes, &signature)
+        .map_err(|_| CertError::BadSignature)
 }
 
 /// Encodes a DER signature into a signature block.
 pub fn signature_block(key_id: &str, der: &[u8]) -> SignatureBlock {
-    SignatureBlock { alg: ALG.to_owned(), key_id: key_id.to_owned(), der_base64: B64.encode(der) }
+    SignatureBlock {
+        alg: ALG.to_owned(),
+        key_id: key_id.to_owned(),
+        der_base64: B64.encode(der),
+    }
 }
 
 #[cfg(test)]
@@ -209,7 +218,10 @@ pub(crate) mod tests {
         let bytes = cert.signing_bytes().expect("bytes");
         let sig: Signature = sk.sign(&bytes);
         let block = signature_block(&cert.key_id, sig.to_der().as_bytes());
-        SignedCertificate { certificate: cert, signature: block }
+        SignedCertificate {
+            certificate: cert,
+            signature: block,
+        }
     }
 
     #[test]
@@ -223,19 +235,31 @@ pub(crate) mod tests {
 
         let mut tampered = doc.clone();
         tampered["certificate"]["details"]["systems"][0]["records_erased"] = 4.into();
-        assert_eq!(verify_document(&tampered, lookup), Err(CertError::BadSignature));
+        assert_eq!(
+            verify_document(&tampered, lookup),
+            Err(CertError::BadSignature)
+        );
 
         let mut float = doc.clone();
         float["certificate"]["details"]["x"] = serde_json::json!(1.5);
-        assert!(matches!(verify_document(&float, lookup), Err(CertError::Float(_))));
+        assert!(matches!(
+            verify_document(&float, lookup),
+            Err(CertError::Float(_))
+        ));
 
-        assert!(matches!(verify_document(&doc, |_| None), Err(CertError::UnknownKey(_))));
+        assert!(matches!(
+            verify_document(&doc, |_| None),
+            Err(CertError::UnknownKey(_))
+        ));
     }
 
     #[test]
     fn canonical_form_sorts_keys_and_strips_space() {
         let v: Value = serde_json::from_str(r#"{ "b": 1, "a": [true, "x"] }"#).expect("json");
-        assert_eq!(canonical_bytes(&v).expect("jcs"), br#"{"a":[true,"x"],"b":1}"#);
+        assert_eq!(
+            canonical_bytes(&v).expect("jcs"),
+            br#"{"a":[true,"x"],"b":1}"#
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ impl ErasureRequest {
     /// Validates a raw request against the catalog. Every failure is `InvalidRequest` with
     /// a message that says what to fix.
     pub fn parse(raw: &Value, catalog: &Catalog) -> Result<Self, StepError> {
-        let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(raw)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_REQUEST_BYTES {
             return Err(StepError::invalid(format!(
                 "request is {size} bytes; the limit is {MAX_REQUEST_BYTES}"
@@ -52,7 +54,9 @@ impl ErasureRequest {
         let req: ErasureRequest = serde_json::from_value(raw.clone())
             .map_err(|e| StepError::invalid(format!("request is malformed: {e}")))?;
         if req.reason.trim().is_empty() {
-            return Err(StepError::invalid("reason is empty; state the ground for erasure"));
+            return Err(StepError::invalid(
+                "reason is empty; state the ground for erasure",
+            ));
         }
         if req.reason.chars().count() > MAX_REASON_CHARS {
             return Err(StepError::invalid(format!(
@@ -60,7 +64,9 @@ impl ErasureRequest {
             )));
         }
         if req.systems.is_empty() {
-            return Err(StepError::invalid("systems is empty; name at least one system"));
+            return Err(StepError::invalid(
+                "systems is empty; name at least one system",
+            ));
         }
         let mut seen = BTreeSet::new();
         for s in &req.systems {
@@ -115,7 +121,10 @@ pub fn require_verified(
             });
         }
     }
-    if let Some(extra) = verified.iter().find(|v| !requested.iter().any(|s| s.as_str() == v.system)) {
+    if let Some(extra) = verified
+        .iter()
+        .find(|v| !requested.iter().any(|s| s.as_str() == v.system))
+    {
         return Err(StepError::VerificationIncomplete(format!(
             "verification names system {} that the request did not",
             extra.system
@@ -186,17 +195,50 @@ backend = "embedded"
     fn malformed_requests_are_invalid_with_a_reason() {
         let cases: Vec<(Value, &str)> = vec![
             (json!([]), "JSON object"),
-            (json!({"tenant_id": "t1", "reason": "x", "systems": ["s3"]}), "request_id"),
-            (json!({"request_id": "r1", "tenant_id": "a/b", "reason": "x", "systems": ["s3"]}), "'/'"),
-            (json!({"request_id": "r1", "tenant_id": "..", "reason": "x", "systems": ["s3"]}), "tenant_id"),
-            (json!({"request_id": "r1", "tenant_id": "", "reason": "x", "systems": ["s3"]}), "empty"),
-            (json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": ["mongo"]}), "not in the"),
-            (json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": "s3"}), "malformed"),
-            (json!({"request_id": 7, "tenant_id": "t1", "reason": "x", "systems": ["s3"]}), "malformed"),
-            (json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": []}), "empty"),
-            (json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": ["s3", "s3"]}), "twice"),
-            (json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": ["s3"], "extra": 1}), "unknown field"),
-            (json!({"request_id": "r1", "tenant_id": "t1", "reason": "x".repeat(1 << 20), "systems": ["s3"]}), "limit"),
+            (
+                json!({"tenant_id": "t1", "reason": "x", "systems": ["s3"]}),
+                "request_id",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "a/b", "reason": "x", "systems": ["s3"]}),
+                "'/'",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "..", "reason": "x", "systems": ["s3"]}),
+                "tenant_id",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "", "reason": "x", "systems": ["s3"]}),
+                "empty",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": ["mongo"]}),
+                "not in the",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": "s3"}),
+                "malformed",
+            ),
+            (
+                json!({"request_id": 7, "tenant_id": "t1", "reason": "x", "systems": ["s3"]}),
+                "malformed",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": []}),
+                "empty",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": ["s3", "s3"]}),
+                "twice",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "t1", "reason": "x", "systems": ["s3"], "extra": 1}),
+                "unknown field",
+            ),
+            (
+                json!({"request_id": "r1", "tenant_id": "t1", "reason": "x".repeat(1 << 20), "systems": ["s3"]}),
+                "limit",
+            ),
         ];
         for (raw, needle) in cases {
             let e = ErasureRequest::parse(&raw, &catalog()).expect_err(needle);

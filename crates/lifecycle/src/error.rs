@@ -107,10 +107,19 @@ mod tests {
     fn every_variant_has_a_listed_type() {
         let all = [
             StepError::invalid("x"),
-            StepError::LegalHoldActive { tenant_id: "t".into(), holds: vec!["h".into()] },
-            StepError::ResidualDataFound { system: "s3".into(), records: 1 },
+            StepError::LegalHoldActive {
+                tenant_id: "t".into(),
+                holds: vec!["h".into()],
+            },
+            StepError::ResidualDataFound {
+                system: "s3".into(),
+                records: 1,
+            },
             StepError::VerificationIncomplete("x".into()),
-            StepError::LedgerConflict { chain: "c".into(), expected: 1 },
+            StepError::LedgerConflict {
+                chain: "c".into(),
+                expected: 1,
+            },
             StepError::LedgerCorrupt("x".into()),
             StepError::Throttled("x".into()),
             StepError::StoreUnavailable("x".into()),
@@ -118,7 +127,11 @@ mod tests {
             StepError::Internal("x".into()),
         ];
         for e in &all {
-            assert!(ERROR_TYPES.contains(&e.error_type()), "{} missing", e.error_type());
+            assert!(
+                ERROR_TYPES.contains(&e.error_type()),
+                "{} missing",
+                e.error_type()
+            );
         }
         assert_eq!(all.len(), ERROR_TYPES.len());
     }
@@ -127,11 +140,21 @@ mod tests {
     fn only_transient_errors_are_retryable() {
         assert!(StepError::Throttled("x".into()).is_retryable());
         assert!(!StepError::invalid("x").is_retryable());
-        assert!(!StepError::LegalHoldActive { tenant_id: "t".into(), holds: vec![] }.is_retryable());
+        assert!(
+            !StepError::LegalHoldActive {
+                tenant_id: "t".into(),
+                holds: vec![]
+            }
+            .is_retryable()
+        );
     }
 }
 
 /// Deserialises a handler's input, turning any mismatch into an actionable `InvalidRequest`.
-pub fn from_input<T: serde::de::DeserializeOwned>(input: serde_json::Value, step: &str) -> Result<T, StepError> {
-    serde_json::from_value(input).map_err(|e| StepError::invalid(format!("{step} input is malformed: {e}")))
+pub fn from_input<T: serde::de::DeserializeOwned>(
+    input: serde_json::Value,
+    step: &str,
+) -> Result<T, StepError> {
+    serde_json::from_value(input)
+        .map_err(|e| StepError::invalid(format!("{step} input is malformed: {e}")))
 }

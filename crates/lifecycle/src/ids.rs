@@ -17,7 +17,9 @@ fn check_ident(what: &str, s: &str, max: usize) -> Result<(), StepError> {
     }
     let mut chars = s.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let rest_ok = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !first_ok || !rest_ok {
         return Err(StepError::invalid(format!(
             "{what} {s:?} may hold only ASCII letters, digits, '_' and '-', starting with a letter or digit (no '/', '.', spaces)"
@@ -89,7 +91,9 @@ mod tests {
 
     #[test]
     fn refuses_path_tricks_and_empties() {
-        for bad in ["", "../x", "a/b", "..", ".hidden", "a b", "t\u{e9}", "-lead", "a.b"] {
+        for bad in [
+            "", "../x", "a/b", "..", ".hidden", "a b", "t\u{e9}", "-lead", "a.b",
+        ] {
             let err = TenantId::parse(bad).expect_err(bad);
             assert_eq!(err.error_type(), "InvalidRequest");
         }

@@ -121,7 +121,12 @@ pub struct ChainVerifier<'k> {
 impl<'k> ChainVerifier<'k> {
     /// Starts verifying `chain` from its first entry.
     pub fn new(chain: &str, keys: &'k KeyRing) -> Self {
-        Self { chain: chain.to_owned(), keys, next_seq: 0, prev_hash: GENESIS_HASH.to_owned() }
+        Self {
+            chain: chain.to_owned(),
+            keys,
+            next_seq: 0,
+            prev_hash: GENESIS_HASH.to_owned(),
+        }
     }
 
     /// How many entries have passed.
@@ -132,7 +137,10 @@ impl<'k> ChainVerifier<'k> {
     /// Checks the next stored entry: `stored_seq` is the seq of the key it is stored under.
     pub fn check(&mut self, stored_seq: u64, raw: &str) -> Result<(), ChainFault> {
         let seq = self.next_seq;
-        let fault = |reason: String| ChainFault { seq: stored_seq.min(seq), reason };
+        let fault = |reason: String| ChainFault {
+            seq: stored_seq.min(seq),
+            reason,
+        };
         if stored_seq != seq {
             return Err(ChainFault {
                 seq,
@@ -150,7 +158,9 @@ impl<'k> ChainVerifier<'k> {
             )));
         }
         if entry.prev_hash != self.prev_hash {
-            return Err(fault("prev_hash does not match the previous entry's hash".into()));
+            return Err(fault(
+                "prev_hash does not match the previous entry's hash".into(),
+            ));
         }
         let recomputed = entry_hash(&v).map_err(|e| fault(e.to_string()))?;
         if recomputed != entry.entry_hash {
@@ -163,7 +173,9 @@ impl<'k> ChainVerifier<'k> {
         if c.chain != entry.chain || c.seq != entry.seq || c.prev_hash != entry.prev_hash {
             return Err(fault("certificate names another ledger position".into()));
         }
-        let doc = v.get("certificate").ok_or_else(|| fault("no certificate".into()))?;
+        let doc = v
+            .get("certificate")
+            .ok_or_else(|| fault("no certificate".into()))?;
         certificate::verify_document(doc, |k| self.keys.get(k))
             .map_err(|e| fault(format!("certificate: {e}")))?;
         self.prev_hash = entry.entry_hash;
@@ -175,8 +187,14 @@ impl<'k> ChainVerifier<'k> {
     pub fn finish(self, head: Option<&Head>) -> Result<u64, ChainFault> {
         match head {
             None if self.next_seq == 0 => Ok(0),
-            None => Err(ChainFault { seq: self.next_seq - 1, reason: "chain has entries but no head".into() }),
-            Some(h) if self.next_seq == 0 => Err(ChainFault { seq: h.seq, reason: "head names an entry that is not stored".into() }),
+            None => Err(ChainFault {
+                seq: self.next_seq - 1,
+                reason: "chain has entries but no head".into(),
+            }),
+            Some(h) if self.next_seq == 0 => Err(ChainFault {
+                seq: h.seq,
+                reason: "head names an entry that is not stored".into(),
+            }),
             Some(h) if h.seq != self.next_seq - 1 || h.hash != self.prev_hash => Err(ChainFault {
                 seq: h.seq.min(self.next_seq),
                 reason: format!(
@@ -193,8 +211,8 @@ impl<'k> ChainVerifier<'k> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certificate::tests::{key, sample, sign};
     use crate::certificate::local_key_id;
+    use crate::certificate::tests::{key, sample, sign};
 
     fn chain(n: u64) -> (KeyRing, Vec<String>, Head) {
         let sk = key();
@@ -210,7 +228,10 @@ mod tests {
             c.seq = seq;
             c.prev_hash = prev;
             let e = LedgerEntry::seal(sign(&sk, c), "2026-01-01T00:00:00Z".into()).expect("seal");
-            head = Some(Head { seq, hash: e.entry_hash.clone() });
+            head = Some(Head {
+                seq,
+                hash: e.entry_hash.clone(),
+            });
             out.push(e.to_json().expect("json"));
         }
         (ring, out, head.expect("head"))
@@ -239,7 +260,9 @@ mod tests {
             for pos in (0..raw.len()).step_by(raw.len() / 40 + 1) {
                 let mut bytes = raw.clone().into_bytes();
                 bytes[pos] = if bytes[pos] == b'7' { b'8' } else { b'7' };
-                let Ok(t) = String::from_utf8(bytes) else { continue };
+                let Ok(t) = String::from_utf8(bytes) else {
+                    continue;
+                };
                 if t == *raw {
                     continue;
                 }

@@ -30,13 +30,20 @@ impl Budget {
 
     /// A budget of `d` from now.
     pub fn of(d: Duration) -> Self {
-        Self { deadline: Instant::now() + d }
+        Self {
+            deadline: Instant::now() + d,
+        }
     }
 
     /// The invocation's deadline less [`SAFETY_MARGIN`] (at least one second of work).
     pub fn from_lambda_deadline(deadline: SystemTime) -> Self {
-        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
-        Self::of(left.saturating_sub(SAFETY_MARGIN).max(Duration::from_secs(1)))
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        Self::of(
+            left.saturating_sub(SAFETY_MARGIN)
+                .max(Duration::from_secs(1)),
+        )
     }
 
     /// When work must stop.
@@ -57,7 +64,10 @@ impl From<StepError> for StepFailure {
 
 impl From<StepFailure> for lambda_runtime::Diagnostic {
     fn from(f: StepFailure) -> Self {
-        lambda_runtime::Diagnostic { error_type: f.0.error_type().to_owned(), error_message: f.0.to_string() }
+        lambda_runtime::Diagnostic {
+            error_type: f.0.error_type().to_owned(),
+            error_message: f.0.to_string(),
+        }
     }
 }
 
@@ -90,22 +100,30 @@ pub async fn init_deps() -> Result<std::sync::Arc<Deps>, lambda_runtime::Error> 
 macro_rules! lambda_main {
     ($handler:path) => {
         fn main() -> Result<(), $crate::lambda_runtime::Error> {
-            $crate::tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
-                $crate::init_tracing();
-                let deps = $crate::init_deps().await?;
-                $crate::lambda_runtime::run($crate::lambda_runtime::service_fn(
-                    move |event: $crate::lambda_runtime::LambdaEvent<$crate::serde_json::Value>| {
-                        let deps = deps.clone();
-                        async move {
-                            let budget = $crate::Budget::from_lambda_deadline(event.context.deadline());
-                            // Boxed: the handlers' futures are deep, and boxing keeps the
-                            // runtime's future type shallow.
-                            ::std::boxed::Box::pin($handler(event.payload, &deps, budget)).await.map_err($crate::StepFailure::from)
-                        }
-                    },
-                ))
-                .await
-            })
+            $crate::tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(async {
+                    $crate::init_tracing();
+                    let deps = $crate::init_deps().await?;
+                    $crate::lambda_runtime::run($crate::lambda_runtime::service_fn(
+                        move |event: $crate::lambda_runtime::LambdaEvent<
+                            $crate::serde_json::Value,
+                        >| {
+                            let deps = deps.clone();
+                            async move {
+                                let budget =
+                                    $crate::Budget::from_lambda_deadline(event.context.deadline());
+                                // Boxed: the handlers' futures are deep, and boxing keeps the
+                                // runtime's future type shallow.
+                                ::std::boxed::Box::pin($handler(event.payload, &deps, budget))
+                                    .await
+                                    .map_err($crate::StepFailure::from)
+                            }
+                        },
+                    ))
+                    .await
+                })
         }
     };
 }

@@ -185,20 +185,50 @@ const IO: &[&str] = &["InputPath", "OutputPath"];
 fn allowed(ty: &str) -> Option<Vec<&'static str>> {
     let mut v: Vec<&str> = COMMON.to_vec();
     match ty {
-        "Pass" => v.extend(FLOW.iter().chain(IO).chain(&["Parameters", "Result", "ResultPath"])),
+        "Pass" => v.extend(
+            FLOW.iter()
+                .chain(IO)
+                .chain(&["Parameters", "Result", "ResultPath"]),
+        ),
         "Task" => v.extend(FLOW.iter().chain(IO).chain(&[
-            "Resource", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch", "TimeoutSeconds", "HeartbeatSeconds",
+            "Resource",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "TimeoutSeconds",
+            "HeartbeatSeconds",
         ])),
         "Choice" => v.extend(IO.iter().chain(&["Choices", "Default"])),
-        "Wait" => v.extend(FLOW.iter().chain(IO).chain(&["Seconds", "SecondsPath", "Timestamp", "TimestampPath"])),
+        "Wait" => v.extend(FLOW.iter().chain(IO).chain(&[
+            "Seconds",
+            "SecondsPath",
+            "Timestamp",
+            "TimestampPath",
+        ])),
         "Succeed" => v.extend(IO),
         "Fail" => v.extend(["Error", "Cause"]),
         "Parallel" => v.extend(FLOW.iter().chain(IO).chain(&[
-            "Branches", "Parameters", "ResultSelector", "ResultPath", "Retry", "Catch",
+            "Branches",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
         ])),
         "Map" => v.extend(FLOW.iter().chain(IO).chain(&[
-            "ItemsPath", "ItemSelector", "Parameters", "ItemProcessor", "Iterator", "MaxConcurrency", "ResultSelector",
-            "ResultPath", "Retry", "Catch", "Label",
+            "ItemsPath",
+            "ItemSelector",
+            "Parameters",
+            "ItemProcessor",
+            "Iterator",
+            "MaxConcurrency",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "Label",
         ])),
         _ => return None,
     }
@@ -208,30 +238,47 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
 /// Features of real Step Functions the simulator refuses, with the reason shown to users.
 fn unsupported(field: &str) -> Option<&'static str> {
     Some(match field {
-        "ItemReader" => "Distributed Map ItemReader (reading items from S3) is not supported; pass the items inline with ItemsPath",
+        "ItemReader" => {
+            "Distributed Map ItemReader (reading items from S3) is not supported; pass the items inline with ItemsPath"
+        }
         "ItemBatcher" => "Map ItemBatcher is not supported",
         "ResultWriter" => "Map ResultWriter is not supported",
-        "ToleratedFailurePercentage" | "ToleratedFailureCount" | "ToleratedFailurePercentagePath" | "ToleratedFailureCountPath" => {
-            "Map tolerated failures are not supported"
-        }
+        "ToleratedFailurePercentage"
+        | "ToleratedFailureCount"
+        | "ToleratedFailurePercentagePath"
+        | "ToleratedFailureCountPath" => "Map tolerated failures are not supported",
         "MaxConcurrencyPath" => "MaxConcurrencyPath is not supported",
         "TimeoutSecondsPath" | "HeartbeatSecondsPath" => "dynamic timeouts are not supported",
         "Credentials" => "Task Credentials are not supported",
-        "Arguments" | "Output" | "Assign" | "QueryLanguage" => "JSONata and variables are not supported; use JSONPath",
+        "Arguments" | "Output" | "Assign" | "QueryLanguage" => {
+            "JSONata and variables are not supported; use JSONPath"
+        }
         _ => return None,
     })
 }
 
 fn err(state: &str, message: impl Into<String>) -> LoadError {
-    LoadError { state: state.to_owned(), message: message.into() }
+    LoadError {
+        state: state.to_owned(),
+        message: message.into(),
+    }
 }
 
-fn path_field(o: &Map<String, Value>, state: &str, field: &str) -> Result<Option<Option<Path>>, LoadError> {
+fn path_field(
+    o: &Map<String, Value>,
+    state: &str,
+    field: &str,
+) -> Result<Option<Option<Path>>, LoadError> {
     match o.get(field) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
-        Some(Value::String(s)) => Path::parse(s).map(|p| Some(Some(p))).map_err(|m| err(state, format!("{field}: {m}"))),
-        Some(other) => Err(err(state, format!("{field} must be a path string or null, got {other}"))),
+        Some(Value::String(s)) => Path::parse(s)
+            .map(|p| Some(Some(p)))
+            .map_err(|m| err(state, format!("{field}: {m}"))),
+        Some(other) => Err(err(
+            state,
+            format!("{field} must be a path string or null, got {other}"),
+        )),
     }
 }
 
@@ -243,8 +290,14 @@ fn result_path(o: &Map<String, Value>, state: &str) -> Result<ResultPath, LoadEr
     })
 }
 
-fn template(o: &Map<String, Value>, state: &str, field: &str) -> Result<Option<Template>, LoadError> {
-    o.get(field).map(|v| Template::compile(v).map_err(|m| err(state, format!("{field}: {m}")))).transpose()
+fn template(
+    o: &Map<String, Value>,
+    state: &str,
+    field: &str,
+) -> Result<Option<Template>, LoadError> {
+    o.get(field)
+        .map(|v| Template::compile(v).map_err(|m| err(state, format!("{field}: {m}"))))
+        .transpose()
 }
 
 fn errors_list(v: &Value, state: &str, what: &str) -> Result<Vec<String>, LoadError> {
@@ -253,7 +306,11 @@ fn errors_list(v: &Value, state: &str, what: &str) -> Result<Vec<String>, LoadEr
         .and_then(Value::as_array)
         .ok_or_else(|| err(state, format!("{what} needs ErrorEquals")))?
         .iter()
-        .map(|e| e.as_str().map(str::to_owned).ok_or_else(|| err(state, format!("{what}: ErrorEquals holds strings"))))
+        .map(|e| {
+            e.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| err(state, format!("{what}: ErrorEquals holds strings")))
+        })
         .collect::<Result<_, _>>()?;
     if list.is_empty() {
         return Err(err(state, format!("{what}: ErrorEquals is empty")));
@@ -267,7 +324,10 @@ fn errors_list(v: &Value, state: &str, what: &str) -> Result<Vec<String>, LoadEr
 fn number(v: Option<&Value>, default: f64, state: &str, what: &str) -> Result<f64, LoadError> {
     match v {
         None => Ok(default),
-        Some(x) => x.as_f64().filter(|f| *f >= 0.0).ok_or_else(|| err(state, format!("{what} must be a non-negative number"))),
+        Some(x) => x
+            .as_f64()
+            .filter(|f| *f >= 0.0)
+            .ok_or_else(|| err(state, format!("{what} must be a non-negative number"))),
     }
 }
 
@@ -321,20 +381,27 @@ impl Machine {
     }
 
     fn load_at(def: &Value, owner: &str, top: bool) -> Result<Self, LoadError> {
-        let o = def.as_object().ok_or_else(|| err(owner, "a state machine must be a JSON object"))?;
+        let o = def
+            .as_object()
+            .ok_or_else(|| err(owner, "a state machine must be a JSON object"))?;
         for k in o.keys() {
             let ok = matches!(k.as_str(), "StartAt" | "States" | "Comment")
                 || (top && matches!(k.as_str(), "TimeoutSeconds" | "Version"))
                 || (!top && k == "ProcessorConfig");
             if !ok {
-                let why = unsupported(k).map(str::to_owned).unwrap_or_else(|| format!("field {k} is not supported here"));
+                let why = unsupported(k)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("field {k} is not supported here"));
                 return Err(err(owner, why));
             }
         }
         if let Some(pc) = o.get("ProcessorConfig") {
             let mode = pc.get("Mode").and_then(Value::as_str).unwrap_or("INLINE");
             if !matches!(mode, "INLINE" | "DISTRIBUTED") {
-                return Err(err(owner, format!("ProcessorConfig.Mode {mode} is unknown")));
+                return Err(err(
+                    owner,
+                    format!("ProcessorConfig.Mode {mode} is unknown"),
+                ));
             }
         }
         let start_at = o
@@ -342,23 +409,36 @@ impl Machine {
             .and_then(Value::as_str)
             .ok_or_else(|| err(owner, "StartAt is missing"))?
             .to_owned();
-        let raw = o.get("States").and_then(Value::as_object).ok_or_else(|| err(owner, "States is missing"))?;
+        let raw = o
+            .get("States")
+            .and_then(Value::as_object)
+            .ok_or_else(|| err(owner, "States is missing"))?;
         let mut states = HashMap::new();
         for (name, v) in raw {
             states.insert(name.clone(), load_state(name, v)?);
         }
         if !states.contains_key(&start_at) {
-            return Err(err(owner, format!("StartAt names {start_at:?}, which is not a state")));
+            return Err(err(
+                owner,
+                format!("StartAt names {start_at:?}, which is not a state"),
+            ));
         }
         for s in states.values() {
-            let mut targets: Vec<&String> = s.next.iter().chain(s.catch.iter().map(|c| &c.next)).collect();
+            let mut targets: Vec<&String> = s
+                .next
+                .iter()
+                .chain(s.catch.iter().map(|c| &c.next))
+                .collect();
             if let Kind::Choice { choices, default } = &s.kind {
                 targets.extend(choices.iter().map(|c| &c.1));
                 targets.extend(default.iter());
             }
             for t in targets {
                 if !states.contains_key(t) {
-                    return Err(err(&s.name, format!("transitions to {t:?}, which is not a state of this machine")));
+                    return Err(err(
+                        &s.name,
+                        format!("transitions to {t:?}, which is not a state of this machine"),
+                    ));
                 }
             }
         }
@@ -367,8 +447,13 @@ impl Machine {
 }
 
 fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
-    let o = v.as_object().ok_or_else(|| err(name, "a state must be a JSON object"))?;
-    let ty = o.get("Type").and_then(Value::as_str).ok_or_else(|| err(name, "Type is missing"))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| err(name, "a state must be a JSON object"))?;
+    let ty = o
+        .get("Type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(name, "Type is missing"))?;
     let fields = allowed(ty).ok_or_else(|| err(name, format!("Type {ty} is unknown")))?;
     for k in o.keys() {
         if let Some(why) = unsupported(k) {
@@ -393,8 +478,13 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
         Some(p) => p,
     };
     let params = if ty == "Map" {
-        match (template(o, name, "ItemSelector")?, template(o, name, "Parameters")?) {
-            (Some(_), Some(_)) => return Err(err(name, "use ItemSelector or Parameters, not both")),
+        match (
+            template(o, name, "ItemSelector")?,
+            template(o, name, "Parameters")?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(err(name, "use ItemSelector or Parameters, not both"));
+            }
             (a, b) => {
                 let _ = &a;
                 return load_map(name, o, input_path, output_path, a.or(b), next);
@@ -407,41 +497,71 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
         input_path,
         parameters: params,
         result_selector: template(o, name, "ResultSelector")?,
-        result_path: if matches!(ty, "Pass" | "Task" | "Parallel") { result_path(o, name)? } else { ResultPath::Discard },
+        result_path: if matches!(ty, "Pass" | "Task" | "Parallel") {
+            result_path(o, name)?
+        } else {
+            ResultPath::Discard
+        },
         output_path,
     };
     let (retry, catch) = retry_catch(o, name)?;
     let kind = match ty {
-        "Pass" => Kind::Pass { result: o.get("Result").cloned() },
+        "Pass" => Kind::Pass {
+            result: o.get("Result").cloned(),
+        },
         "Task" => {
-            let resource = o.get("Resource").and_then(Value::as_str).ok_or_else(|| err(name, "Resource is missing"))?;
+            let resource = o
+                .get("Resource")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(name, "Resource is missing"))?;
             if resource.starts_with("arn:aws:states:::") {
                 return Err(err(
                     name,
-                    format!("service integration {resource} is not supported; name the function directly (\"Resource\": \"${{...FunctionArn}}\")"),
+                    format!(
+                        "service integration {resource} is not supported; name the function directly (\"Resource\": \"${{...FunctionArn}}\")"
+                    ),
                 ));
             }
             let timeout = match o.get("TimeoutSeconds") {
                 None => None,
-                Some(t) => Some(t.as_u64().filter(|t| *t > 0).ok_or_else(|| err(name, "TimeoutSeconds must be a positive integer"))?),
+                Some(t) => Some(
+                    t.as_u64()
+                        .filter(|t| *t > 0)
+                        .ok_or_else(|| err(name, "TimeoutSeconds must be a positive integer"))?,
+                ),
             };
-            Kind::Task { resource: resource.to_owned(), timeout }
+            Kind::Task {
+                resource: resource.to_owned(),
+                timeout,
+            }
         }
         "Choice" => {
-            let list = o.get("Choices").and_then(Value::as_array).ok_or_else(|| err(name, "Choices is missing"))?;
+            let list = o
+                .get("Choices")
+                .and_then(Value::as_array)
+                .ok_or_else(|| err(name, "Choices is missing"))?;
             if list.is_empty() {
                 return Err(err(name, "Choices is empty"));
             }
             let mut choices = Vec::new();
             for c in list {
-                let next = c.get("Next").and_then(Value::as_str).ok_or_else(|| err(name, "each choice needs Next"))?;
+                let next = c
+                    .get("Next")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| err(name, "each choice needs Next"))?;
                 choices.push((rule(c, name, true)?, next.to_owned()));
             }
-            Kind::Choice { choices, default: o.get("Default").and_then(Value::as_str).map(str::to_owned) }
+            Kind::Choice {
+                choices,
+                default: o.get("Default").and_then(Value::as_str).map(str::to_owned),
+            }
         }
         "Wait" => {
             let w = if let Some(s) = o.get("Seconds") {
-                WaitFor::Seconds(s.as_u64().ok_or_else(|| err(name, "Seconds must be a non-negative integer"))?)
+                WaitFor::Seconds(
+                    s.as_u64()
+                        .ok_or_else(|| err(name, "Seconds must be a non-negative integer"))?,
+                )
             } else if let Some(Value::String(p)) = o.get("SecondsPath") {
                 WaitFor::SecondsPath(Path::parse(p).map_err(|m| err(name, m))?)
             } else if let Some(Value::String(t)) = o.get("Timestamp") {
@@ -449,7 +569,10 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
             } else if let Some(Value::String(p)) = o.get("TimestampPath") {
                 WaitFor::TimestampPath(Path::parse(p).map_err(|m| err(name, m))?)
             } else {
-                return Err(err(name, "Wait needs Seconds, SecondsPath, Timestamp or TimestampPath"));
+                return Err(err(
+                    name,
+                    "Wait needs Seconds, SecondsPath, Timestamp or TimestampPath",
+                ));
             };
             Kind::Wait(w)
         }
@@ -459,23 +582,50 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
             cause: o.get("Cause").and_then(Value::as_str).map(str::to_owned),
         },
         "Parallel" => {
-            let list = o.get("Branches").and_then(Value::as_array).ok_or_else(|| err(name, "Branches is missing"))?;
+            let list = o
+                .get("Branches")
+                .and_then(Value::as_array)
+                .ok_or_else(|| err(name, "Branches is missing"))?;
             Kind::Parallel {
-                branches: list.iter().map(|b| Machine::load_at(b, name, false)).collect::<Result<_, _>>()?,
+                branches: list
+                    .iter()
+                    .map(|b| Machine::load_at(b, name, false))
+                    .collect::<Result<_, _>>()?,
             }
         }
         _ => return Err(err(name, format!("Type {ty} is unknown"))),
     };
-    Ok(State { name: name.to_owned(), kind, io, next, retry, catch })
+    Ok(State {
+        name: name.to_owned(),
+        kind,
+        io,
+        next,
+        retry,
+        catch,
+    })
 }
 
-fn retry_catch(o: &Map<String, Value>, name: &str) -> Result<(Vec<Retrier>, Vec<Catcher>), LoadError> {
+fn retry_catch(
+    o: &Map<String, Value>,
+    name: &str,
+) -> Result<(Vec<Retrier>, Vec<Catcher>), LoadError> {
     let mut retry = Vec::new();
-    for r in o.get("Retry").and_then(Value::as_array).into_iter().flatten() {
+    for r in o
+        .get("Retry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         for k in r.as_object().into_iter().flat_map(|m| m.keys()) {
             if !matches!(
                 k.as_str(),
-                "ErrorEquals" | "IntervalSeconds" | "MaxAttempts" | "BackoffRate" | "MaxDelaySeconds" | "JitterStrategy" | "Comment"
+                "ErrorEquals"
+                    | "IntervalSeconds"
+                    | "MaxAttempts"
+                    | "BackoffRate"
+                    | "MaxDelaySeconds"
+                    | "JitterStrategy"
+                    | "Comment"
             ) {
                 return Err(err(name, format!("Retry field {k} is not supported")));
             }
@@ -485,15 +635,29 @@ fn retry_catch(o: &Map<String, Value>, name: &str) -> Result<(Vec<Retrier>, Vec<
             interval: number(r.get("IntervalSeconds"), 1.0, name, "IntervalSeconds")?,
             max_attempts: number(r.get("MaxAttempts"), 3.0, name, "MaxAttempts")? as u32,
             backoff_rate: number(r.get("BackoffRate"), 2.0, name, "BackoffRate")?,
-            max_delay: r.get("MaxDelaySeconds").map(|_| number(r.get("MaxDelaySeconds"), 0.0, name, "MaxDelaySeconds")).transpose()?,
+            max_delay: r
+                .get("MaxDelaySeconds")
+                .map(|_| number(r.get("MaxDelaySeconds"), 0.0, name, "MaxDelaySeconds"))
+                .transpose()?,
         });
     }
     let mut catch = Vec::new();
-    for c in o.get("Catch").and_then(Value::as_array).into_iter().flatten() {
-        let co = c.as_object().ok_or_else(|| err(name, "Catch entries are objects"))?;
+    for c in o
+        .get("Catch")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let co = c
+            .as_object()
+            .ok_or_else(|| err(name, "Catch entries are objects"))?;
         catch.push(Catcher {
             errors: errors_list(c, name, "Catch")?,
-            next: co.get("Next").and_then(Value::as_str).ok_or_else(|| err(name, "Catch needs Next"))?.to_owned(),
+            next: co
+                .get("Next")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(name, "Catch needs Next"))?
+                .to_owned(),
             result_path: result_path(co, name)?,
         });
     }
@@ -514,12 +678,17 @@ fn load_map(
         .ok_or_else(|| err(name, "Map needs ItemProcessor (or Iterator)"))?;
     let items_path = match o.get("ItemsPath") {
         None => Path::parse("$").map_err(|m| err(name, m))?,
-        Some(Value::String(p)) => Path::parse(p).map_err(|m| err(name, format!("ItemsPath: {m}")))?,
+        Some(Value::String(p)) => {
+            Path::parse(p).map_err(|m| err(name, format!("ItemsPath: {m}")))?
+        }
         Some(_) => return Err(err(name, "ItemsPath must be a path")),
     };
     let max_concurrency = match o.get("MaxConcurrency") {
         None => 0,
-        Some(v) => v.as_u64().ok_or_else(|| err(name, "MaxConcurrency must be a non-negative integer"))? as usize,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| err(name, "MaxConcurrency must be a non-negative integer"))?
+            as usize,
     };
     let (retry, catch) = retry_catch(o, name)?;
     Ok(State {
@@ -544,14 +713,35 @@ fn load_map(
 }
 
 const OPS: &[&str] = &[
-    "StringEquals", "StringLessThan", "StringGreaterThan", "StringLessThanEquals", "StringGreaterThanEquals", "StringMatches",
-    "NumericEquals", "NumericLessThan", "NumericGreaterThan", "NumericLessThanEquals", "NumericGreaterThanEquals",
-    "BooleanEquals", "TimestampEquals", "TimestampLessThan", "TimestampGreaterThan", "TimestampLessThanEquals",
-    "TimestampGreaterThanEquals", "IsNull", "IsPresent", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp",
+    "StringEquals",
+    "StringLessThan",
+    "StringGreaterThan",
+    "StringLessThanEquals",
+    "StringGreaterThanEquals",
+    "StringMatches",
+    "NumericEquals",
+    "NumericLessThan",
+    "NumericGreaterThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThanEquals",
+    "BooleanEquals",
+    "TimestampEquals",
+    "TimestampLessThan",
+    "TimestampGreaterThan",
+    "TimestampLessThanEquals",
+    "TimestampGreaterThanEquals",
+    "IsNull",
+    "IsPresent",
+    "IsNumeric",
+    "IsString",
+    "IsBoolean",
+    "IsTimestamp",
 ];
 
 fn rule(v: &Value, state: &str, top: bool) -> Result<Rule, LoadError> {
-    let o = v.as_object().ok_or_else(|| err(state, "a choice rule must be an object"))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| err(state, "a choice rule must be an object"))?;
     if let Some(list) = o.get("And").or_else(|| o.get("Or")) {
         let rules = list
             .as_array()
@@ -559,7 +749,11 @@ fn rule(v: &Value, state: &str, top: bool) -> Result<Rule, LoadError> {
             .iter()
             .map(|r| rule(r, state, false))
             .collect::<Result<Vec<_>, _>>()?;
-        return Ok(if o.contains_key("And") { Rule::And(rules) } else { Rule::Or(rules) });
+        return Ok(if o.contains_key("And") {
+            Rule::And(rules)
+        } else {
+            Rule::Or(rules)
+        });
     }
     if let Some(inner) = o.get("Not") {
         return Ok(Rule::Not(Box::new(rule(inner, state, false)?)));
@@ -579,11 +773,22 @@ fn rule(v: &Value, state: &str, top: bool) -> Result<Rule, LoadError> {
             _ => return Err(err(state, format!("choice operator {k} is not supported"))),
         };
         let path = if is_path {
-            Some(Path::parse(val.as_str().ok_or_else(|| err(state, format!("{k} takes a path")))?).map_err(|m| err(state, m))?)
+            Some(
+                Path::parse(
+                    val.as_str()
+                        .ok_or_else(|| err(state, format!("{k} takes a path")))?,
+                )
+                .map_err(|m| err(state, m))?,
+            )
         } else {
             None
         };
-        return Ok(Rule::Cmp { var, op: op.to_owned(), lit: val.clone(), path });
+        return Ok(Rule::Cmp {
+            var,
+            op: op.to_owned(),
+            lit: val.clone(),
+            path,
+        });
     }
     Err(err(state, "a choice rule needs a comparison operator"))
 }
@@ -603,15 +808,23 @@ mod tests {
             "Type": "Map", "ItemReader": {}, "ItemProcessor": {"StartAt": "x", "States": {"x": {"Type": "Succeed"}}}, "End": true}}}));
         assert_eq!(e.state, "M");
         assert!(e.message.contains("ItemReader"), "{e}");
-        let e = refused(json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": true}}}));
+        let e = refused(
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": true}}}),
+        );
         assert!(e.message.contains("service integration"), "{e}");
         let e = refused(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}));
         assert!(e.message.contains("\"B\""), "{e}");
-        let e = refused(json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Bogus": 1, "End": true}}}));
+        let e = refused(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Bogus": 1, "End": true}}}),
+        );
         assert!(e.message.contains("Bogus"), "{e}");
-        let e = refused(json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}));
+        let e = refused(
+            json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}),
+        );
         assert!(e.message.contains("JSONata"), "{e}");
-        let e = refused(json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "Fuzzy": 1, "Next": "C"}]}}}));
+        let e = refused(
+            json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "Fuzzy": 1, "Next": "C"}]}}}),
+        );
         assert!(e.message.contains("Fuzzy"), "{e}");
     }
 
@@ -620,8 +833,14 @@ mod tests {
         let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "${AFunctionArn}",
             "Retry": [{"ErrorEquals": ["Throttled"]}], "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "F"}], "End": true},
             "F": {"Type": "Fail", "Error": "Boom"}}});
-        assert_eq!(error_names(&def).into_iter().collect::<Vec<_>>(), ["Boom", "States.ALL", "Throttled"]);
-        assert_eq!(resources(&def).into_iter().collect::<Vec<_>>(), ["${AFunctionArn}"]);
+        assert_eq!(
+            error_names(&def).into_iter().collect::<Vec<_>>(),
+            ["Boom", "States.ALL", "Throttled"]
+        );
+        assert_eq!(
+            resources(&def).into_iter().collect::<Vec<_>>(),
+            ["${AFunctionArn}"]
+        );
         Machine::load(&def).expect("loads");
     }
 }

@@ -34,7 +34,12 @@ pub struct TaskError {
 #[async_trait]
 pub trait TaskInvoker: Send + Sync {
     /// Calls `resource` with `input`; `budget` is the time it may spend.
-    async fn invoke(&self, resource: &str, input: Value, budget: Duration) -> Result<Value, TaskError>;
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        budget: Duration,
+    ) -> Result<Value, TaskError>;
 }
 
 /// Sees every history event as it is recorded (to print transitions live).
@@ -93,7 +98,12 @@ impl Execution {
         self.history
             .iter()
             .filter(|e| e.kind.ends_with("StateEntered"))
-            .filter_map(|e| e.details.get("name").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|e| {
+                e.details
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .collect()
     }
 }
@@ -106,7 +116,10 @@ struct Failure {
 
 impl Failure {
     fn new(error: &str, cause: impl Into<String>) -> Self {
-        Self { error: error.to_owned(), cause: cause.into() }
+        Self {
+            error: error.to_owned(),
+            cause: cause.into(),
+        }
     }
     fn runtime(cause: impl Into<String>) -> Self {
         Self::new("States.Runtime", cause)
@@ -144,7 +157,13 @@ impl Shared {
                 )));
             }
             let id = h.len() as u64 + 1;
-            let ev = HistoryEvent { id, previous_event_id: id - 1, timestamp: ts, kind: kind.to_owned(), details };
+            let ev = HistoryEvent {
+                id,
+                previous_event_id: id - 1,
+                timestamp: ts,
+                kind: kind.to_owned(),
+                details,
+            };
             h.push(ev.clone());
             ev
         };
@@ -179,13 +198,19 @@ fn check_size(state: &str, v: &Value) -> Result<(), Failure> {
 }
 
 fn matches(list: &[String], error: &str) -> bool {
-    list.iter().any(|e| e == "States.ALL" || e == error || (e == "States.TaskFailed" && error != "States.Timeout"))
+    list.iter().any(|e| {
+        e == "States.ALL" || e == error || (e == "States.TaskFailed" && error != "States.Timeout")
+    })
 }
 
 impl Simulator {
     /// A simulator dispatching tasks to `invoker`.
     pub fn new(invoker: Arc<dyn TaskInvoker>) -> Self {
-        Self { invoker, observer: None, task_budget: Duration::from_secs(900) }
+        Self {
+            invoker,
+            observer: None,
+            task_budget: Duration::from_secs(900),
+        }
     }
 
     /// Reports every event to `observer` as it happens.
@@ -245,12 +270,25 @@ impl Simulator {
                 (Status::Failed, None, Some(f.error), Some(f.cause))
             }
         };
-        let history = std::mem::take(&mut *shared.history.lock().unwrap_or_else(|p| p.into_inner()));
-        Execution { name: name.to_owned(), status, output, error, cause, history }
+        let history =
+            std::mem::take(&mut *shared.history.lock().unwrap_or_else(|p| p.into_inner()));
+        Execution {
+            name: name.to_owned(),
+            status,
+            output,
+            error,
+            cause,
+            history,
+        }
     }
 }
 
-fn run_machine(shared: Arc<Shared>, machine: Machine, input: Value, map_item: Option<Value>) -> BoxFuture<'static, Result<Value, Failure>> {
+fn run_machine(
+    shared: Arc<Shared>,
+    machine: Machine,
+    input: Value,
+    map_item: Option<Value>,
+) -> BoxFuture<'static, Result<Value, Failure>> {
     Box::pin(async move {
         let mut current = machine.start_at.clone();
         let mut data = input;
@@ -261,7 +299,10 @@ fn run_machine(shared: Arc<Shared>, machine: Machine, input: Value, map_item: Op
                 .ok_or_else(|| Failure::runtime(format!("no state {current}")))?
                 .clone();
             let ty = type_name(&state.kind);
-            shared.emit(&format!("{ty}StateEntered"), json!({"name": state.name, "input": text(&data)}))?;
+            shared.emit(
+                &format!("{ty}StateEntered"),
+                json!({"name": state.name, "input": text(&data)}),
+            )?;
             let ctx = json!({
                 "Execution": shared.exec_ctx,
                 "State": {"Name": state.name, "EnteredTime": shared.now().format(&Rfc3339).unwrap_or_default(), "RetryCount": 0},
@@ -272,7 +313,10 @@ fn run_machine(shared: Arc<Shared>, machine: Machine, input: Value, map_item: Op
                 Ok((out, next)) => {
                     check_size(&state.name, &out)?;
                     if !matches!(state.kind, Kind::Fail { .. }) {
-                        shared.emit(&format!("{ty}StateExited"), json!({"name": state.name, "output": text(&out)}))?;
+                        shared.emit(
+                            &format!("{ty}StateExited"),
+                            json!({"name": state.name, "output": text(&out)}),
+                        )?;
                     }
                     match next {
                         Some(n) => {
@@ -282,12 +326,19 @@ fn run_machine(shared: Arc<Shared>, machine: Machine, input: Value, map_item: Op
                         None => return Ok(out),
                     }
                 }
-                Err(f) if f.error == "States.Runtime" && f.cause.contains("history events") => return Err(f),
+                Err(f) if f.error == "States.Runtime" && f.cause.contains("history events") => {
+                    return Err(f);
+                }
                 Err(f) => {
-                    let Some(c) = catcher(&state, &f) else { return Err(f) };
+                    let Some(c) = catcher(&state, &f) else {
+                        return Err(f);
+                    };
                     let err_obj = json!({"Error": f.error, "Cause": f.cause});
                     data = apply_result_path(&c.result_path, data, err_obj)?;
-                    shared.emit(&format!("{ty}StateExited"), json!({"name": state.name, "output": text(&data), "caught": f.error}))?;
+                    shared.emit(
+                        &format!("{ty}StateExited"),
+                        json!({"name": state.name, "output": text(&data), "caught": f.error}),
+                    )?;
                     current = c.next.clone();
                 }
             }
@@ -343,7 +394,12 @@ fn apply_output(io: &Io, v: Value, ctx: &Value) -> Result<Value, Failure> {
 }
 
 /// Runs one state; returns its output and the next state (`None` when the machine ends).
-async fn step(shared: &Arc<Shared>, state: &State, raw: Value, ctx: &Value) -> Result<(Value, Option<String>), Failure> {
+async fn step(
+    shared: &Arc<Shared>,
+    state: &State,
+    raw: Value,
+    ctx: &Value,
+) -> Result<(Value, Option<String>), Failure> {
     let io = &state.io;
     let effective = apply_input(io, &raw, ctx)?;
     match &state.kind {
@@ -355,13 +411,17 @@ async fn step(shared: &Arc<Shared>, state: &State, raw: Value, ctx: &Value) -> R
             }
             match default {
                 Some(d) => Ok((apply_output(io, effective, ctx)?, Some(d.clone()))),
-                None => Err(Failure::new("States.NoChoiceMatched", format!("no choice of {} matched", state.name))),
+                None => Err(Failure::new(
+                    "States.NoChoiceMatched",
+                    format!("no choice of {} matched", state.name),
+                )),
             }
         }
         Kind::Succeed => Ok((apply_output(io, effective, ctx)?, None)),
-        Kind::Fail { error, cause } => {
-            Err(Failure::new(error.as_deref().unwrap_or("States.Fail"), cause.clone().unwrap_or_default()))
-        }
+        Kind::Fail { error, cause } => Err(Failure::new(
+            error.as_deref().unwrap_or("States.Fail"),
+            cause.clone().unwrap_or_default(),
+        )),
         Kind::Wait(w) => {
             let secs = match w {
                 WaitFor::Seconds(s) => *s as f64,
@@ -371,7 +431,12 @@ async fn step(shared: &Arc<Shared>, state: &State, raw: Value, ctx: &Value) -> R
                     .ok_or_else(|| Failure::runtime(format!("SecondsPath {p} is not a number")))?,
                 WaitFor::Timestamp(t) => until(shared, t)?,
                 WaitFor::TimestampPath(p) => {
-                    let t = p.get(&effective, ctx).and_then(Value::as_str).ok_or_else(|| Failure::runtime(format!("TimestampPath {p} is not a string")))?;
+                    let t = p
+                        .get(&effective, ctx)
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            Failure::runtime(format!("TimestampPath {p} is not a string"))
+                        })?;
                     until(shared, t)?
                 }
             };
@@ -389,7 +454,9 @@ async fn step(shared: &Arc<Shared>, state: &State, raw: Value, ctx: &Value) -> R
         }
         Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
             let params = match (&io.parameters, &state.kind) {
-                (Some(t), Kind::Task { .. } | Kind::Parallel { .. }) => t.eval(&effective, ctx).map_err(Failure::runtime)?,
+                (Some(t), Kind::Task { .. } | Kind::Parallel { .. }) => {
+                    t.eval(&effective, ctx).map_err(Failure::runtime)?
+                }
                 _ => effective,
             };
             let result = with_retries(shared, state, &params, ctx).await?;
@@ -404,18 +471,31 @@ async fn step(shared: &Arc<Shared>, state: &State, raw: Value, ctx: &Value) -> R
 }
 
 fn until(shared: &Shared, t: &str) -> Result<f64, Failure> {
-    let at = OffsetDateTime::parse(t, &Rfc3339).map_err(|e| Failure::runtime(format!("timestamp {t:?}: {e}")))?;
+    let at = OffsetDateTime::parse(t, &Rfc3339)
+        .map_err(|e| Failure::runtime(format!("timestamp {t:?}: {e}")))?;
     Ok((at - shared.now()).as_seconds_f64().max(0.0))
 }
 
-async fn with_retries(shared: &Arc<Shared>, state: &State, params: &Value, ctx: &Value) -> Result<Value, Failure> {
+async fn with_retries(
+    shared: &Arc<Shared>,
+    state: &State,
+    params: &Value,
+    ctx: &Value,
+) -> Result<Value, Failure> {
     let mut counts = vec![0u32; state.retry.len()];
     loop {
         match work(shared, state, params.clone(), ctx).await {
             Ok(v) => return Ok(v),
-            Err(f) if f.error == "States.Runtime" && f.cause.contains("history events") => return Err(f),
+            Err(f) if f.error == "States.Runtime" && f.cause.contains("history events") => {
+                return Err(f);
+            }
             Err(f) => {
-                let Some((i, r)) = state.retry.iter().enumerate().find(|(_, r)| matches(&r.errors, &f.error)) else {
+                let Some((i, r)) = state
+                    .retry
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| matches(&r.errors, &f.error))
+                else {
                     return Err(f);
                 };
                 if counts[i] >= r.max_attempts {
@@ -433,19 +513,33 @@ fn delay(r: &Retrier, attempt: u32) -> Duration {
     Duration::from_secs_f64(r.max_delay.map_or(d, |m| d.min(m)).min(86_400.0))
 }
 
-async fn work(shared: &Arc<Shared>, state: &State, input: Value, ctx: &Value) -> Result<Value, Failure> {
+async fn work(
+    shared: &Arc<Shared>,
+    state: &State,
+    input: Value,
+    ctx: &Value,
+) -> Result<Value, Failure> {
     match &state.kind {
         Kind::Task { resource, timeout } => {
-            let budget = timeout.map(Duration::from_secs).unwrap_or(shared.task_budget);
-            shared.emit("LambdaFunctionScheduled", json!({"resource": resource, "input": text(&input)}))?;
+            let budget = timeout
+                .map(Duration::from_secs)
+                .unwrap_or(shared.task_budget);
+            shared.emit(
+                "LambdaFunctionScheduled",
+                json!({"resource": resource, "input": text(&input)}),
+            )?;
             shared.emit("LambdaFunctionStarted", json!({}))?;
             let call = shared.invoker.invoke(resource, input, budget);
             let res = match timeout {
                 Some(t) => match tokio::time::timeout(Duration::from_secs(*t), call).await {
                     Ok(r) => r,
                     Err(_) => {
-                        shared.emit("LambdaFunctionTimedOut", json!({"error": "States.Timeout"}))?;
-                        return Err(Failure::new("States.Timeout", format!("{} ran longer than {t}s", state.name)));
+                        shared
+                            .emit("LambdaFunctionTimedOut", json!({"error": "States.Timeout"}))?;
+                        return Err(Failure::new(
+                            "States.Timeout",
+                            format!("{} ran longer than {t}s", state.name),
+                        ));
                     }
                 },
                 None => call.await,
@@ -456,21 +550,29 @@ async fn work(shared: &Arc<Shared>, state: &State, input: Value, ctx: &Value) ->
                     Ok(out)
                 }
                 Err(e) => {
-                    shared.emit("LambdaFunctionFailed", json!({"error": e.error, "cause": e.cause}))?;
+                    shared.emit(
+                        "LambdaFunctionFailed",
+                        json!({"error": e.error, "cause": e.cause}),
+                    )?;
                     Err(Failure::new(&e.error, e.cause))
                 }
             }
         }
         Kind::Parallel { branches } => {
             shared.emit("ParallelStateStarted", json!({}))?;
-            let runs = branches.iter().map(|b| run_machine(shared.clone(), b.clone(), input.clone(), None));
+            let runs = branches
+                .iter()
+                .map(|b| run_machine(shared.clone(), b.clone(), input.clone(), None));
             let results = futures::future::join_all(runs).await;
             let mut out = Vec::new();
             for r in results {
                 match r {
                     Ok(v) => out.push(v),
                     Err(f) => {
-                        shared.emit("ParallelStateFailed", json!({"error": f.error, "cause": f.cause}))?;
+                        shared.emit(
+                            "ParallelStateFailed",
+                            json!({"error": f.error, "cause": f.cause}),
+                        )?;
                         return Err(f);
                     }
                 }
@@ -478,14 +580,28 @@ async fn work(shared: &Arc<Shared>, state: &State, input: Value, ctx: &Value) ->
             shared.emit("ParallelStateSucceeded", json!({}))?;
             Ok(Value::Array(out))
         }
-        Kind::Map { items_path, item_selector, processor, max_concurrency } => {
+        Kind::Map {
+            items_path,
+            item_selector,
+            processor,
+            max_concurrency,
+        } => {
             let items = items_path
                 .get(&input, ctx)
                 .and_then(Value::as_array)
                 .cloned()
-                .ok_or_else(|| Failure::runtime(format!("ItemsPath {items_path} of {} is not an array", state.name)))?;
+                .ok_or_else(|| {
+                    Failure::runtime(format!(
+                        "ItemsPath {items_path} of {} is not an array",
+                        state.name
+                    ))
+                })?;
             shared.emit("MapStateStarted", json!({"length": items.len()}))?;
-            let limit = if *max_concurrency == 0 { DEFAULT_MAP_CONCURRENCY } else { *max_concurrency };
+            let limit = if *max_concurrency == 0 {
+                DEFAULT_MAP_CONCURRENCY
+            } else {
+                *max_concurrency
+            };
             let mut runs = Vec::new();
             for (i, item) in items.into_iter().enumerate() {
                 let map_item = json!({"Index": i, "Value": item});
@@ -500,13 +616,19 @@ async fn work(shared: &Arc<Shared>, state: &State, input: Value, ctx: &Value) ->
                     sh.emit("MapIterationStarted", json!({"name": name, "index": i}))?;
                     let r = run_machine(sh.clone(), proc_, item_input, Some(map_item)).await;
                     match &r {
-                        Ok(_) => sh.emit("MapIterationSucceeded", json!({"name": name, "index": i}))?,
-                        Err(f) => sh.emit("MapIterationFailed", json!({"name": name, "index": i, "error": f.error}))?,
+                        Ok(_) => {
+                            sh.emit("MapIterationSucceeded", json!({"name": name, "index": i}))?
+                        }
+                        Err(f) => sh.emit(
+                            "MapIterationFailed",
+                            json!({"name": name, "index": i, "error": f.error}),
+                        )?,
                     }
                     r
                 });
             }
-            let results: Vec<Result<Value, Failure>> = futures::stream::iter(runs).buffered(limit).collect().await;
+            let results: Vec<Result<Value, Failure>> =
+                futures::stream::iter(runs).buffered(limit).collect().await;
             let mut out = Vec::new();
             for r in results {
                 match r {
@@ -549,7 +671,9 @@ fn eval_rule(rule: &Rule, data: &Value, ctx: &Value) -> Result<bool, Failure> {
                 return Ok(v.is_some() == (lit == &Value::Bool(true)));
             }
             let Some(v) = v else {
-                return Err(Failure::runtime(format!("Choice Variable {var} matched nothing")));
+                return Err(Failure::runtime(format!(
+                    "Choice Variable {var} matched nothing"
+                )));
             };
             let want = |b: bool| Ok(b == (lit == &Value::Bool(true)));
             match op.as_str() {
@@ -557,11 +681,18 @@ fn eval_rule(rule: &Rule, data: &Value, ctx: &Value) -> Result<bool, Failure> {
                 "IsNumeric" => return want(v.is_number()),
                 "IsString" => return want(v.is_string()),
                 "IsBoolean" => return want(v.is_boolean()),
-                "IsTimestamp" => return want(v.as_str().is_some_and(|s| OffsetDateTime::parse(s, &Rfc3339).is_ok())),
+                "IsTimestamp" => {
+                    return want(
+                        v.as_str()
+                            .is_some_and(|s| OffsetDateTime::parse(s, &Rfc3339).is_ok()),
+                    );
+                }
                 _ => {}
             }
             let other = match path {
-                Some(p) => p.get(data, ctx).ok_or_else(|| Failure::runtime(format!("{op}Path {p} matched nothing")))?,
+                Some(p) => p
+                    .get(data, ctx)
+                    .ok_or_else(|| Failure::runtime(format!("{op}Path {p} matched nothing")))?,
                 None => lit,
             };
             Ok(compare(op, v, other))
@@ -596,7 +727,10 @@ fn compare(op: &str, v: &Value, o: &Value) -> bool {
         };
     }
     if let Some(s) = op.strip_prefix("Timestamp") {
-        let p = |x: &Value| x.as_str().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        let p = |x: &Value| {
+            x.as_str()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+        };
         return match (p(v), p(o)) {
             (Some(a), Some(b)) => ord(Some(a.cmp(&b)), s),
             _ => false,

@@ -45,7 +45,9 @@ impl Path {
             match b[i] {
                 b'.' => {
                     if b.get(i + 1) == Some(&b'.') {
-                        return Err(format!("path {text:?}: recursive descent (..) is not supported"));
+                        return Err(format!(
+                            "path {text:?}: recursive descent (..) is not supported"
+                        ));
                     }
                     let start = i + 1;
                     let mut j = start;
@@ -63,7 +65,10 @@ impl Path {
                     i = j;
                 }
                 b'[' => {
-                    let close = rest[i..].find(']').map(|k| i + k).ok_or_else(|| format!("path {text:?}: unclosed ["))?;
+                    let close = rest[i..]
+                        .find(']')
+                        .map(|k| i + k)
+                        .ok_or_else(|| format!("path {text:?}: unclosed ["))?;
                     let inner = rest[i + 1..close].trim();
                     if let Some(q) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
                         segs.push(Seg::Field(q.to_owned()));
@@ -79,7 +84,11 @@ impl Path {
                 _ => return Err(format!("path {text:?}: unexpected {:?}", b[i] as char)),
             }
         }
-        Ok(Self { context, segs, text: text.to_owned() })
+        Ok(Self {
+            context,
+            segs,
+            text: text.to_owned(),
+        })
     }
 
     /// True for `$` itself.
@@ -103,12 +112,19 @@ impl Path {
     /// Writes `value` at this path inside `data`, creating objects on the way (ResultPath).
     pub fn set(&self, data: Value, value: Value) -> Result<Value, String> {
         if self.context {
-            return Err(format!("ResultPath {} cannot write to the context object", self.text));
+            return Err(format!(
+                "ResultPath {} cannot write to the context object",
+                self.text
+            ));
         }
         if self.segs.is_empty() {
             return Ok(value);
         }
-        let mut root = if data.is_object() { data } else { Value::Object(Map::new()) };
+        let mut root = if data.is_object() {
+            data
+        } else {
+            Value::Object(Map::new())
+        };
         let mut cur = &mut root;
         for (n, s) in self.segs.iter().enumerate() {
             let last = n + 1 == self.segs.len();
@@ -118,12 +134,16 @@ impl Path {
             if !cur.is_object() {
                 *cur = Value::Object(Map::new());
             }
-            let Value::Object(o) = cur else { return Err("unreachable".into()) };
+            let Value::Object(o) = cur else {
+                return Err("unreachable".into());
+            };
             if last {
                 o.insert(f.clone(), value);
                 break;
             }
-            cur = o.entry(f.clone()).or_insert_with(|| Value::Object(Map::new()));
+            cur = o
+                .entry(f.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
         }
         Ok(root)
     }
@@ -148,7 +168,15 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_do() {
-        for bad in ["a.b", "$..a", "$.a[*]", "$.a[?(@.x)]", "$.a[1:2]", "$.*", "$.a[0,1]"] {
+        for bad in [
+            "a.b",
+            "$..a",
+            "$.a[*]",
+            "$.a[?(@.x)]",
+            "$.a[1:2]",
+            "$.*",
+            "$.a[0,1]",
+        ] {
             assert!(Path::parse(bad).is_err(), "{bad}");
         }
     }
@@ -156,7 +184,16 @@ mod tests {
     #[test]
     fn result_path_writes_nested() {
         let p = Path::parse("$.x.y").expect("p");
-        assert_eq!(p.set(json!({"k": 1}), json!(2)).expect("set"), json!({"k": 1, "x": {"y": 2}}));
-        assert_eq!(Path::parse("$").expect("p").set(json!({"k": 1}), json!(3)).expect("set"), json!(3));
+        assert_eq!(
+            p.set(json!({"k": 1}), json!(2)).expect("set"),
+            json!({"k": 1, "x": {"y": 2}})
+        );
+        assert_eq!(
+            Path::parse("$")
+                .expect("p")
+                .set(json!({"k": 1}), json!(3))
+                .expect("set"),
+            json!(3)
+        );
     }
 }

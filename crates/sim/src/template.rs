@@ -67,7 +67,9 @@ impl Template {
                 let mut fields = Vec::new();
                 for (k, x) in o {
                     if let Some(name) = k.strip_suffix(".$") {
-                        let s = x.as_str().ok_or_else(|| format!("field {k} must hold a path or an intrinsic string"))?;
+                        let s = x.as_str().ok_or_else(|| {
+                            format!("field {k} must hold a path or an intrinsic string")
+                        })?;
                         fields.push((name.to_owned(), Self::dynamic(s)?));
                     } else {
                         fields.push((k.clone(), Self::compile(x)?));
@@ -85,7 +87,11 @@ impl Template {
         if s.starts_with('$') {
             Ok(Self::Path(Path::parse(s)?))
         } else if s.starts_with("States.") {
-            let mut p = Parser { s: s.as_bytes(), i: 0, text: s };
+            let mut p = Parser {
+                s: s.as_bytes(),
+                i: 0,
+                text: s,
+            };
             let call = p.call()?;
             p.ws();
             if p.i != p.s.len() {
@@ -93,7 +99,9 @@ impl Template {
             }
             Ok(Self::Call(call))
         } else {
-            Err(format!("{s:?} is neither a path ($...) nor an intrinsic function (States.*)"))
+            Err(format!(
+                "{s:?} is neither a path ($...) nor an intrinsic function (States.*)"
+            ))
         }
     }
 
@@ -108,8 +116,16 @@ impl Template {
                 }
                 Ok(Value::Object(m))
             }
-            Self::Arr(items) => Ok(Value::Array(items.iter().map(|t| t.eval(data, ctx)).collect::<Result<_, _>>()?)),
-            Self::Path(p) => p.get(data, ctx).cloned().ok_or_else(|| format!("path {p} matched nothing in the input")),
+            Self::Arr(items) => Ok(Value::Array(
+                items
+                    .iter()
+                    .map(|t| t.eval(data, ctx))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Self::Path(p) => p
+                .get(data, ctx)
+                .cloned()
+                .ok_or_else(|| format!("path {p} matched nothing in the input")),
             Self::Call(c) => c.eval(data, ctx),
         }
     }
@@ -134,12 +150,19 @@ impl Parser<'_> {
 
     fn call(&mut self) -> Result<Call, String> {
         let start = self.i;
-        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'.') {
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'.')
+        {
             self.i += 1;
         }
-        let name = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("bad name"))?.to_owned();
+        let name = std::str::from_utf8(&self.s[start..self.i])
+            .map_err(|_| self.err("bad name"))?
+            .to_owned();
         if !INTRINSICS.contains(&name.as_str()) {
-            return Err(format!("intrinsic function {name} is not supported (supported: {})", INTRINSICS.join(", ")));
+            return Err(format!(
+                "intrinsic function {name} is not supported (supported: {})",
+                INTRINSICS.join(", ")
+            ));
         }
         self.ws();
         if self.s.get(self.i) != Some(&b'(') {
@@ -176,7 +199,10 @@ impl Parser<'_> {
                     match self.s.get(self.i) {
                         None => return Err(self.err("unterminated string")),
                         Some(b'\\') => {
-                            let c = *self.s.get(self.i + 1).ok_or_else(|| self.err("bad escape"))?;
+                            let c = *self
+                                .s
+                                .get(self.i + 1)
+                                .ok_or_else(|| self.err("bad escape"))?;
                             out.push(c as char);
                             self.i += 2;
                         }
@@ -185,7 +211,8 @@ impl Parser<'_> {
                             break;
                         }
                         Some(_) => {
-                            let rest = std::str::from_utf8(&self.s[self.i..]).map_err(|_| self.err("bad utf-8"))?;
+                            let rest = std::str::from_utf8(&self.s[self.i..])
+                                .map_err(|_| self.err("bad utf-8"))?;
                             let ch = rest.chars().next().ok_or_else(|| self.err("eof"))?;
                             out.push(ch);
                             self.i += ch.len_utf8();
@@ -206,7 +233,9 @@ impl Parser<'_> {
                     }
                     self.i += 1;
                 }
-                let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("bad path"))?.trim();
+                let text = std::str::from_utf8(&self.s[start..self.i])
+                    .map_err(|_| self.err("bad path"))?
+                    .trim();
                 Ok(Arg::Path(Path::parse(text)?))
             }
             Some(b'S') => Ok(Arg::Call(self.call()?)),
@@ -218,8 +247,11 @@ impl Parser<'_> {
                     }
                     self.i += 1;
                 }
-                let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("bad literal"))?.trim();
-                let v: Value = serde_json::from_str(text).map_err(|_| self.err(&format!("bad literal {text:?}")))?;
+                let text = std::str::from_utf8(&self.s[start..self.i])
+                    .map_err(|_| self.err("bad literal"))?
+                    .trim();
+                let v: Value = serde_json::from_str(text)
+                    .map_err(|_| self.err(&format!("bad literal {text:?}")))?;
                 Ok(Arg::Lit(v))
             }
         }
@@ -227,15 +259,18 @@ impl Parser<'_> {
 }
 
 fn int(v: &Value, f: &str) -> Result<i64, String> {
-    v.as_i64().ok_or_else(|| format!("{f}: expected an integer, got {v}"))
+    v.as_i64()
+        .ok_or_else(|| format!("{f}: expected an integer, got {v}"))
 }
 
 fn arr<'a>(v: &'a Value, f: &str) -> Result<&'a Vec<Value>, String> {
-    v.as_array().ok_or_else(|| format!("{f}: expected an array, got {v}"))
+    v.as_array()
+        .ok_or_else(|| format!("{f}: expected an array, got {v}"))
 }
 
 fn string<'a>(v: &'a Value, f: &str) -> Result<&'a str, String> {
-    v.as_str().ok_or_else(|| format!("{f}: expected a string, got {v}"))
+    v.as_str()
+        .ok_or_else(|| format!("{f}: expected a string, got {v}"))
 }
 
 impl Call {
@@ -244,13 +279,20 @@ impl Call {
         for x in &self.args {
             a.push(match x {
                 Arg::Lit(v) => v.clone(),
-                Arg::Path(p) => p.get(data, ctx).cloned().ok_or_else(|| format!("path {p} matched nothing"))?,
+                Arg::Path(p) => p
+                    .get(data, ctx)
+                    .cloned()
+                    .ok_or_else(|| format!("path {p} matched nothing"))?,
                 Arg::Call(c) => c.eval(data, ctx)?,
             });
         }
         let f = self.name.as_str();
         let need = |n: usize| {
-            if a.len() == n { Ok(()) } else { Err(format!("{f} takes {n} argument(s), got {}", a.len())) }
+            if a.len() == n {
+                Ok(())
+            } else {
+                Err(format!("{f} takes {n} argument(s), got {}", a.len()))
+            }
         };
         match f {
             "States.Format" => {
@@ -261,7 +303,9 @@ impl Call {
                 while let Some(c) = chars.next() {
                     if c == '{' && chars.peek() == Some(&'}') {
                         chars.next();
-                        let v = args.next().ok_or("States.Format has more {} than arguments")?;
+                        let v = args
+                            .next()
+                            .ok_or("States.Format has more {} than arguments")?;
                         match v {
                             Value::String(s) => out.push_str(s),
                             other => out.push_str(&other.to_string()),
@@ -287,7 +331,12 @@ impl Call {
                 if size <= 0 {
                     return Err(format!("{f}: chunk size must be positive"));
                 }
-                Ok(Value::Array(arr(&a[0], f)?.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect()))
+                Ok(Value::Array(
+                    arr(&a[0], f)?
+                        .chunks(size as usize)
+                        .map(|c| Value::Array(c.to_vec()))
+                        .collect(),
+                ))
             }
             "States.ArrayContains" => {
                 need(2)?;
@@ -313,7 +362,10 @@ impl Call {
             "States.ArrayGetItem" => {
                 need(2)?;
                 let i = int(&a[1], f)?;
-                arr(&a[0], f)?.get(i.max(0) as usize).cloned().ok_or_else(|| format!("{f}: index {i} out of range"))
+                arr(&a[0], f)?
+                    .get(i.max(0) as usize)
+                    .cloned()
+                    .ok_or_else(|| format!("{f}: index {i} out of range"))
             }
             "States.ArrayLength" => {
                 need(1)?;
@@ -335,8 +387,12 @@ impl Call {
             }
             "States.Base64Decode" => {
                 need(1)?;
-                let bytes = B64.decode(string(&a[0], f)?).map_err(|e| format!("{f}: {e}"))?;
-                String::from_utf8(bytes).map(Value::String).map_err(|e| format!("{f}: {e}"))
+                let bytes = B64
+                    .decode(string(&a[0], f)?)
+                    .map_err(|e| format!("{f}: {e}"))?;
+                String::from_utf8(bytes)
+                    .map(Value::String)
+                    .map_err(|e| format!("{f}: {e}"))
             }
             "States.Hash" => {
                 need(2)?;
@@ -355,7 +411,9 @@ impl Call {
                     return Err(format!("{f}: expects two objects"));
                 };
                 if a[2] != Value::Bool(false) {
-                    return Err(format!("{f}: only shallow merge (false) is supported, as in AWS"));
+                    return Err(format!(
+                        "{f}: only shallow merge (false) is supported, as in AWS"
+                    ));
                 }
                 let mut m = x.clone();
                 m.extend(y.clone());
@@ -369,7 +427,9 @@ impl Call {
                 if e <= s {
                     return Err(format!("{f}: end must exceed start"));
                 }
-                Ok(json!(s + (rand_core::OsRng.next_u64() % (e - s) as u64) as i64))
+                Ok(json!(
+                    s + (rand_core::OsRng.next_u64() % (e - s) as u64) as i64
+                ))
             }
             "States.MathAdd" => {
                 need(2)?;
@@ -379,7 +439,10 @@ impl Call {
                 need(2)?;
                 let (s, d) = (string(&a[0], f)?, string(&a[1], f)?);
                 Ok(Value::Array(
-                    s.split(|c| d.contains(c)).filter(|p| !p.is_empty()).map(|p| Value::String(p.to_owned())).collect(),
+                    s.split(|c| d.contains(c))
+                        .filter(|p| !p.is_empty())
+                        .map(|p| Value::String(p.to_owned()))
+                        .collect(),
                 ))
             }
             "States.UUID" => {
@@ -389,7 +452,14 @@ impl Call {
                 b[6] = (b[6] & 0x0f) | 0x40;
                 b[8] = (b[8] & 0x3f) | 0x80;
                 let h = hex::encode(b);
-                Ok(Value::String(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])))
+                Ok(Value::String(format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )))
             }
             other => Err(format!("intrinsic {other} is not supported")),
         }
@@ -401,7 +471,10 @@ mod tests {
     use super::*;
 
     fn ev(t: &Value, data: &Value) -> Value {
-        Template::compile(t).expect("compile").eval(data, &json!({"Execution": {"Name": "run-1"}})).expect("eval")
+        Template::compile(t)
+            .expect("compile")
+            .eval(data, &json!({"Execution": {"Name": "run-1"}}))
+            .expect("eval")
     }
 
     #[test]
@@ -437,12 +510,19 @@ mod tests {
         assert_eq!(out["parts"], json!([[1, 2], [3]]));
         assert_eq!(out["has"], json!(true));
         assert_eq!(out["range"], json!([1, 3, 5]));
-        assert_eq!(out["hash"], json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_eq!(
+            out["hash"],
+            json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
     }
 
     #[test]
     fn unknown_intrinsics_and_bad_paths_are_refused_at_compile() {
-        assert!(Template::compile(&json!({"x.$": "States.Nope(1)"})).expect_err("nope").contains("not supported"));
+        assert!(
+            Template::compile(&json!({"x.$": "States.Nope(1)"}))
+                .expect_err("nope")
+                .contains("not supported")
+        );
         assert!(Template::compile(&json!({"x.$": "$.a[*]"})).is_err());
         assert!(Template::compile(&json!({"x.$": "plain"})).is_err());
     }

@@ -12,13 +12,21 @@ struct Fake {
 
 #[async_trait]
 impl TaskInvoker for Fake {
-    async fn invoke(&self, resource: &str, input: Value, _budget: Duration) -> Result<Value, TaskError> {
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        _budget: Duration,
+    ) -> Result<Value, TaskError> {
         match resource {
             "${EchoFunctionArn}" => Ok(input),
             "${IncFunctionArn}" => Ok(json!({"n": input["n"].as_i64().unwrap_or(0) + 1})),
             "${FlakyFunctionArn}" => {
                 if self.flaky.fetch_add(1, Ordering::SeqCst) < 2 {
-                    Err(TaskError { error: "Throttled".into(), cause: "slow down".into() })
+                    Err(TaskError {
+                        error: "Throttled".into(),
+                        cause: "slow down".into(),
+                    })
                 } else {
                     Ok(json!("ok"))
                 }
@@ -28,14 +36,19 @@ impl TaskInvoker for Fake {
                 Ok(json!(null))
             }
             "${BigFunctionArn}" => Ok(json!("x".repeat(300 * 1024))),
-            _ => Err(TaskError { error: "Boom".into(), cause: format!("{resource} exploded") }),
+            _ => Err(TaskError {
+                error: "Boom".into(),
+                cause: format!("{resource} exploded"),
+            }),
         }
     }
 }
 
 async fn run(def: Value, input: Value) -> crate::Execution {
     let m = Machine::load(&def).expect("loads");
-    Simulator::new(Arc::new(Fake::default())).run(&m, "t", input).await
+    Simulator::new(Arc::new(Fake::default()))
+        .run(&m, "t", input)
+        .await
 }
 
 #[tokio::test]
@@ -48,7 +61,10 @@ async fn data_flow_paths_and_result_path() {
         "Drop": {"Type": "Pass", "ResultPath": null, "Parameters": {"ignored": true}, "End": true}}});
     let e = run(def, json!({"in": {"x": 7}, "keep": true})).await;
     assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
-    assert_eq!(e.output, Some(json!({"in": {"x": 7}, "keep": true, "res": {"got": 7}, "pass": {"k": "v"}})));
+    assert_eq!(
+        e.output,
+        Some(json!({"in": {"x": 7}, "keep": true, "res": {"got": 7}, "pass": {"k": "v"}}))
+    );
     assert_eq!(e.states_entered(), ["T", "P", "Drop"]);
 }
 
@@ -59,12 +75,30 @@ async fn retry_backs_off_on_the_virtual_clock_then_succeeds() {
     let started = std::time::Instant::now();
     let e = run(def, json!({})).await;
     assert_eq!(e.status, Status::Succeeded);
-    assert!(started.elapsed() < Duration::from_secs(60), "retries must not sleep for real");
-    let fails = e.history.iter().filter(|h| h.kind == "LambdaFunctionFailed").count();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "retries must not sleep for real"
+    );
+    let fails = e
+        .history
+        .iter()
+        .filter(|h| h.kind == "LambdaFunctionFailed")
+        .count();
     assert_eq!(fails, 2);
-    let first = time::OffsetDateTime::parse(&e.history[0].timestamp, &time::format_description::well_known::Rfc3339).expect("ts");
-    let last = time::OffsetDateTime::parse(&e.history.last().expect("h").timestamp, &time::format_description::well_known::Rfc3339).expect("ts");
-    assert!((last - first).whole_seconds() >= 1800, "600 s + 1200 s of virtual backoff");
+    let first = time::OffsetDateTime::parse(
+        &e.history[0].timestamp,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("ts");
+    let last = time::OffsetDateTime::parse(
+        &e.history.last().expect("h").timestamp,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("ts");
+    assert!(
+        (last - first).whole_seconds() >= 1800,
+        "600 s + 1200 s of virtual backoff"
+    );
 }
 
 #[tokio::test]
@@ -81,8 +115,14 @@ async fn catch_routes_errors_and_uncaught_errors_fail_the_execution() {
 
     let def = json!({"StartAt": "B", "States": {"B": {"Type": "Task", "Resource": "${BoomFunctionArn}", "End": true}}});
     let e = run(def, json!({})).await;
-    assert_eq!((e.status, e.error.as_deref()), (Status::Failed, Some("Boom")));
-    assert_eq!(e.history.last().map(|h| h.kind.as_str()), Some("ExecutionFailed"));
+    assert_eq!(
+        (e.status, e.error.as_deref()),
+        (Status::Failed, Some("Boom"))
+    );
+    assert_eq!(
+        e.history.last().map(|h| h.kind.as_str()),
+        Some("ExecutionFailed")
+    );
 
     let def = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "LegalHoldActive", "Cause": "held"}}});
     let e = run(def, json!({})).await;
@@ -106,7 +146,12 @@ async fn choice_operators_and_loops() {
     let def = json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [
         {"Variable": "$.s", "StringMatches": "gdpr_*_001", "Next": "Y"},
         {"Variable": "$.b", "BooleanEquals": true, "Next": "N"}]}, "Y": {"Type": "Succeed"}, "N": {"Type": "Succeed"}}});
-    assert_eq!(run(def.clone(), json!({"s": "gdpr_req_001"})).await.states_entered(), ["C", "Y"]);
+    assert_eq!(
+        run(def.clone(), json!({"s": "gdpr_req_001"}))
+            .await
+            .states_entered(),
+        ["C", "Y"]
+    );
     let e = run(def, json!({"s": "x", "b": false})).await;
     assert_eq!(e.error.as_deref(), Some("States.NoChoiceMatched"));
 }
@@ -120,8 +165,17 @@ async fn map_keeps_order_and_uses_item_selector_and_context() {
         "ResultPath": "$.out", "End": true}}});
     let e = run(def, json!({"items": ["a", "b", "c"], "tag": "t"})).await;
     let out = e.output.expect("out");
-    assert_eq!(out["out"], json!([{"v": "a", "i": 0, "tag": "t"}, {"v": "b", "i": 1, "tag": "t"}, {"v": "c", "i": 2, "tag": "t"}]));
-    assert_eq!(e.history.iter().filter(|h| h.kind == "MapIterationSucceeded").count(), 3);
+    assert_eq!(
+        out["out"],
+        json!([{"v": "a", "i": 0, "tag": "t"}, {"v": "b", "i": 1, "tag": "t"}, {"v": "c", "i": 2, "tag": "t"}])
+    );
+    assert_eq!(
+        e.history
+            .iter()
+            .filter(|h| h.kind == "MapIterationSucceeded")
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -156,5 +210,8 @@ async fn standard_workflow_limits_are_enforced() {
     assert_eq!(e.error.as_deref(), Some("States.Runtime"));
     assert!(e.cause.as_deref().unwrap_or_default().contains("25000"));
     let def = json!({"StartAt": "B", "States": {"B": {"Type": "Task", "Resource": "${BigFunctionArn}", "End": true}}});
-    assert_eq!(run(def, json!({})).await.error.as_deref(), Some("States.DataLimitExceeded"));
+    assert_eq!(
+        run(def, json!({})).await.error.as_deref(),
+        Some("States.DataLimitExceeded")
+    );
 }

@@ -3,9 +3,9 @@
 
 use crate::retry::backoff;
 use crate::{Clock, Ledger, NewEntry, Signer, StoreError};
+use lifecycle::StepError;
 use lifecycle::certificate::{Certificate, SignedCertificate, signature_block};
 use lifecycle::ledger::{Head, LedgerEntry};
-use lifecycle::StepError;
 use serde_json::Value;
 
 /// How many lost races an append survives before it reports `LedgerConflict`.
@@ -38,17 +38,26 @@ pub struct Certified {
 }
 
 /// Reads the certificate already recorded for a unique request, if any.
-pub async fn existing(ledger: &dyn Ledger, chain: &str, request_id: &str) -> Result<Option<LedgerEntry>, StepError> {
+pub async fn existing(
+    ledger: &dyn Ledger,
+    chain: &str,
+    request_id: &str,
+) -> Result<Option<LedgerEntry>, StepError> {
     match ledger.find_request(chain, request_id).await? {
         None => Ok(None),
-        Some(raw) => serde_json::from_str(&raw)
-            .map(Some)
-            .map_err(|e| StepError::LedgerCorrupt(format!("entry recording request {request_id}: {e}"))),
+        Some(raw) => serde_json::from_str(&raw).map(Some).map_err(|e| {
+            StepError::LedgerCorrupt(format!("entry recording request {request_id}: {e}"))
+        }),
     }
 }
 
 /// Signs `draft` at the chain's head and appends it, retrying from the new head on conflict.
-pub async fn certify(ledger: &dyn Ledger, signer: &dyn Signer, clock: &dyn Clock, draft: &Draft) -> Result<Certified, StepError> {
+pub async fn certify(
+    ledger: &dyn Ledger,
+    signer: &dyn Signer,
+    clock: &dyn Clock,
+    draft: &Draft,
+) -> Result<Certified, StepError> {
     let chain = draft.kind.as_str();
     for attempt in 1..=MAX_RACES {
         let head = ledger.head(chain).await?;
@@ -67,11 +76,19 @@ pub async fn certify(ledger: &dyn Ledger, signer: &dyn Signer, clock: &dyn Clock
             key_id: signer.key_id().to_owned(),
             details: draft.details.clone(),
         };
-        let bytes = cert.signing_bytes().map_err(|e| StepError::InvalidRequest(e.to_string()))?;
+        let bytes = cert
+            .signing_bytes()
+            .map_err(|e| StepError::InvalidRequest(e.to_string()))?;
         let der = signer.sign(&bytes).await?;
-        let signed = SignedCertificate { signature: signature_block(signer.key_id(), &der), certificate: cert };
-        let entry = LedgerEntry::seal(signed, now).map_err(|e| StepError::Internal(e.to_string()))?;
-        let json = entry.to_json().map_err(|e| StepError::Internal(e.to_string()))?;
+        let signed = SignedCertificate {
+            signature: signature_block(signer.key_id(), &der),
+            certificate: cert,
+        };
+        let entry =
+            LedgerEntry::seal(signed, now).map_err(|e| StepError::Internal(e.to_string()))?;
+        let json = entry
+            .to_json()
+            .map_err(|e| StepError::Internal(e.to_string()))?;
         let new = NewEntry {
             seq,
             entry_hash: &entry.entry_hash,
@@ -79,19 +96,39 @@ pub async fn certify(ledger: &dyn Ledger, signer: &dyn Signer, clock: &dyn Clock
             unique_request: draft.unique.then_some(draft.request_id.as_str()),
         };
         match ledger.append(chain, head.as_ref(), new).await {
-            Ok(()) => return Ok(Certified { entry, already_recorded: false }),
+            Ok(()) => {
+                return Ok(Certified {
+                    entry,
+                    already_recorded: false,
+                });
+            }
             Err(StoreError::Conflict(_)) => {
-                tracing::debug!(chain, attempt, "ledger head moved; retrying from the new head");
+                tracing::debug!(
+                    chain,
+                    attempt,
+                    "ledger head moved; retrying from the new head"
+                );
                 tokio::time::sleep(backoff(attempt.min(4))).await;
             }
             Err(StoreError::Duplicate(_)) => {
-                let found = existing(ledger, chain, &draft.request_id).await?.ok_or_else(|| {
-                    StepError::LedgerCorrupt(format!("request {} is marked but its entry is missing", draft.request_id))
-                })?;
-                return Ok(Certified { entry: found, already_recorded: true });
+                let found = existing(ledger, chain, &draft.request_id)
+                    .await?
+                    .ok_or_else(|| {
+                        StepError::LedgerCorrupt(format!(
+                            "request {} is marked but its entry is missing",
+                            draft.request_id
+                        ))
+                    })?;
+                return Ok(Certified {
+                    entry: found,
+                    already_recorded: true,
+                });
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(StepError::LedgerConflict { chain: chain.to_owned(), expected: -1 })
+    Err(StepError::LedgerConflict {
+        chain: chain.to_owned(),
+        expected: -1,
+    })
 }

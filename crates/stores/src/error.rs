@@ -33,8 +33,13 @@ impl From<StoreError> for StepError {
         match e {
             StoreError::Throttled(m) => StepError::Throttled(m),
             StoreError::Unavailable(m) => StepError::StoreUnavailable(m),
-            StoreError::Conflict(m) => StepError::LedgerConflict { chain: m, expected: -1 },
-            StoreError::Duplicate(m) => StepError::Internal(format!("request {m} is already recorded")),
+            StoreError::Conflict(m) => StepError::LedgerConflict {
+                chain: m,
+                expected: -1,
+            },
+            StoreError::Duplicate(m) => {
+                StepError::Internal(format!("request {m} is already recorded"))
+            }
             StoreError::NotFound(m) => StepError::invalid(format!("not found: {m}")),
             StoreError::Corrupt(m) => StepError::LedgerCorrupt(m),
             StoreError::Config(m) => StepError::Configuration(m),
@@ -60,7 +65,10 @@ pub(crate) fn is_throttle_code(code: &str) -> bool {
 }
 
 /// Turns an SDK error into a [`StoreError`], classifying throttling by code and status.
-pub(crate) fn sdk_error<E>(op: &str, e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError
+pub(crate) fn sdk_error<E>(
+    op: &str,
+    e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -72,8 +80,12 @@ where
         Some(c) if is_throttle_code(c) => StoreError::Throttled(msg),
         _ if matches!(status, Some(429 | 503)) => StoreError::Throttled(msg),
         Some(
-            "NoSuchBucket" | "ResourceNotFoundException" | "NotFoundException" | "AccessDenied"
-            | "AccessDeniedException" | "NotFound",
+            "NoSuchBucket"
+            | "ResourceNotFoundException"
+            | "NotFoundException"
+            | "AccessDenied"
+            | "AccessDeniedException"
+            | "NotFound",
         ) => StoreError::Config(msg),
         _ => StoreError::Unavailable(msg),
     }

@@ -104,11 +104,25 @@ pub trait Ledger: Send + Sync + Debug {
     /// The chain's head, `None` while empty.
     async fn head(&self, chain: &str) -> Result<Option<Head>, StoreError>;
     /// Appends if and only if the head is still `expected`: otherwise `Conflict`.
-    async fn append(&self, chain: &str, expected: Option<&Head>, entry: NewEntry<'_>) -> Result<(), StoreError>;
+    async fn append(
+        &self,
+        chain: &str,
+        expected: Option<&Head>,
+        entry: NewEntry<'_>,
+    ) -> Result<(), StoreError>;
     /// The stored entry that recorded `request_id` as unique, if any.
-    async fn find_request(&self, chain: &str, request_id: &str) -> Result<Option<String>, StoreError>;
+    async fn find_request(
+        &self,
+        chain: &str,
+        request_id: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Up to `limit` stored entries from `from_seq` on, in order, as `(seq, json)`.
-    async fn entries(&self, chain: &str, from_seq: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError>;
+    async fn entries(
+        &self,
+        chain: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError>;
     /// Every chain that has a head.
     async fn chains(&self) -> Result<Vec<String>, StoreError>;
 }
@@ -138,7 +152,8 @@ pub trait Clock: Send + Sync + Debug {
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.format(&f).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&f)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// The wall clock.

@@ -33,7 +33,9 @@ where
     loop {
         attempt += 1;
         match op().await {
-            Err(StoreError::Throttled(m) | StoreError::Unavailable(m)) if attempt < MAX_ATTEMPTS => {
+            Err(StoreError::Throttled(m) | StoreError::Unavailable(m))
+                if attempt < MAX_ATTEMPTS =>
+            {
                 tracing::debug!(attempt, error = %m, "retrying after backoff");
                 tokio::time::sleep(backoff(attempt)).await;
             }

@@ -48,14 +48,18 @@ pub struct ConnectOptions {
 }
 
 fn needs_world(c: &Catalog) -> bool {
-    c.systems.iter().any(|s| matches!(s.backend, Backend::Embedded))
+    c.systems
+        .iter()
+        .any(|s| matches!(s.backend, Backend::Embedded))
         || matches!(c.ledger, ControlBackend::Embedded)
         || matches!(c.legal_holds, ControlBackend::Embedded)
         || matches!(c.signer, SignerBackend::Local)
 }
 
 fn needs_aws(c: &Catalog) -> bool {
-    c.systems.iter().any(|s| !matches!(s.backend, Backend::Embedded))
+    c.systems
+        .iter()
+        .any(|s| !matches!(s.backend, Backend::Embedded))
         || !matches!(c.ledger, ControlBackend::Embedded)
         || !matches!(c.legal_holds, ControlBackend::Embedded)
         || !matches!(c.signer, SignerBackend::Local)
@@ -70,7 +74,9 @@ pub async fn load_aws() -> aws_config::SdkConfig {
 fn s3_client(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let path_style = std::env::var("TENANT_S3_PATH_STYLE").is_ok_and(|v| v == "1")
         || cfg.endpoint_url().is_some();
-    let conf = aws_sdk_s3::config::Builder::from(cfg).force_path_style(path_style).build();
+    let conf = aws_sdk_s3::config::Builder::from(cfg)
+        .force_path_style(path_style)
+        .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
 
@@ -94,14 +100,27 @@ impl Deps {
             (None, true) => Some(load_aws().await),
             (None, false) => None,
         };
-        let world_ref = || world.clone().ok_or_else(|| StepError::Internal("world not opened".into()));
-        let aws_ref = || aws.as_ref().ok_or_else(|| StepError::Internal("AWS config not loaded".into()));
+        let world_ref = || {
+            world
+                .clone()
+                .ok_or_else(|| StepError::Internal("world not opened".into()))
+        };
+        let aws_ref = || {
+            aws.as_ref()
+                .ok_or_else(|| StepError::Internal("AWS config not loaded".into()))
+        };
 
         let mut stores: BTreeMap<String, Arc<dyn TenantStore>> = BTreeMap::new();
         for s in &catalog.systems {
             let store: Arc<dyn TenantStore> = match &s.backend {
-                Backend::Embedded => Arc::new(LocalTenantStore::new(world_ref()?, s.name.as_str(), s.kind)),
-                Backend::S3 { bucket, prefix, max_concurrency } => Arc::new(S3TenantStore::new(
+                Backend::Embedded => {
+                    Arc::new(LocalTenantStore::new(world_ref()?, s.name.as_str(), s.kind))
+                }
+                Backend::S3 {
+                    bucket,
+                    prefix,
+                    max_concurrency,
+                } => Arc::new(S3TenantStore::new(
                     s3_client(aws_ref()?),
                     s.name.as_str(),
                     s.kind,
@@ -109,32 +128,38 @@ impl Deps {
                     prefix,
                     *max_concurrency,
                 )),
-                Backend::Dynamodb { table, partition_key, sort_key, partition_value, max_concurrency } => {
-                    Arc::new(DynamoTenantStore::new(
-                        aws_sdk_dynamodb::Client::new(aws_ref()?),
-                        s.name.as_str(),
-                        s.kind,
-                        table,
-                        partition_key,
-                        sort_key,
-                        partition_value,
-                        *max_concurrency,
-                    ))
-                }
+                Backend::Dynamodb {
+                    table,
+                    partition_key,
+                    sort_key,
+                    partition_value,
+                    max_concurrency,
+                } => Arc::new(DynamoTenantStore::new(
+                    aws_sdk_dynamodb::Client::new(aws_ref()?),
+                    s.name.as_str(),
+                    s.kind,
+                    table,
+                    partition_key,
+                    sort_key,
+                    partition_value,
+                    *max_concurrency,
+                )),
             };
             stores.insert(s.name.to_string(), store);
         }
         let ledger: Arc<dyn Ledger> = match &catalog.ledger {
             ControlBackend::Embedded => Arc::new(LocalLedger::new(world_ref()?)),
-            ControlBackend::Dynamodb { table } => {
-                Arc::new(DynamoLedger::new(aws_sdk_dynamodb::Client::new(aws_ref()?), table))
-            }
+            ControlBackend::Dynamodb { table } => Arc::new(DynamoLedger::new(
+                aws_sdk_dynamodb::Client::new(aws_ref()?),
+                table,
+            )),
         };
         let holds: Arc<dyn LegalHolds> = match &catalog.legal_holds {
             ControlBackend::Embedded => Arc::new(LocalHolds::new(world_ref()?)),
-            ControlBackend::Dynamodb { table } => {
-                Arc::new(DynamoHolds::new(aws_sdk_dynamodb::Client::new(aws_ref()?), table))
-            }
+            ControlBackend::Dynamodb { table } => Arc::new(DynamoHolds::new(
+                aws_sdk_dynamodb::Client::new(aws_ref()?),
+                table,
+            )),
         };
         let signer_backend = catalog.signer.clone();
         Ok(Self {
@@ -175,11 +200,20 @@ impl Deps {
             .get_or_try_init(|| async {
                 let signer: Arc<dyn Signer> = match &self.signer_backend {
                     SignerBackend::Local => {
-                        let world = self.world.as_ref().ok_or_else(|| StepError::Internal("world not opened".into()))?;
-                        Arc::new(LocalSigner::load_or_create(world, &self.clock.now_rfc3339())?)
+                        let world = self
+                            .world
+                            .as_ref()
+                            .ok_or_else(|| StepError::Internal("world not opened".into()))?;
+                        Arc::new(LocalSigner::load_or_create(
+                            world,
+                            &self.clock.now_rfc3339(),
+                        )?)
                     }
                     SignerBackend::Kms { key_id } => {
-                        let aws = self.aws.as_ref().ok_or_else(|| StepError::Internal("AWS config not loaded".into()))?;
+                        let aws = self
+                            .aws
+                            .as_ref()
+                            .ok_or_else(|| StepError::Internal("AWS config not loaded".into()))?;
                         Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(aws), key_id).await?)
                     }
                 };

@@ -5,7 +5,11 @@ use serde_json::Value;
 
 /// Starts an execution of the erasure state machine named after the request id, so a
 /// request submitted twice cannot run twice at once. Returns the execution ARN.
-pub async fn start_erasure(cfg: &aws_config::SdkConfig, state_machine_arn: &str, request: &Value) -> Result<String> {
+pub async fn start_erasure(
+    cfg: &aws_config::SdkConfig,
+    state_machine_arn: &str,
+    request: &Value,
+) -> Result<String> {
     let id = request
         .get("request_id")
         .and_then(Value::as_str)
@@ -21,12 +25,25 @@ pub async fn start_erasure(cfg: &aws_config::SdkConfig, state_machine_arn: &str,
         .await;
     match out {
         Ok(o) => Ok(o.execution_arn().to_owned()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_already_exists()) => {
-            bail!("an execution named {id} already exists with other input: this request id was already submitted")
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_execution_already_exists()) =>
+        {
+            bail!(
+                "an execution named {id} already exists with other input: this request id was already submitted"
+            )
         }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_state_machine_does_not_exist()) => {
-            bail!("no state machine {state_machine_arn}: check --state-machine-arn (the stack output GdprErasureStateMachineArn)")
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
+        {
+            bail!(
+                "no state machine {state_machine_arn}: check --state-machine-arn (the stack output GdprErasureStateMachineArn)"
+            )
         }
-        Err(e) => Err(anyhow::anyhow!(aws_sdk_sfn::error::DisplayErrorContext(e).to_string())).context("StartExecution failed"),
+        Err(e) => Err(anyhow::anyhow!(
+            aws_sdk_sfn::error::DisplayErrorContext(e).to_string()
+        ))
+        .context("StartExecution failed"),
     }
 }

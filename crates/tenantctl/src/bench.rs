@@ -1,17 +1,450 @@
-//! Benchmarks (filled in below).
+//! Benchmarks that print a table comparing against a peer in the same run. They measure;
+//! they never assert on time.
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use lifecycle::certificate::local_key_id;
+use lifecycle::ledger::KeyRing;
+use lifecycle::{SystemKind, TenantId};
+use p256::ecdsa::signature::Verifier as _;
 use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stores::certify::{Draft, certify};
+use stores::dynamodb::DynamoTenantStore;
+use stores::local::{LocalLedger, LocalSigner, World};
+use stores::s3::S3TenantStore;
+use stores::{Signer, SystemClock, TenantStore};
 
 /// Benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCmd {
-    /// Placeholder.
-    Ledger,
+    /// Erase a tenant of N S3 objects (a third with 3 versions) and N DynamoDB items on an
+    /// S3/DynamoDB API endpoint (moto), against the aws CLI removing an equal tenant.
+    Erase {
+        /// API endpoint (moto's URL).
+        #[arg(long, env = "MOTO_URL")]
+        endpoint: String,
+        /// Objects per tenant.
+        #[arg(long, default_value_t = 20_000)]
+        objects: usize,
+        /// DynamoDB items per tenant.
+        #[arg(long, default_value_t = 20_000)]
+        items: usize,
+        /// The aws CLI to compare with.
+        #[arg(long, default_value = ".venv/bin/aws")]
+        aws_cli: String,
+        /// Concurrent DeleteObjects / BatchWriteItem calls.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Verify a ledger of N entries, against the raw P-256 verify rate.
+    LedgerVerify {
+        /// Entries.
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+    },
 }
 
 /// Runs a benchmark.
-pub async fn run(_cmd: BenchCmd, _data_dir: &Path) -> Result<()> {
-    anyhow::bail!("not yet")
+pub async fn run(cmd: BenchCmd, data_dir: &Path) -> Result<()> {
+    match cmd {
+        BenchCmd::LedgerVerify { entries } => ledger_verify(entries, data_dir).await,
+        BenchCmd::Erase {
+            endpoint,
+            objects,
+            items,
+            aws_cli,
+            concurrency,
+        } => erase(&endpoint, objects, items, &aws_cli, concurrency).await,
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template(&format!("  {what} {{bar:30}} {{pos}}/{{len}} {{per_sec}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
+async fn ledger_verify(n: usize, data_dir: &Path) -> Result<()> {
+    let dir = data_dir.join("bench-ledger");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let world = World::open(&dir.join("world.db"))?;
+    let signer = LocalSigner::load_or_create(&world, "bench")?;
+    let ledger = LocalLedger::new(world.clone());
+    let chain = "bench";
+    let b = bar(n as u64, "appending");
+    for i in 0..n {
+        let draft = Draft {
+            kind: chain.into(),
+            outcome: "erased".into(),
+            request_id: format!("req-{i:07}"),
+            tenant_id: format!("tenant_{:05}", i % 5000),
+            details: serde_json::json!({
+                "legal_basis": "GDPR Art. 17(1)",
+                "records_erased_total": 7 * i,
+                "systems": ["postgresql", "redis", "pinecone", "s3", "cloudwatch", "backups", "analytics"]
+                    .iter().map(|s| serde_json::json!({"system": s, "records_erased": i, "residual_records": 0, "verified_at": "2026-01-01T00:00:00Z"}))
+                    .collect::<Vec<_>>(),
+            }),
+            unique: false,
+        };
+        certify(&ledger, &signer, &SystemClock, &draft).await?;
+        b.inc(1);
+    }
+    b.finish_and_clear();
+
+    let mut ring = KeyRing::default();
+    ring.insert(local_key_id(signer.public_key())?, *signer.public_key());
+    let started = Instant::now();
+    let results = crate::verify::verify_ledger(&ledger, &ring, Some(chain), false).await?;
+    let full = started.elapsed();
+    match &results[0].outcome {
+        Ok(v) if *v == n as u64 => {}
+        other => bail!("the benchmark ledger did not verify: {other:?}"),
+    }
+
+    // The peer: bare P-256 verification of the same signed bodies, nothing else.
+    let entries = ledger.entries(chain, 0, n).await?;
+    let mut prepared = Vec::with_capacity(entries.len());
+    for (_, raw) in &entries {
+        let v: serde_json::Value = serde_json::from_str(raw)?;
+        let body = lifecycle::certificate::canonical_bytes(&v["certificate"]["certificate"])?;
+        let der = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            v["certificate"]["signature"]["der_base64"]
+                .as_str()
+                .context("sig")?,
+        )?;
+        prepared.push((body, p256::ecdsa::Signature::from_der(&der)?));
+    }
+    let key = *signer.public_key();
+    let started = Instant::now();
+    for (body, sig) in &prepared {
+        key.verify(body, sig)
+            .map_err(|_| anyhow::anyhow!("raw verify failed"))?;
+    }
+    let raw = started.elapsed();
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("ledger verify, {n} entries, one core each:");
+    println!("  {:<44} {:>10} {:>14}", "", "seconds", "entries/s");
+    println!(
+        "  {:<44} {:>10.2} {:>14.0}",
+        "tenantctl ledger verify (hash+links+JCS+sig)",
+        full.as_secs_f64(),
+        rate(full)
+    );
+    println!(
+        "  {:<44} {:>10.2} {:>14.0}",
+        "raw p256 verify of the same bodies",
+        raw.as_secs_f64(),
+        rate(raw)
+    );
+    println!(
+        "  ratio: ledger verify runs at {:.0} % of the raw verify rate (target >= 80 %)",
+        100.0 * rate(full) / rate(raw)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+async fn erase(
+    endpoint: &str,
+    objects: usize,
+    items: usize,
+    aws_cli: &str,
+    concurrency: usize,
+) -> Result<()> {
+    if !Path::new(aws_cli).exists() && Command::new(aws_cli).arg("--version").output().is_err() {
+        bail!("the aws CLI ({aws_cli}) is missing: run scripts/bootstrap");
+    }
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "bench",
+        ))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&cfg)
+            .force_path_style(true)
+            .build(),
+    );
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let bucket = format!("bench-{}", std::process::id());
+    let table = format!("bench-usage-{}", std::process::id());
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .context("CreateBucket")?;
+    s3.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await?;
+    {
+        use aws_sdk_dynamodb::types::*;
+        ddb.create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("sk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("sk")
+                    .key_type(KeyType::Range)
+                    .build()?,
+            )
+            .send()
+            .await?;
+    }
+    let s3_store = S3TenantStore::new(
+        s3.clone(),
+        "s3",
+        SystemKind::Objects,
+        &bucket,
+        "tenants/{tenant_id}/",
+        concurrency,
+    );
+    let ddb_store = DynamoTenantStore::new(
+        ddb.clone(),
+        "analytics",
+        SystemKind::Analytics,
+        &table,
+        "pk",
+        "sk",
+        "TENANT#{tenant_id}",
+        concurrency,
+    );
+    let ours = TenantId::parse("bench_ours")?;
+    let theirs = TenantId::parse("bench_cli")?;
+    for t in [&ours, &theirs] {
+        seed_s3(&s3_store, t, objects).await?;
+        seed_ddb(&ddb, &table, t, items).await?;
+    }
+    let versions = s3_store.count(&ours).await?;
+    println!(
+        "each tenant: {objects} objects = {versions} versions in S3, {} items in DynamoDB",
+        ddb_store.count(&ours).await?
+    );
+
+    let far = Instant::now() + Duration::from_secs(3600);
+    let t = Instant::now();
+    let p = s3_store.erase(&ours, far).await?;
+    let our_s3 = t.elapsed();
+    let t = Instant::now();
+    let q = ddb_store.erase(&ours, far).await?;
+    let our_ddb = t.elapsed();
+    if !(p.complete && q.complete)
+        || s3_store.count(&ours).await? != 0
+        || ddb_store.count(&ours).await? != 0
+    {
+        bail!("our erasure left data behind");
+    }
+
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    let cli = |args: &[&str]| -> Result<Vec<u8>> {
+        let out = Command::new(aws_cli)
+            .args(["--endpoint-url", endpoint])
+            .args(args)
+            .envs(env)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "aws {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(out.stdout)
+    };
+    let prefix = format!("tenants/{theirs}/");
+    let t = Instant::now();
+    cli(&[
+        "s3",
+        "rm",
+        "--recursive",
+        "--quiet",
+        &format!("s3://{bucket}/{prefix}"),
+    ])?;
+    loop {
+        let listing: serde_json::Value = serde_json::from_slice(&cli(&[
+            "s3api",
+            "list-object-versions",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            &prefix,
+            "--max-items",
+            "1000",
+            "--output",
+            "json",
+        ])?)
+        .unwrap_or_default();
+        let mut objs = Vec::new();
+        for k in ["Versions", "DeleteMarkers"] {
+            for v in listing[k].as_array().into_iter().flatten() {
+                objs.push(serde_json::json!({"Key": v["Key"], "VersionId": v["VersionId"]}));
+            }
+        }
+        if objs.is_empty() {
+            break;
+        }
+        for chunk in objs.chunks(1000) {
+            let doc = serde_json::json!({"Objects": chunk, "Quiet": true}).to_string();
+            cli(&[
+                "s3api",
+                "delete-objects",
+                "--bucket",
+                &bucket,
+                "--delete",
+                &doc,
+            ])?;
+        }
+    }
+    let cli_s3 = t.elapsed();
+    let t = Instant::now();
+    let keys: serde_json::Value = serde_json::from_slice(&cli(&[
+        "dynamodb",
+        "query",
+        "--table-name",
+        &table,
+        "--key-condition-expression",
+        "pk = :p",
+        "--expression-attribute-values",
+        &format!("{{\":p\":{{\"S\":\"TENANT#{theirs}\"}}}}"),
+        "--projection-expression",
+        "pk, sk",
+        "--output",
+        "json",
+    ])?)?;
+    let list = keys["Items"].as_array().cloned().unwrap_or_default();
+    let b = bar(list.len() as u64, "aws dynamodb batch-write-item");
+    for chunk in list.chunks(25) {
+        let reqs: Vec<_> = chunk
+            .iter()
+            .map(|k| serde_json::json!({"DeleteRequest": {"Key": k}}))
+            .collect();
+        let doc = serde_json::json!({ table.clone(): reqs }).to_string();
+        cli(&["dynamodb", "batch-write-item", "--request-items", &doc])?;
+        b.inc(chunk.len() as u64);
+    }
+    b.finish_and_clear();
+    let cli_ddb = t.elapsed();
+    if s3_store.count(&theirs).await? != 0 || ddb_store.count(&theirs).await? != 0 {
+        bail!("the CLI run left data behind");
+    }
+    println!("erase one tenant on {endpoint} (moto), same data for both:");
+    println!(
+        "  {:<34} {:>12} {:>12} {:>8}",
+        "", "tenantctl s", "aws CLI s", "ratio"
+    );
+    let row = |name: &str, a: Duration, b: Duration| {
+        println!(
+            "  {name:<34} {:>12.2} {:>12.2} {:>7.1}x",
+            a.as_secs_f64(),
+            b.as_secs_f64(),
+            b.as_secs_f64() / a.as_secs_f64()
+        );
+    };
+    row(&format!("S3, {versions} versions"), our_s3, cli_s3);
+    row(&format!("DynamoDB, {items} items"), our_ddb, cli_ddb);
+    row("total", our_s3 + our_ddb, cli_s3 + cli_ddb);
+    Ok(())
+}
+
+async fn seed_s3(store: &S3TenantStore, t: &TenantId, n: usize) -> Result<()> {
+    let b = bar(n as u64, "seeding S3");
+    let store = Arc::new(store.clone());
+    let results: Vec<Result<(), stores::StoreError>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (s, t, b) = (store.clone(), t.clone(), b.clone());
+            async move {
+                let key = format!("uploads/doc-{i:06}.pdf");
+                let versions = if i % 3 == 0 { 3 } else { 1 };
+                for v in 0..versions {
+                    s.put(&t, &key, format!("v{v}").as_bytes()).await?;
+                }
+                b.inc(1);
+                Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    b.finish_and_clear();
+    results.into_iter().collect::<Result<(), _>>()?;
+    Ok(())
+}
+
+async fn seed_ddb(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    t: &TenantId,
+    n: usize,
+) -> Result<()> {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let b = bar(n as u64, "seeding DynamoDB");
+    for chunk in (0..n).collect::<Vec<_>>().chunks(25) {
+        let reqs = chunk
+            .iter()
+            .map(|i| {
+                PutRequest::builder()
+                    .item("pk", AttributeValue::S(format!("TENANT#{t}")))
+                    .item("sk", AttributeValue::S(format!("usage/{i:07}")))
+                    .item("tokens", AttributeValue::N("12".into()))
+                    .build()
+                    .map(|p| WriteRequest::builder().put_request(p).build())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut pending = reqs;
+        while !pending.is_empty() {
+            let out = ddb
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(table))
+                .unwrap_or_default();
+        }
+        b.inc(chunk.len() as u64);
+    }
+    b.finish_and_clear();
+    Ok(())
 }

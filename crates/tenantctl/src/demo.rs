@@ -70,7 +70,11 @@ fn plan(tenant: &str, system: &str) -> usize {
     if departing {
         base
     } else if test {
-        if matches!(system, "postgresql" | "redis" | "pinecone" | "s3") { base / 3 } else { 0 }
+        if matches!(system, "postgresql" | "redis" | "pinecone" | "s3") {
+            base / 3
+        } else {
+            0
+        }
     } else {
         base / 4
     }
@@ -80,36 +84,75 @@ fn record(system: &str, tenant: &str, i: usize, rng: &mut Rng) -> (String, Vec<u
     let r = rng.next();
     let (key, body) = match system {
         "postgresql" => match i % 3 {
-            0 => (format!("documents/{i:06}"), json!({"title": format!("Contract {}", r % 997), "owner": format!("user-{:03}@{tenant}.example", r % 50), "pages": r % 40})),
-            1 => (format!("chat_history/{i:06}"), json!({"role": "user", "text": format!("How do I renew order {}?", r % 10_000)})),
-            _ => (format!("tenant_registry/{i:06}"), json!({"tenant": tenant, "plan": "enterprise", "seats": r % 500})),
+            0 => (
+                format!("documents/{i:06}"),
+                json!({"title": format!("Contract {}", r % 997), "owner": format!("user-{:03}@{tenant}.example", r % 50), "pages": r % 40}),
+            ),
+            1 => (
+                format!("chat_history/{i:06}"),
+                json!({"role": "user", "text": format!("How do I renew order {}?", r % 10_000)}),
+            ),
+            _ => (
+                format!("tenant_registry/{i:06}"),
+                json!({"tenant": tenant, "plan": "enterprise", "seats": r % 500}),
+            ),
         },
         "redis" => match i % 4 {
-            0 => (format!("session:{:016x}", r), json!({"user": format!("user-{:03}", r % 50), "ttl": 3600})),
-            1 => (format!("cache:search:{:012x}", r >> 8), json!({"hits": r % 20})),
-            2 => (format!("ratelimit:{}", 28_000_000 + i), json!({"count": r % 100})),
+            0 => (
+                format!("session:{:016x}", r),
+                json!({"user": format!("user-{:03}", r % 50), "ttl": 3600}),
+            ),
+            1 => (
+                format!("cache:search:{:012x}", r >> 8),
+                json!({"hits": r % 20}),
+            ),
+            2 => (
+                format!("ratelimit:{}", 28_000_000 + i),
+                json!({"count": r % 100}),
+            ),
             _ => (format!("lock:reindex:{i}"), json!({"holder": "worker-3"})),
         },
         "pinecone" => {
-            let dims: Vec<i64> = (0..16).map(|d| ((r >> (d * 4)) % 2001) as i64 - 1000).collect();
-            (format!("vec-{i:07}"), json!({"values_milli": dims, "metadata": {"doc": format!("documents/{:06}", i / 3)}}))
+            let dims: Vec<i64> = (0..16)
+                .map(|d| ((r >> (d * 4)) % 2001) as i64 - 1000)
+                .collect();
+            (
+                format!("vec-{i:07}"),
+                json!({"values_milli": dims, "metadata": {"doc": format!("documents/{:06}", i / 3)}}),
+            )
         }
         "s3" => (
-            if i % 2 == 0 { format!("uploads/doc-{i:05}.pdf") } else { format!("exports/export-{i:05}.csv") },
+            if i % 2 == 0 {
+                format!("uploads/doc-{i:05}.pdf")
+            } else {
+                format!("exports/export-{i:05}.csv")
+            },
             json!({"bytes": r % 1_000_000, "sha": format!("{r:016x}")}),
         ),
         "cloudwatch" => (
             format!("app-{}/{:020}", i % 8, 1_737_000_000_000u64 + i as u64),
             json!({"level": "INFO", "msg": format!("request served for {tenant}"), "latency_ms": r % 300}),
         ),
-        "backups" => (format!("snapshot-2025-01-{:02}", i % 28 + 1), json!({"size": r % 10_000_000, "tier": "daily"})),
-        _ => (format!("usage/2025/01/{:02}/{i:07}", i % 28 + 1), json!({"event": "query", "tokens": r % 4000})),
+        "backups" => (
+            format!("snapshot-2025-01-{:02}", i % 28 + 1),
+            json!({"size": r % 10_000_000, "tier": "daily"}),
+        ),
+        _ => (
+            format!("usage/2025/01/{:02}/{i:07}", i % 28 + 1),
+            json!({"event": "query", "tokens": r % 4000}),
+        ),
     };
     (key, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// Seeds every tenant; returns how many records were written.
-pub fn seed(world: &World, deps: &Deps, scenarios: &Scenarios, scale: f64, progress: bool) -> Result<u64> {
+pub fn seed(
+    world: &World,
+    deps: &Deps,
+    scenarios: &Scenarios,
+    scale: f64,
+    progress: bool,
+) -> Result<u64> {
     let mut jobs = Vec::new();
     for t in &scenarios.tenants {
         for s in &scenarios.systems {
@@ -120,20 +163,34 @@ pub fn seed(world: &World, deps: &Deps, scenarios: &Scenarios, scale: f64, progr
         }
     }
     let total: usize = jobs.iter().map(|j| j.2).sum();
-    let bar = if progress { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    let bar = if progress {
+        ProgressBar::new(total as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("  seeding {bar:30} {pos}/{len} records {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("  seeding {bar:30} {pos}/{len} records {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut written = 0u64;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for (tenant, system, n) in jobs {
-        let spec = deps.catalog.system(&system).with_context(|| format!("scenario system {system} is not in the catalog"))?;
+        let spec = deps
+            .catalog
+            .system(&system)
+            .with_context(|| format!("scenario system {system} is not in the catalog"))?;
         let store = LocalTenantStore::new(world.clone(), &system, spec.kind);
         let tid = TenantId::parse(&tenant)?;
-        let mut batch: Vec<(String, Vec<u8>)> = (0..n).map(|i| record(&system, &tenant, i, &mut rng)).collect();
+        let mut batch: Vec<(String, Vec<u8>)> = (0..n)
+            .map(|i| record(&system, &tenant, i, &mut rng))
+            .collect();
         if spec.kind == SystemKind::Objects {
             // A third of the objects have three versions, as a versioned bucket keeps them.
-            let extra: Vec<_> = batch.iter().step_by(3).flat_map(|r| [r.clone(), r.clone()]).collect();
+            let extra: Vec<_> = batch
+                .iter()
+                .step_by(3)
+                .flat_map(|r| [r.clone(), r.clone()])
+                .collect();
             batch.extend(extra);
         }
         written += store.put_many(&tid, &batch)? as u64;
@@ -157,7 +214,12 @@ pub async fn counts(deps: &Deps, tenants: &[String]) -> Result<BTreeMap<(String,
 }
 
 /// Prints a tenant x system table.
-pub fn print_counts(deps: &Deps, tenants: &[String], before: &BTreeMap<(String, String), u64>, after: Option<&BTreeMap<(String, String), u64>>) {
+pub fn print_counts(
+    deps: &Deps,
+    tenants: &[String],
+    before: &BTreeMap<(String, String), u64>,
+    after: Option<&BTreeMap<(String, String), u64>>,
+) {
     let systems = deps.catalog.system_names();
     print!("  {:<30}", "tenant");
     for s in &systems {
@@ -173,7 +235,11 @@ pub fn print_counts(deps: &Deps, tenants: &[String], before: &BTreeMap<(String, 
                 Some(a) => {
                     let x = a.get(&(t.clone(), s.clone())).copied().unwrap_or(0);
                     total += x;
-                    if x == b { format!("{x}") } else { format!("{b}->{x}") }
+                    if x == b {
+                        format!("{x}")
+                    } else {
+                        format!("{b}->{x}")
+                    }
                 }
                 None => {
                     total += b;
@@ -187,15 +253,28 @@ pub fn print_counts(deps: &Deps, tenants: &[String], before: &BTreeMap<(String, 
 }
 
 /// Runs one request through the simulator, printing transitions; returns the execution.
-pub async fn run_request(deps: Arc<Deps>, machine: &Machine, request: &Value, data_dir: &Path, live: bool) -> Result<sim::Execution> {
-    let id = request.get("request_id").and_then(Value::as_str).unwrap_or("request").to_owned();
+pub async fn run_request(
+    deps: Arc<Deps>,
+    machine: &Machine,
+    request: &Value,
+    data_dir: &Path,
+    live: bool,
+) -> Result<sim::Execution> {
+    let id = request
+        .get("request_id")
+        .and_then(Value::as_str)
+        .unwrap_or("request")
+        .to_owned();
     let exec = simulate(deps, machine, &id, request.clone(), live).await;
     write_history(&data_dir.join("history").join(format!("{id}.json")), &exec)?;
     if exec.status == Status::Succeeded {
         if let Some(cert) = exec.output.as_ref().and_then(|o| o.get("certificate")) {
             let dir = data_dir.join("certificates");
             std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec_pretty(cert)?)?;
+            std::fs::write(
+                dir.join(format!("{id}.json")),
+                serde_json::to_vec_pretty(cert)?,
+            )?;
         }
     }
     Ok(exec)
@@ -223,12 +302,16 @@ pub fn check_outcome(
 ) -> Result<()> {
     for ((t, s), b) in before {
         let a = after.get(&(t.clone(), s.clone())).copied().unwrap_or(0);
-        let must_be_empty = erased.iter().any(|(et, systems)| et == t && systems.contains(s));
+        let must_be_empty = erased
+            .iter()
+            .any(|(et, systems)| et == t && systems.contains(s));
         if must_be_empty && a != 0 {
             bail!("{t} still has {a} records in {s} after erasure");
         }
         if !must_be_empty && a != *b {
-            bail!("{t} had {b} records in {s} and now has {a}: a tenant that was not erased changed");
+            bail!(
+                "{t} had {b} records in {s} and now has {a}: a tenant that was not erased changed"
+            );
         }
     }
     Ok(())

@@ -17,10 +17,19 @@ use tenantctl::world::{connect, load_machine, simulate, world_file, write_histor
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "tenantctl", version, about = "Tenant lifecycle: GDPR erasure with signed certificates on a hash-chained ledger, locally or on AWS Step Functions")]
+#[command(
+    name = "tenantctl",
+    version,
+    about = "Tenant lifecycle: GDPR erasure with signed certificates on a hash-chained ledger, locally or on AWS Step Functions"
+)]
 struct Cli {
     /// Directory of the local world (the embedded data file, certificates, histories).
-    #[arg(long, global = true, env = "TENANT_DATA_DIR", default_value = ".tenant-world")]
+    #[arg(
+        long,
+        global = true,
+        env = "TENANT_DATA_DIR",
+        default_value = ".tenant-world"
+    )]
     data_dir: PathBuf,
     /// Catalog TOML; the embedded local catalog when absent.
     #[arg(long, global = true, env = "TENANT_CATALOG_FILE")]
@@ -182,15 +191,23 @@ enum HoldCmd {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tenantctl: cannot start the async runtime: {e}");
@@ -211,36 +228,70 @@ async fn run(cli: Cli) -> Result<()> {
     let catalog = cli.catalog.clone();
     match cli.cmd {
         Cmd::Demo { scale } => run_demo(&data_dir, scale).await,
-        Cmd::Sim { cmd: SimCmd::Run { asl, input, name, history } } => {
-            let text = std::fs::read_to_string(&asl).with_context(|| format!("cannot read {}", asl.display()))?;
+        Cmd::Sim {
+            cmd:
+                SimCmd::Run {
+                    asl,
+                    input,
+                    name,
+                    history,
+                },
+        } => {
+            let text = std::fs::read_to_string(&asl)
+                .with_context(|| format!("cannot read {}", asl.display()))?;
             let machine = load_machine(&text, &asl.display().to_string())?;
             let input = read_json(&input)?;
             let name = name
-                .or_else(|| input.get("request_id").and_then(Value::as_str).map(str::to_owned))
+                .or_else(|| {
+                    input
+                        .get("request_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
                 .unwrap_or_else(|| "local".into());
             let deps = Arc::new(connect(&data_dir, catalog.as_deref()).await?);
             println!("simulating {} as execution {name}", asl.display());
             let exec = simulate(deps, &machine, &name, input, true).await;
-            let hist = history.unwrap_or_else(|| data_dir.join("history").join(format!("{name}.json")));
+            let hist =
+                history.unwrap_or_else(|| data_dir.join("history").join(format!("{name}.json")));
             write_history(&hist, &exec)?;
             println!("history: {}", hist.display());
             finish(&exec)
         }
-        Cmd::Erase { request, aws: true, state_machine_arn, .. } => {
+        Cmd::Erase {
+            request,
+            aws: true,
+            state_machine_arn,
+            ..
+        } => {
             let input = read_json(&request)?;
-            let arn = state_machine_arn.context("--aws needs --state-machine-arn (or GDPR_ERASURE_STATE_MACHINE_ARN)")?;
+            let arn = state_machine_arn
+                .context("--aws needs --state-machine-arn (or GDPR_ERASURE_STATE_MACHINE_ARN)")?;
             let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let exec = tenantctl::aws::start_erasure(&cfg, &arn, &input).await?;
             println!("started {exec}");
             Ok(())
         }
-        Cmd::Erase { request, aws: false, history, .. } => {
+        Cmd::Erase {
+            request,
+            aws: false,
+            history,
+            ..
+        } => {
             let input = read_json(&request)?;
-            let machine = load_machine(tenantctl::GDPR_ERASURE_ASL, "statemachines/gdpr-erasure.asl.json")?;
+            let machine = load_machine(
+                tenantctl::GDPR_ERASURE_ASL,
+                "statemachines/gdpr-erasure.asl.json",
+            )?;
             let deps = Arc::new(connect(&data_dir, catalog.as_deref()).await?);
-            let name = input.get("request_id").and_then(Value::as_str).unwrap_or("erasure").to_owned();
+            let name = input
+                .get("request_id")
+                .and_then(Value::as_str)
+                .unwrap_or("erasure")
+                .to_owned();
             let exec = simulate(deps, &machine, &name, input, true).await;
-            let hist = history.unwrap_or_else(|| data_dir.join("history").join(format!("{name}.json")));
+            let hist =
+                history.unwrap_or_else(|| data_dir.join("history").join(format!("{name}.json")));
             write_history(&hist, &exec)?;
             if let Some(cert) = exec.output.as_ref().and_then(|o| o.get("certificate")) {
                 let path = data_dir.join("certificates").join(format!("{name}.json"));
@@ -256,17 +307,27 @@ async fn run(cli: Cli) -> Result<()> {
                 LedgerCmd::Verify { chain, public_keys } => {
                     let pems: Vec<&Path> = public_keys.iter().map(PathBuf::as_path).collect();
                     let ring = key_ring(&pems, Some(deps.signer().await?.public_key()))?;
-                    let results = verify_ledger(&*deps.ledger, &ring, chain.as_deref(), true).await?;
+                    let results =
+                        verify_ledger(&*deps.ledger, &ring, chain.as_deref(), true).await?;
                     if results.is_empty() {
                         println!("the ledger is empty");
                     }
                     let mut bad = None;
                     for r in &results {
                         match &r.outcome {
-                            Ok(n) => println!("chain {}: {n} entries verified (hashes, links, positions, signatures, head)", r.chain),
+                            Ok(n) => println!(
+                                "chain {}: {n} entries verified (hashes, links, positions, signatures, head)",
+                                r.chain
+                            ),
                             Err(f) => {
-                                println!("chain {}: FAILED at seq {}: {}", r.chain, f.seq, f.reason);
-                                bad.get_or_insert(format!("chain {} is broken at seq {}: {}", r.chain, f.seq, f.reason));
+                                println!(
+                                    "chain {}: FAILED at seq {}: {}",
+                                    r.chain, f.seq, f.reason
+                                );
+                                bad.get_or_insert(format!(
+                                    "chain {} is broken at seq {}: {}",
+                                    r.chain, f.seq, f.reason
+                                ));
                             }
                         }
                     }
@@ -287,7 +348,9 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Cert { cmd: CertCmd::Verify { file, public_keys } } => {
+        Cmd::Cert {
+            cmd: CertCmd::Verify { file, public_keys },
+        } => {
             let deps = connect(&data_dir, catalog.as_deref()).await?;
             let pems: Vec<&Path> = public_keys.iter().map(PathBuf::as_path).collect();
             let ring = key_ring(&pems, Some(deps.signer().await?.public_key()))?;
@@ -303,38 +366,69 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Cert { cmd: CertCmd::Export { file, out_dir } } => {
+        Cmd::Cert {
+            cmd: CertCmd::Export { file, out_dir },
+        } => {
             let doc = read_json(&file)?;
-            let body = doc.get("certificate").context("no \"certificate\" object in the file")?;
+            let body = doc
+                .get("certificate")
+                .context("no \"certificate\" object in the file")?;
             let sig = doc
                 .pointer("/signature/der_base64")
                 .and_then(Value::as_str)
                 .context("no signature.der_base64 in the file")?;
-            let der = base64::engine::general_purpose::STANDARD.decode(sig).context("signature.der_base64 is not base64")?;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(sig)
+                .context("signature.der_base64 is not base64")?;
             let deps = connect(&data_dir, catalog.as_deref()).await?;
             std::fs::create_dir_all(&out_dir)?;
             std::fs::write(out_dir.join("body.json"), canonical_bytes(body)?)?;
             std::fs::write(out_dir.join("sig.der"), der)?;
-            std::fs::write(out_dir.join("key.pem"), public_key_to_pem(deps.signer().await?.public_key())?)?;
-            println!("wrote body.json (RFC 8785 canonical), sig.der and key.pem to {}", out_dir.display());
-            println!("check: openssl dgst -sha256 -verify {0}/key.pem -signature {0}/sig.der {0}/body.json", out_dir.display());
+            std::fs::write(
+                out_dir.join("key.pem"),
+                public_key_to_pem(deps.signer().await?.public_key())?,
+            )?;
+            println!(
+                "wrote body.json (RFC 8785 canonical), sig.der and key.pem to {}",
+                out_dir.display()
+            );
+            println!(
+                "check: openssl dgst -sha256 -verify {0}/key.pem -signature {0}/sig.der {0}/body.json",
+                out_dir.display()
+            );
             Ok(())
         }
         Cmd::Hold { cmd } => {
             let deps = connect(&data_dir, catalog.as_deref()).await?;
             match cmd {
-                HoldCmd::Place { tenant, hold_id, reason } => {
+                HoldCmd::Place {
+                    tenant,
+                    hold_id,
+                    reason,
+                } => {
                     TenantId::parse(&tenant)?;
                     if hold_id.trim().is_empty() {
                         bail!("--hold-id is empty");
                     }
                     deps.holds
-                        .place(&LegalHold { tenant_id: tenant.clone(), hold_id: hold_id.clone(), reason, placed_at: deps.clock.now_rfc3339(), released_at: None })
+                        .place(&LegalHold {
+                            tenant_id: tenant.clone(),
+                            hold_id: hold_id.clone(),
+                            reason,
+                            placed_at: deps.clock.now_rfc3339(),
+                            released_at: None,
+                        })
                         .await?;
                     println!("legal hold {hold_id} placed on {tenant}");
                 }
                 HoldCmd::Release { tenant, hold_id } => {
-                    deps.holds.release(&TenantId::parse(&tenant)?, &hold_id, &deps.clock.now_rfc3339()).await?;
+                    deps.holds
+                        .release(
+                            &TenantId::parse(&tenant)?,
+                            &hold_id,
+                            &deps.clock.now_rfc3339(),
+                        )
+                        .await?;
                     println!("legal hold {hold_id} on {tenant} released");
                 }
                 HoldCmd::List { tenant } => {
@@ -378,24 +472,38 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
     }
-    println!("tenantctl demo: GDPR Art. 17 erasure in the local simulator (no AWS account, no services)");
+    println!(
+        "tenantctl demo: GDPR Art. 17 erasure in the local simulator (no AWS account, no services)"
+    );
     println!("world: {}\n", world_file(&dir).display());
     let scenarios: Scenarios = serde_json::from_str(tenantctl::SCENARIOS)?;
     let deps = Arc::new(connect(&dir, None).await?);
     let world = stores::local::World::open(&world_file(&dir))?;
     let seeded = demo::seed(&world, &deps, &scenarios, scale, true)?;
     let tenants: Vec<String> = scenarios.tenants.iter().map(|t| t.id.clone()).collect();
-    println!("seeded {seeded} records for {} tenants across {} systems", tenants.len(), deps.catalog.systems.len());
+    println!(
+        "seeded {seeded} records for {} tenants across {} systems",
+        tenants.len(),
+        deps.catalog.systems.len()
+    );
     let before = demo::counts(&deps, &tenants).await?;
     println!("\nrecords per tenant and system, before:");
     demo::print_counts(&deps, &tenants, &before, None);
 
-    let machine = load_machine(tenantctl::GDPR_ERASURE_ASL, "statemachines/gdpr-erasure.asl.json")?;
+    let machine = load_machine(
+        tenantctl::GDPR_ERASURE_ASL,
+        "statemachines/gdpr-erasure.asl.json",
+    )?;
     let mut erased = Vec::new();
     for req in &scenarios.erasure_requests {
         let id = req["request_id"].as_str().unwrap_or("?");
         let tenant = req["tenant_id"].as_str().unwrap_or("?").to_owned();
-        let systems: Vec<String> = req["systems"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
+        let systems: Vec<String> = req["systems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
         println!("\n> {id}: erase {tenant} from {} systems", systems.len());
         let exec = demo::run_request(deps.clone(), &machine, req, &dir, true).await?;
         finish(&exec)?;
@@ -405,7 +513,9 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
             cert["details"]["records_erased_total"],
             cert["chain"].as_str().unwrap_or("?"),
             cert["seq"],
-            dir.join("certificates").join(format!("{id}.json")).display()
+            dir.join("certificates")
+                .join(format!("{id}.json"))
+                .display()
         );
         erased.push((tenant, systems));
     }
@@ -424,26 +534,42 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
     println!("  refused with LegalHoldActive; nothing erased; the refusal is on the ledger");
 
     let again = &scenarios.erasure_requests[0];
-    println!("\n> {} again (idempotency)", again["request_id"].as_str().unwrap_or("?"));
+    println!(
+        "\n> {} again (idempotency)",
+        again["request_id"].as_str().unwrap_or("?")
+    );
     let exec = demo::run_request(deps.clone(), &machine, again, &dir, false).await?;
     let out = exec.output.as_ref().context("no output")?;
     if out["already_recorded"] != Value::Bool(true) {
         bail!("a certified request was erased again");
     }
-    println!("  already certified at seq {}: returned the existing certificate, erased nothing", out["certificate"]["certificate"]["seq"]);
+    println!(
+        "  already certified at seq {}: returned the existing certificate, erased nothing",
+        out["certificate"]["certificate"]["seq"]
+    );
 
     let after = demo::counts(&deps, &tenants).await?;
     println!("\nrecords per tenant and system, after (before->after where changed):");
     demo::print_counts(&deps, &tenants, &before, Some(&after));
     demo::check_outcome(&before, &after, &erased)?;
-    println!("  check: erased tenants hold 0 records in every requested system; every other count is unchanged");
+    println!(
+        "  check: erased tenants hold 0 records in every requested system; every other count is unchanged"
+    );
 
     println!("\nverifying offline:");
     let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;
     for r in verify_ledger(&*deps.ledger, &ring, None, false).await? {
         match r.outcome {
-            Ok(n) => println!("  ledger chain {}: {n} entries, every hash, link and signature valid", r.chain),
-            Err(f) => bail!("ledger chain {} broken at seq {}: {}", r.chain, f.seq, f.reason),
+            Ok(n) => println!(
+                "  ledger chain {}: {n} entries, every hash, link and signature valid",
+                r.chain
+            ),
+            Err(f) => bail!(
+                "ledger chain {} broken at seq {}: {}",
+                r.chain,
+                f.seq,
+                f.reason
+            ),
         }
     }
     for req in &scenarios.erasure_requests {
@@ -453,14 +579,24 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
         println!("  certificate {} valid", path.display());
     }
     let pem_path = dir.join("ledger-public-key.pem");
-    std::fs::write(&pem_path, public_key_to_pem(deps.signer().await?.public_key())?)?;
-    let first = scenarios.erasure_requests[0]["request_id"].as_str().unwrap_or("?");
+    std::fs::write(
+        &pem_path,
+        public_key_to_pem(deps.signer().await?.public_key())?,
+    )?;
+    let first = scenarios.erasure_requests[0]["request_id"]
+        .as_str()
+        .unwrap_or("?");
     println!("\npublic key: {}", pem_path.display());
     println!("check a certificate with openssl alone:");
     println!("  cert={}/certificates/{first}.json", dir.display());
-    println!("  jq -cjS .certificate \"$cert\" > body.json     # RFC 8785 form for these bodies (ASCII keys, integers)");
+    println!(
+        "  jq -cjS .certificate \"$cert\" > body.json     # RFC 8785 form for these bodies (ASCII keys, integers)"
+    );
     println!("  jq -r .signature.der_base64 \"$cert\" | base64 -d > sig.der");
-    println!("  openssl dgst -sha256 -verify {} -signature sig.der body.json", pem_path.display());
+    println!(
+        "  openssl dgst -sha256 -verify {} -signature sig.der body.json",
+        pem_path.display()
+    );
     println!("histories: {}/history/*.json", dir.display());
     Ok(())
 }

@@ -12,12 +12,21 @@ use stores::Deps;
 use tenant_runtime::Budget;
 
 /// Every function crate, by name.
-pub const FUNCTIONS: &[&str] = &["validate-request", "check-legal-hold", "delete-system", "verify-erasure", "sign-certificate"];
+pub const FUNCTIONS: &[&str] = &[
+    "validate-request",
+    "check-legal-hold",
+    "delete-system",
+    "verify-erasure",
+    "sign-certificate",
+];
 
 /// The function a Task resource names: `${FooBarFunctionArn}` or a Lambda ARN ending in
 /// `:function:foo-bar`.
 pub fn function_for(resource: &str) -> Option<String> {
-    if let Some(inner) = resource.strip_prefix("${").and_then(|r| r.strip_suffix("FunctionArn}")) {
+    if let Some(inner) = resource
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix("FunctionArn}"))
+    {
         let mut out = String::new();
         for (i, c) in inner.chars().enumerate() {
             if c.is_ascii_uppercase() {
@@ -31,7 +40,9 @@ pub fn function_for(resource: &str) -> Option<String> {
         }
         return Some(out);
     }
-    resource.rsplit_once(":function:").map(|(_, f)| f.split(':').next().unwrap_or(f).to_owned())
+    resource
+        .rsplit_once(":function:")
+        .map(|(_, f)| f.split(':').next().unwrap_or(f).to_owned())
 }
 
 /// Runs Task states in-process against one set of dependencies.
@@ -49,13 +60,24 @@ impl LocalFunctions {
 
 fn done<T: Serialize>(r: Result<T, StepError>) -> Result<Value, TaskError> {
     match r {
-        Ok(v) => serde_json::to_value(v).map_err(|e| TaskError { error: "InternalError".into(), cause: e.to_string() }),
-        Err(e) => Err(TaskError { error: e.error_type().to_owned(), cause: e.to_string() }),
+        Ok(v) => serde_json::to_value(v).map_err(|e| TaskError {
+            error: "InternalError".into(),
+            cause: e.to_string(),
+        }),
+        Err(e) => Err(TaskError {
+            error: e.error_type().to_owned(),
+            cause: e.to_string(),
+        }),
     }
 }
 
 /// Calls the handler of `function` once.
-pub async fn call(function: &str, input: Value, deps: &Deps, budget: Budget) -> Result<Value, TaskError> {
+pub async fn call(
+    function: &str,
+    input: Value,
+    deps: &Deps,
+    budget: Budget,
+) -> Result<Value, TaskError> {
     match function {
         "validate-request" => done(validate_request::handler(input, deps, budget).await),
         "check-legal-hold" => done(check_legal_hold::handler(input, deps, budget).await),
@@ -64,14 +86,22 @@ pub async fn call(function: &str, input: Value, deps: &Deps, budget: Budget) -> 
         "sign-certificate" => done(sign_certificate::handler(input, deps, budget).await),
         other => Err(TaskError {
             error: "States.Runtime".into(),
-            cause: format!("no function {other} in this bundle (known: {})", FUNCTIONS.join(", ")),
+            cause: format!(
+                "no function {other} in this bundle (known: {})",
+                FUNCTIONS.join(", ")
+            ),
         }),
     }
 }
 
 #[async_trait]
 impl TaskInvoker for LocalFunctions {
-    async fn invoke(&self, resource: &str, input: Value, budget: Duration) -> Result<Value, TaskError> {
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        budget: Duration,
+    ) -> Result<Value, TaskError> {
         let f = function_for(resource).ok_or_else(|| TaskError {
             error: "States.Runtime".into(),
             cause: format!("resource {resource} names no function"),
@@ -86,8 +116,14 @@ mod tests {
 
     #[test]
     fn placeholders_name_crates() {
-        assert_eq!(function_for("${ValidateRequestFunctionArn}").as_deref(), Some("validate-request"));
-        assert_eq!(function_for("${SignCertificateFunctionArn}").as_deref(), Some("sign-certificate"));
+        assert_eq!(
+            function_for("${ValidateRequestFunctionArn}").as_deref(),
+            Some("validate-request")
+        );
+        assert_eq!(
+            function_for("${SignCertificateFunctionArn}").as_deref(),
+            Some("sign-certificate")
+        );
         assert_eq!(
             function_for("arn:aws:lambda:eu-west-1:1:function:delete-system:live").as_deref(),
             Some("delete-system")

@@ -15,8 +15,10 @@ const PAGE: usize = 1000;
 pub fn key_ring(pems: &[&Path], extra: Option<&p256::ecdsa::VerifyingKey>) -> Result<KeyRing> {
     let mut ring = KeyRing::default();
     for p in pems {
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read public key {}", p.display()))?;
-        let key = public_key_from_pem(&text).with_context(|| format!("{} is not a P-256 public key PEM", p.display()))?;
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read public key {}", p.display()))?;
+        let key = public_key_from_pem(&text)
+            .with_context(|| format!("{} is not a P-256 public key PEM", p.display()))?;
         ring.insert(local_key_id(&key)?, key);
     }
     if let Some(k) = extra {
@@ -35,7 +37,12 @@ pub struct ChainResult {
 }
 
 /// Verifies every chain (or one): hashes, links, positions and signatures, then the head.
-pub async fn verify_ledger(ledger: &dyn Ledger, keys: &KeyRing, only: Option<&str>, progress: bool) -> Result<Vec<ChainResult>> {
+pub async fn verify_ledger(
+    ledger: &dyn Ledger,
+    keys: &KeyRing,
+    only: Option<&str>,
+    progress: bool,
+) -> Result<Vec<ChainResult>> {
     let chains = match only {
         Some(c) => vec![c.to_owned()],
         None => ledger.chains().await?,
@@ -84,10 +91,16 @@ pub async fn verify_ledger(ledger: &dyn Ledger, keys: &KeyRing, only: Option<&st
 
 /// Verifies a certificate file; returns its body on success.
 pub fn verify_certificate_file(path: &Path, keys: &KeyRing) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let doc: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     // A ledger entry holds the certificate document under "certificate".
-    let doc = if doc.get("entry_hash").is_some() { doc["certificate"].clone() } else { doc };
+    let doc = if doc.get("entry_hash").is_some() {
+        doc["certificate"].clone()
+    } else {
+        doc
+    };
     if let Err(e) = verify_document(&doc, |k| keys.get(k)) {
         bail!("{} does not verify: {e}", path.display());
     }

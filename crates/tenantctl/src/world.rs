@@ -18,17 +18,26 @@ pub fn world_file(data_dir: &Path) -> PathBuf {
 /// Connects to the catalog (the embedded local one unless a file is given).
 pub async fn connect(data_dir: &Path, catalog: Option<&Path>) -> Result<Deps> {
     let text = match catalog {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read catalog {}", p.display()))?,
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read catalog {}", p.display()))?,
         None => crate::LOCAL_CATALOG.to_owned(),
     };
     let catalog = Catalog::from_toml(&text)?;
-    let deps = Deps::connect(catalog, ConnectOptions { world: Some(world_file(data_dir)), aws: None }).await?;
+    let deps = Deps::connect(
+        catalog,
+        ConnectOptions {
+            world: Some(world_file(data_dir)),
+            aws: None,
+        },
+    )
+    .await?;
     Ok(deps)
 }
 
 /// Loads an ASL file, refusing what the simulator cannot run.
 pub fn load_machine(text: &str, origin: &str) -> Result<Machine> {
-    let def: Value = serde_json::from_str(text).with_context(|| format!("{origin} is not valid JSON"))?;
+    let def: Value =
+        serde_json::from_str(text).with_context(|| format!("{origin} is not valid JSON"))?;
     Machine::load(&def).with_context(|| format!("{origin} cannot be simulated"))
 }
 
@@ -38,7 +47,11 @@ pub struct PrintTransitions;
 
 impl Observer for PrintTransitions {
     fn event(&self, e: &HistoryEvent) {
-        let name = e.details.get("name").and_then(Value::as_str).unwrap_or_default();
+        let name = e
+            .details
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match e.kind.as_str() {
             k if k.ends_with("StateEntered") => {
                 let ty = k.trim_end_matches("StateEntered");
@@ -47,16 +60,28 @@ impl Observer for PrintTransitions {
                     .get("input")
                     .and_then(Value::as_str)
                     .and_then(|i| serde_json::from_str::<Value>(i).ok())
-                    .and_then(|v| v.get("system").and_then(Value::as_str).map(|s| format!(" [{s}]")))
+                    .and_then(|v| {
+                        v.get("system")
+                            .and_then(Value::as_str)
+                            .map(|s| format!(" [{s}]"))
+                    })
                     .unwrap_or_default();
                 println!("  {:>4}  {ty:<8} {name}{extra}", e.id);
             }
             "LambdaFunctionFailed" => {
-                let err = e.details.get("error").and_then(Value::as_str).unwrap_or_default();
+                let err = e
+                    .details
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 println!("  {:>4}  failed   {err}", e.id);
             }
             "ExecutionFailed" => {
-                let err = e.details.get("error").and_then(Value::as_str).unwrap_or_default();
+                let err = e
+                    .details
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 println!("  {:>4}  EXECUTION FAILED: {err}", e.id);
             }
             "ExecutionSucceeded" => println!("  {:>4}  EXECUTION SUCCEEDED", e.id),
@@ -66,7 +91,13 @@ impl Observer for PrintTransitions {
 }
 
 /// Runs `machine` on the local handlers.
-pub async fn simulate(deps: Arc<Deps>, machine: &Machine, name: &str, input: Value, live: bool) -> Execution {
+pub async fn simulate(
+    deps: Arc<Deps>,
+    machine: &Machine,
+    name: &str,
+    input: Value,
+    live: bool,
+) -> Execution {
     let mut sim = Simulator::new(Arc::new(LocalFunctions::new(deps)));
     if live {
         sim = sim.with_observer(Arc::new(PrintTransitions));
@@ -87,5 +118,6 @@ pub fn write_history(path: &Path, e: &Execution) -> Result<()> {
         "output": e.output,
         "events": e.history,
     });
-    std::fs::write(path, serde_json::to_vec_pretty(&doc)?).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("cannot write {}", path.display()))
 }

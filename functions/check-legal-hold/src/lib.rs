@@ -26,7 +26,20 @@ pub struct Output {
 /// Looks up the active legal holds of `input.tenant_id`.
 pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Output, StepError> {
     let input: Input = from_input(input, "check-legal-hold")?;
-    let holds: Vec<String> = deps.holds.active(&input.tenant_id).await?.into_iter().map(|h| h.hold_id).collect();
-    tracing::info!(held = !holds.is_empty(), holds = holds.len(), "legal holds checked");
-    Ok(Output { held: !holds.is_empty(), holds })
+    let holds: Vec<String> = deps
+        .holds
+        .active(&input.tenant_id)
+        .await?
+        .into_iter()
+        .map(|h| h.hold_id)
+        .collect();
+    tracing::info!(
+        held = !holds.is_empty(),
+        holds = holds.len(),
+        "legal holds checked"
+    );
+    Ok(Output {
+        held: !holds.is_empty(),
+        holds,
+    })
 }

@@ -4,7 +4,10 @@
 //! is recorded once per request id. `refused` is issued only while a legal hold really is
 //! active (re-read here, not taken from the input).
 
-use lifecycle::erasure::{ERASURE_CHAIN, ErasureRequest, SystemVerification, erased_details, refused_details, require_verified};
+use lifecycle::erasure::{
+    ERASURE_CHAIN, ErasureRequest, SystemVerification, erased_details, refused_details,
+    require_verified,
+};
 use lifecycle::error::from_input;
 use lifecycle::{SignedCertificate, StepError};
 use serde::{Deserialize, Serialize};
@@ -66,10 +69,17 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
             (erased_details(&request, &verified), true, "erased")
         }
         Outcome::Refused => {
-            let holds: Vec<String> =
-                deps.holds.active(&request.tenant_id).await?.into_iter().map(|h| h.hold_id).collect();
+            let holds: Vec<String> = deps
+                .holds
+                .active(&request.tenant_id)
+                .await?
+                .into_iter()
+                .map(|h| h.hold_id)
+                .collect();
             if holds.is_empty() {
-                return Err(StepError::invalid("no legal hold is active on the tenant; there is nothing to refuse"));
+                return Err(StepError::invalid(
+                    "no legal hold is active on the tenant; there is nothing to refuse",
+                ));
             }
             (refused_details(&request, &holds), false, "refused")
         }
@@ -92,7 +102,11 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         "certificate recorded"
     );
     Ok(Output {
-        ledger: LedgerPosition { chain: done.entry.chain.clone(), seq: done.entry.seq, entry_hash: done.entry.entry_hash.clone() },
+        ledger: LedgerPosition {
+            chain: done.entry.chain.clone(),
+            seq: done.entry.seq,
+            entry_hash: done.entry.entry_hash.clone(),
+        },
         certificate: done.entry.certificate,
         already_recorded: done.already_recorded,
     })

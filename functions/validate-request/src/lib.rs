@@ -31,5 +31,9 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         already_certified = earlier.is_some(),
         "request validated"
     );
-    Ok(Output { request, already_certified: earlier.is_some(), certificate: earlier.map(|e| e.certificate) })
+    Ok(Output {
+        request,
+        already_certified: earlier.is_some(),
+        certificate: earlier.map(|e| e.certificate),
+    })
 }

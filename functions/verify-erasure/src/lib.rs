@@ -49,15 +49,22 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
     for system in &input.systems {
         let store = deps.store(system.as_str())?;
         let Some(result) = erased.iter().find(|e| e.system == *system) else {
-            return Err(StepError::VerificationIncomplete(format!("system {system} has no erasure result")));
+            return Err(StepError::VerificationIncomplete(format!(
+                "system {system} has no erasure result"
+            )));
         };
         if !result.done {
-            return Err(StepError::VerificationIncomplete(format!("erasure of system {system} did not finish")));
+            return Err(StepError::VerificationIncomplete(format!(
+                "erasure of system {system} did not finish"
+            )));
         }
         let residual = store.count(&input.tenant_id).await?;
         tracing::info!(request_id = %input.request_id, system = %system, residual, "verification scan");
         if residual > 0 {
-            return Err(StepError::ResidualDataFound { system: system.to_string(), records: residual });
+            return Err(StepError::ResidualDataFound {
+                system: system.to_string(),
+                records: residual,
+            });
         }
         verifications.push(SystemVerification {
             system: system.to_string(),
@@ -77,9 +84,15 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         let residual = deps.store(&name)?.count(&input.tenant_id).await?;
         if residual > 0 {
             tracing::warn!(request_id = %input.request_id, system = %name, residual, "discovery found data in an unrequested system");
-            return Err(StepError::ResidualDataFound { system: name, records: residual });
+            return Err(StepError::ResidualDataFound {
+                system: name,
+                records: residual,
+            });
         }
         discovered_clean.push(name);
     }
-    Ok(Output { verifications, discovered_clean })
+    Ok(Output {
+        verifications,
+        discovered_clean,
+    })
 }

@@ -16,7 +16,10 @@ pub struct DynamoHolds {
 impl DynamoHolds {
     /// Legal holds in `table`.
     pub fn new(client: Client, table: &str) -> Self {
-        Self { client, table: table.to_owned() }
+        Self {
+            client,
+            table: table.to_owned(),
+        }
     }
 }
 
@@ -53,8 +56,13 @@ impl LegalHolds for DynamoHolds {
             .await;
         match res {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|x| x.is_conditional_check_failed_exception()) => {
-                Err(StoreError::NotFound(format!("no active hold {hold_id} on tenant {tenant}")))
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound(format!(
+                    "no active hold {hold_id} on tenant {tenant}"
+                )))
             }
             Err(e) => Err(sdk_error("UpdateItem", e)),
         }

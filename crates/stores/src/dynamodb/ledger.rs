@@ -32,7 +32,10 @@ fn request_sk(request_id: &str) -> String {
 impl DynamoLedger {
     /// The ledger in `table`.
     pub fn new(client: Client, table: &str) -> Self {
-        Self { client, table: table.to_owned() }
+        Self {
+            client,
+            table: table.to_owned(),
+        }
     }
 
     async fn get(&self, chain: &str, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -59,14 +62,26 @@ fn build_err(e: impl std::fmt::Display) -> StoreError {
 #[async_trait]
 impl Ledger for DynamoLedger {
     async fn head(&self, chain: &str) -> Result<Option<Head>, StoreError> {
-        let Some(item) = self.get(chain, HEAD).await? else { return Ok(None) };
+        let Some(item) = self.get(chain, HEAD).await? else {
+            return Ok(None);
+        };
         match (get_n(&item, "seq"), get_s(&item, "hash")) {
-            (Some(seq), Some(hash)) => Ok(Some(Head { seq, hash: hash.to_owned() })),
-            _ => Err(StoreError::Corrupt(format!("head item of chain {chain} lacks seq or hash"))),
+            (Some(seq), Some(hash)) => Ok(Some(Head {
+                seq,
+                hash: hash.to_owned(),
+            })),
+            _ => Err(StoreError::Corrupt(format!(
+                "head item of chain {chain} lacks seq or hash"
+            ))),
         }
     }
 
-    async fn append(&self, chain: &str, expected: Option<&Head>, entry: NewEntry<'_>) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        chain: &str,
+        expected: Option<&Head>,
+        entry: NewEntry<'_>,
+    ) -> Result<(), StoreError> {
         let (next, _) = Head::next(expected);
         if entry.seq != next {
             return Err(StoreError::Conflict(chain.to_owned()));
@@ -131,7 +146,13 @@ impl Ledger for DynamoLedger {
                     .build(),
             );
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
                 let cancelled = e
@@ -156,15 +177,26 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn find_request(&self, chain: &str, request_id: &str) -> Result<Option<String>, StoreError> {
-        let Some(marker) = self.get(chain, &request_sk(request_id)).await? else { return Ok(None) };
+    async fn find_request(
+        &self,
+        chain: &str,
+        request_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(marker) = self.get(chain, &request_sk(request_id)).await? else {
+            return Ok(None);
+        };
         let seq = get_n(&marker, "seq")
             .ok_or_else(|| StoreError::Corrupt(format!("request marker {request_id} lacks seq")))?;
         let entry = self.get(chain, &entry_sk(seq)).await?;
         Ok(entry.and_then(|e| get_s(&e, "body").map(str::to_owned)))
     }
 
-    async fn entries(&self, chain: &str, from_seq: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+    async fn entries(
+        &self,
+        chain: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         while out.len() < limit {
@@ -188,7 +220,9 @@ impl Ledger for DynamoLedger {
             .await?;
             for item in page.items() {
                 let seq = get_n(item, "seq").or_else(|| {
-                    get_s(item, "sk").and_then(|k| k.strip_prefix("E#")).and_then(|d| d.parse().ok())
+                    get_s(item, "sk")
+                        .and_then(|k| k.strip_prefix("E#"))
+                        .and_then(|d| d.parse().ok())
                 });
                 let (Some(seq), Some(body)) = (seq, get_s(item, "body")) else {
                     return Err(StoreError::Corrupt(format!(
@@ -223,7 +257,11 @@ impl Ledger for DynamoLedger {
                     .map_err(|e| sdk_error("Scan", e))
             })
             .await?;
-            chains.extend(page.items().iter().filter_map(|i| get_s(i, "chain").map(str::to_owned)));
+            chains.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|i| get_s(i, "chain").map(str::to_owned)),
+            );
             match page.last_evaluated_key.filter(|k| !k.is_empty()) {
                 Some(k) => start = Some(k),
                 None => break,

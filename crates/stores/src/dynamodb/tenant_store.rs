@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{DeleteRequest, Select, WriteRequest};
-use tokio::task::JoinSet;
 use lifecycle::catalog::locate;
 use lifecycle::{SystemKind, TenantId};
 use std::time::Instant;
+use tokio::task::JoinSet;
 
 /// BatchWriteItem takes at most this many requests.
 const MAX_WRITE_BATCH: usize = 25;
@@ -61,10 +61,17 @@ impl DynamoTenantStore {
     }
 
     fn key(&self, tenant: &TenantId, key: &str) -> Item {
-        Item::from([(self.pk.clone(), s(locate(&self.pk_template, tenant))), (self.sk.clone(), s(key))])
+        Item::from([
+            (self.pk.clone(), s(locate(&self.pk_template, tenant))),
+            (self.sk.clone(), s(key)),
+        ])
     }
 
-    async fn query_keys(&self, tenant: &TenantId, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+    async fn query_keys(
+        &self,
+        tenant: &TenantId,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
         let out = with_backoff(|| async {
             self.client
                 .query()
@@ -116,7 +123,8 @@ impl DynamoTenantStore {
                         .and_then(|mut m| m.remove(&self.table))
                         .unwrap_or_default();
                 }
-                Err(StoreError::Throttled(_) | StoreError::Unavailable(_)) if attempt < MAX_ATTEMPTS => {}
+                Err(StoreError::Throttled(_) | StoreError::Unavailable(_))
+                    if attempt < MAX_ATTEMPTS => {}
                 Err(e) => return Err(e),
             }
             if !pending.is_empty() {
@@ -146,7 +154,10 @@ impl TenantStore for DynamoTenantStore {
 
     async fn put(&self, tenant: &TenantId, key: &str, body: &[u8]) -> Result<(), StoreError> {
         let mut item = self.key(tenant, key);
-        item.insert("body".into(), aws_sdk_dynamodb::types::AttributeValue::B(Blob::new(body)));
+        item.insert(
+            "body".into(),
+            aws_sdk_dynamodb::types::AttributeValue::B(Blob::new(body)),
+        );
         with_backoff(|| async {
             self.client
                 .put_item()
@@ -187,7 +198,11 @@ impl TenantStore for DynamoTenantStore {
                 .map_err(|e| sdk_error("GetItem", e))
         })
         .await?;
-        Ok(out.item.and_then(|i| i.get("body").and_then(|b| b.as_b().ok()).map(|b| b.as_ref().to_vec())))
+        Ok(out.item.and_then(|i| {
+            i.get("body")
+                .and_then(|b| b.as_b().ok())
+                .map(|b| b.as_ref().to_vec())
+        }))
     }
 
     async fn count(&self, tenant: &TenantId) -> Result<u64, StoreError> {
@@ -232,7 +247,8 @@ impl TenantStore for DynamoTenantStore {
             for chunk in keys.chunks(MAX_WRITE_BATCH) {
                 while running.len() >= self.concurrency {
                     if let Some(done) = running.join_next().await {
-                        erased += done.map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
+                        erased += done
+                            .map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
                     }
                 }
                 let (me, chunk) = (self.clone(), chunk.to_vec());
@@ -242,6 +258,9 @@ impl TenantStore for DynamoTenantStore {
         while let Some(done) = running.join_next().await {
             erased += done.map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
         }
-        Ok(ErasePass { erased, complete: listed_all })
+        Ok(ErasePass {
+            erased,
+            complete: listed_all,
+        })
     }
 }

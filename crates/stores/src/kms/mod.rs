@@ -27,17 +27,29 @@ impl KmsSigner {
     /// Connects to the KMS key `kms_key` (id, ARN or alias) and reads its public key.
     pub async fn connect(client: Client, kms_key: &str) -> Result<Self, StoreError> {
         let out = with_backoff(|| async {
-            client.get_public_key().key_id(kms_key).send().await.map_err(|e| sdk_error("GetPublicKey", e))
+            client
+                .get_public_key()
+                .key_id(kms_key)
+                .send()
+                .await
+                .map_err(|e| sdk_error("GetPublicKey", e))
         })
         .await?;
-        let der = out
-            .public_key()
-            .ok_or_else(|| StoreError::Config(format!("KMS key {kms_key} returned no public key")))?;
+        let der = out.public_key().ok_or_else(|| {
+            StoreError::Config(format!("KMS key {kms_key} returned no public key"))
+        })?;
         let public = public_key_from_der(der.as_ref()).map_err(|e| {
-            StoreError::Config(format!("KMS key {kms_key} is not an ECC_NIST_P256 key: {e}"))
+            StoreError::Config(format!(
+                "KMS key {kms_key} is not an ECC_NIST_P256 key: {e}"
+            ))
         })?;
         let key_id = local_key_id(&public).map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(Self { client, kms_key: kms_key.to_owned(), public, key_id })
+        Ok(Self {
+            client,
+            kms_key: kms_key.to_owned(),
+            public,
+            key_id,
+        })
     }
 }
 

@@ -41,7 +41,9 @@ impl LegalHolds for LocalHolds {
             )
             .map_err(|e| db_err("release hold", e))?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("no active hold {hold_id} on tenant {tenant}")));
+            return Err(StoreError::NotFound(format!(
+                "no active hold {hold_id} on tenant {tenant}"
+            )));
         }
         Ok(())
     }
@@ -65,6 +67,7 @@ impl LegalHolds for LocalHolds {
                 })
             })
             .map_err(|e| db_err("holds", e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err("holds", e))
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| db_err("holds", e))
     }
 }

@@ -19,9 +19,16 @@ impl LocalLedger {
 }
 
 fn read_head(conn: &rusqlite::Connection, chain: &str) -> Result<Option<Head>, StoreError> {
-    conn.query_row("SELECT seq, hash FROM ledger_heads WHERE chain = ?1", params![chain], |r| {
-        Ok(Head { seq: r.get::<_, i64>(0)? as u64, hash: r.get(1)? })
-    })
+    conn.query_row(
+        "SELECT seq, hash FROM ledger_heads WHERE chain = ?1",
+        params![chain],
+        |r| {
+            Ok(Head {
+                seq: r.get::<_, i64>(0)? as u64,
+                hash: r.get(1)?,
+            })
+        },
+    )
     .optional()
     .map_err(|e| db_err("ledger head", e))
 }
@@ -32,7 +39,12 @@ impl Ledger for LocalLedger {
         read_head(&self.world.conn(), chain)
     }
 
-    async fn append(&self, chain: &str, expected: Option<&Head>, entry: NewEntry<'_>) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        chain: &str,
+        expected: Option<&Head>,
+        entry: NewEntry<'_>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.world.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -70,7 +82,11 @@ impl Ledger for LocalLedger {
         tx.commit().map_err(|e| db_err("ledger append", e))
     }
 
-    async fn find_request(&self, chain: &str, request_id: &str) -> Result<Option<String>, StoreError> {
+    async fn find_request(
+        &self,
+        chain: &str,
+        request_id: &str,
+    ) -> Result<Option<String>, StoreError> {
         self.world
             .conn()
             .query_row(
@@ -83,7 +99,12 @@ impl Ledger for LocalLedger {
             .map_err(|e| db_err("ledger find", e))
     }
 
-    async fn entries(&self, chain: &str, from_seq: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+    async fn entries(
+        &self,
+        chain: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
         let conn = self.world.conn();
         let mut st = conn
             .prepare_cached("SELECT seq, body FROM ledger_entries WHERE chain = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3")
@@ -93,7 +114,8 @@ impl Ledger for LocalLedger {
                 Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
             })
             .map_err(|e| db_err("ledger read", e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err("ledger read", e))
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| db_err("ledger read", e))
     }
 
     async fn chains(&self) -> Result<Vec<String>, StoreError> {
@@ -101,7 +123,10 @@ impl Ledger for LocalLedger {
         let mut st = conn
             .prepare("SELECT chain FROM ledger_heads ORDER BY chain")
             .map_err(|e| db_err("ledger chains", e))?;
-        let rows = st.query_map([], |r| r.get(0)).map_err(|e| db_err("ledger chains", e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| db_err("ledger chains", e))
+        let rows = st
+            .query_map([], |r| r.get(0))
+            .map_err(|e| db_err("ledger chains", e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| db_err("ledger chains", e))
     }
 }

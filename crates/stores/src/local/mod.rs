@@ -51,7 +51,10 @@ pub struct World {
 pub(crate) fn db_err(op: &str, e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
         {
             StoreError::Throttled(format!("embedded world {op}: busy"))
         }
@@ -63,16 +66,23 @@ impl World {
     /// Opens (creating if needed) the world file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Config(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| {
-            StoreError::Config(format!("cannot open the world file {}: {e}", path.display()))
+            StoreError::Config(format!(
+                "cannot open the world file {}: {e}",
+                path.display()
+            ))
         })?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err("open", e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| db_err("schema", e))?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: path.to_owned() })
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| db_err("open", e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| db_err("schema", e))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
+        })
     }
 
     /// Opens a second, independent connection to the same file.
@@ -92,8 +102,14 @@ impl World {
     }
 
     /// Runs raw SQL against the world: for tests that tamper with stored data on purpose.
-    pub fn execute_raw(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<usize, StoreError> {
-        self.conn().execute(sql, params).map_err(|e| db_err("raw", e))
+    pub fn execute_raw(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<usize, StoreError> {
+        self.conn()
+            .execute(sql, params)
+            .map_err(|e| db_err("raw", e))
     }
 }
 

@@ -17,7 +17,9 @@ pub struct LocalSigner {
 
 impl std::fmt::Debug for LocalSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalSigner").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("LocalSigner")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -26,7 +28,11 @@ impl LocalSigner {
     pub fn load_or_create(world: &World, now: &str) -> Result<Self, StoreError> {
         let conn = world.conn();
         let pem: Option<String> = conn
-            .query_row("SELECT pkcs8_pem FROM signing_keys ORDER BY created_at LIMIT 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT pkcs8_pem FROM signing_keys ORDER BY created_at LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| db_err("signing key", e))?;
         let key = match pem {
@@ -37,7 +43,8 @@ impl LocalSigner {
                 let pem = key
                     .to_pkcs8_pem(LineEnding::LF)
                     .map_err(|e| StoreError::Corrupt(format!("encode key: {e}")))?;
-                let id = local_key_id(key.verifying_key()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let id = local_key_id(key.verifying_key())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 conn.execute(
                     "INSERT INTO signing_keys (key_id, pkcs8_pem, created_at) VALUES (?1, ?2, ?3)",
                     params![id, pem.as_str(), now],
@@ -53,7 +60,11 @@ impl LocalSigner {
     pub fn from_key(key: SigningKey) -> Result<Self, StoreError> {
         let public = *key.verifying_key();
         let key_id = local_key_id(&public).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Self { key, public, key_id })
+        Ok(Self {
+            key,
+            public,
+            key_id,
+        })
     }
 }
 

@@ -19,7 +19,12 @@ impl LocalTenantStore {
     /// A system named `name` of kind `kind` in `world`.
     pub fn new(world: World, name: &str, kind: SystemKind) -> Self {
         let batch = kind.capabilities().batch_size;
-        Self { world, name: name.to_owned(), kind, batch }
+        Self {
+            world,
+            name: name.to_owned(),
+            kind,
+            batch,
+        }
     }
 
     /// Sets how many records one erase step handles (tests use small batches).
@@ -29,7 +34,11 @@ impl LocalTenantStore {
     }
 
     /// Writes many records in one transaction (seeding); returns how many.
-    pub fn put_many(&self, tenant: &TenantId, records: &[(String, Vec<u8>)]) -> Result<usize, StoreError> {
+    pub fn put_many(
+        &self,
+        tenant: &TenantId,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<usize, StoreError> {
         let mut conn = self.world.conn();
         let tx = conn.transaction().map_err(|e| db_err("seed", e))?;
         for (k, body) in records {
@@ -40,7 +49,14 @@ impl LocalTenantStore {
     }
 }
 
-fn put_in(conn: &rusqlite::Connection, system: &str, kind: SystemKind, tenant: &str, key: &str, body: &[u8]) -> Result<(), StoreError> {
+fn put_in(
+    conn: &rusqlite::Connection,
+    system: &str,
+    kind: SystemKind,
+    tenant: &str,
+    key: &str,
+    body: &[u8],
+) -> Result<(), StoreError> {
     if kind.capabilities().versioned {
         conn.execute(
             "INSERT INTO records (system, tenant, key, version, body) VALUES (?1, ?2, ?3,
@@ -68,7 +84,14 @@ impl TenantStore for LocalTenantStore {
     }
 
     async fn put(&self, tenant: &TenantId, key: &str, body: &[u8]) -> Result<(), StoreError> {
-        put_in(&self.world.conn(), &self.name, self.kind, tenant.as_str(), key, body)
+        put_in(
+            &self.world.conn(),
+            &self.name,
+            self.kind,
+            tenant.as_str(),
+            key,
+            body,
+        )
     }
 
     async fn delete(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {

@@ -23,7 +23,8 @@ async fn every_kind_passes_the_tenant_store_suite() {
         SystemKind::Backups,
         SystemKind::Analytics,
     ] {
-        let store = LocalTenantStore::new(w.clone(), &format!("{kind:?}"), kind).with_batch_size(10);
+        let store =
+            LocalTenantStore::new(w.clone(), &format!("{kind:?}"), kind).with_batch_size(10);
         testkit::tenant_store_suite(&store).await;
     }
 }
@@ -55,7 +56,11 @@ async fn ledger_holds_across_separate_connections() {
     // Separate connections behave like separate processes sharing the file.
     let (_d, w) = world();
     let signer = Arc::new(LocalSigner::load_or_create(&w, "now").expect("signer"));
-    testkit::ledger_suite(Arc::new(LocalLedger::new(w.reopen().expect("reopen"))), signer).await;
+    testkit::ledger_suite(
+        Arc::new(LocalLedger::new(w.reopen().expect("reopen"))),
+        signer,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -63,12 +68,19 @@ async fn backups_are_excluded_not_deleted() {
     let (_d, w) = world();
     let store = LocalTenantStore::new(w.clone(), "backups", SystemKind::Backups);
     let t = lifecycle::TenantId::parse("t1").expect("id");
-    crate::TenantStore::put(&store, &t, "snap-1", b"x").await.expect("put");
-    let pass = crate::TenantStore::erase(&store, &t, std::time::Instant::now()).await.expect("erase");
+    crate::TenantStore::put(&store, &t, "snap-1", b"x")
+        .await
+        .expect("put");
+    let pass = crate::TenantStore::erase(&store, &t, std::time::Instant::now())
+        .await
+        .expect("erase");
     assert_eq!((pass.erased, pass.complete), (1, true));
     let kept: i64 = w
         .conn()
         .query_row("SELECT COUNT(*) FROM records WHERE system='backups' AND excluded=1 AND purge_after IS NOT NULL", [], |r| r.get(0))
         .expect("query");
-    assert_eq!(kept, 1, "the snapshot is kept, excluded from restore, with a purge date");
+    assert_eq!(
+        kept, 1,
+        "the snapshot is kept, excluded from restore, with a purge date"
+    );
 }

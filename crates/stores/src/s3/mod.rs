@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use tokio::task::JoinSet;
 use lifecycle::catalog::locate;
 use lifecycle::{SystemKind, TenantId};
 use std::time::Instant;
+use tokio::task::JoinSet;
 
 /// DeleteObjects takes at most this many keys.
 const MAX_DELETE_BATCH: usize = 1000;
@@ -33,7 +33,14 @@ type Batch = Vec<(String, Option<String>)>;
 
 impl S3TenantStore {
     /// A system named `name` in `bucket`, tenant prefix template `prefix`.
-    pub fn new(client: Client, name: &str, kind: SystemKind, bucket: &str, prefix: &str, concurrency: usize) -> Self {
+    pub fn new(
+        client: Client,
+        name: &str,
+        kind: SystemKind,
+        bucket: &str,
+        prefix: &str,
+        concurrency: usize,
+    ) -> Self {
         Self {
             client,
             name: name.to_owned(),
@@ -87,7 +94,10 @@ impl S3TenantStore {
             }
         }
         let next = if out.is_truncated() == Some(true) {
-            Some((out.next_key_marker().map(str::to_owned), out.next_version_id_marker().map(str::to_owned)))
+            Some((
+                out.next_key_marker().map(str::to_owned),
+                out.next_version_id_marker().map(str::to_owned),
+            ))
         } else {
             None
         };
@@ -102,7 +112,12 @@ impl S3TenantStore {
             attempt += 1;
             let objects = batch
                 .iter()
-                .map(|(k, v)| ObjectIdentifier::builder().key(k).set_version_id(v.clone()).build())
+                .map(|(k, v)| {
+                    ObjectIdentifier::builder()
+                        .key(k)
+                        .set_version_id(v.clone())
+                        .build()
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| StoreError::Unavailable(format!("DeleteObjects: {e}")))?;
             let delete = Delete::builder()
@@ -110,10 +125,18 @@ impl S3TenantStore {
                 .quiet(true)
                 .build()
                 .map_err(|e| StoreError::Unavailable(format!("DeleteObjects: {e}")))?;
-            let res = self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await;
+            let res = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await;
             let out = match res.map_err(|e| sdk_error("DeleteObjects", e)) {
                 Ok(out) => out,
-                Err(StoreError::Throttled(m) | StoreError::Unavailable(m)) if attempt < MAX_ATTEMPTS => {
+                Err(StoreError::Throttled(m) | StoreError::Unavailable(m))
+                    if attempt < MAX_ATTEMPTS =>
+                {
                     tracing::debug!(attempt, error = %m, "DeleteObjects throttled; backing off");
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
@@ -188,7 +211,14 @@ impl TenantStore for S3TenantStore {
 
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let k = self.key(tenant, key);
-        match self.client.get_object().bucket(&self.bucket).key(&k).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&k)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let bytes = out
                     .body
@@ -226,7 +256,10 @@ impl TenantStore for S3TenantStore {
         let mut erased = 0u64;
         let mut first = true;
         loop {
-            while !listed_all && running.len() < self.concurrency && (first || Instant::now() < deadline) {
+            while !listed_all
+                && running.len() < self.concurrency
+                && (first || Instant::now() < deadline)
+            {
                 let (km, vm) = markers.take().unwrap_or((None, None));
                 let (batch, next) = self.list_page(&prefix, km, vm).await?;
                 first = false;
@@ -239,11 +272,15 @@ impl TenantStore for S3TenantStore {
             }
             match running.join_next().await {
                 Some(done) => {
-                    erased += done.map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
+                    erased +=
+                        done.map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
                 }
                 None => break,
             }
         }
-        Ok(ErasePass { erased, complete: listed_all })
+        Ok(ErasePass {
+            erased,
+            complete: listed_all,
+        })
     }
 }
