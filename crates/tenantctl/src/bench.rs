@@ -17,7 +17,7 @@ use stores::certify::{Draft, certify};
 use stores::dynamodb::DynamoTenantStore;
 use stores::local::{LocalLedger, LocalSigner, World};
 use stores::s3::S3TenantStore;
-use stores::{Signer, SystemClock, TenantStore};
+use stores::{Ledger, Signer, SystemClock, TenantStore};
 
 /// Benchmarks.
 #[derive(Subcommand)]
@@ -83,6 +83,10 @@ async fn ledger_verify(n: usize, data_dir: &Path) -> Result<()> {
     let chain = "bench";
     let b = bar(n as u64, "appending");
     for i in 0..n {
+        let systems: Vec<serde_json::Value> = ["postgresql", "redis", "pinecone", "s3", "cloudwatch", "backups", "analytics"]
+            .iter()
+            .map(|s| serde_json::json!({"system": s, "records_erased": i, "residual_records": 0, "verified_at": "2026-01-01T00:00:00Z"}))
+            .collect();
         let draft = Draft {
             kind: chain.into(),
             outcome: "erased".into(),
@@ -91,9 +95,7 @@ async fn ledger_verify(n: usize, data_dir: &Path) -> Result<()> {
             details: serde_json::json!({
                 "legal_basis": "GDPR Art. 17(1)",
                 "records_erased_total": 7 * i,
-                "systems": ["postgresql", "redis", "pinecone", "s3", "cloudwatch", "backups", "analytics"]
-                    .iter().map(|s| serde_json::json!({"system": s, "records_erased": i, "residual_records": 0, "verified_at": "2026-01-01T00:00:00Z"}))
-                    .collect::<Vec<_>>(),
+                "systems": systems,
             }),
             unique: false,
         };
@@ -105,7 +107,7 @@ async fn ledger_verify(n: usize, data_dir: &Path) -> Result<()> {
     let mut ring = KeyRing::default();
     ring.insert(local_key_id(signer.public_key())?, *signer.public_key());
     let started = Instant::now();
-    let results = crate::verify::verify_ledger(&ledger, &ring, Some(chain), false).await?;
+    let results = tenantctl::verify::verify_ledger(&ledger, &ring, Some(chain), false).await?;
     let full = started.elapsed();
     match &results[0].outcome {
         Ok(v) if *v == n as u64 => {}
