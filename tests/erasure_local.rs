@@ -1,9 +1,11 @@
 //! The erasure state machine end to end in the simulator, on the embedded world.
 
-use e2e::{ALL, Hook, HookAction, Hooked, counts, local_world, request, run, run_with, seed};
+use e2e::{
+    ALL, Hook, HookAction, Hooked, counts, key_ring, ledger_is_empty, local_world, request, run,
+    run_with, seed,
+};
 use lifecycle::TenantId;
 use lifecycle::erasure::ERASURE_CHAIN;
-use lifecycle::ledger::KeyRing;
 use serde_json::{Value, json};
 use sim::{Status, TaskError};
 use std::sync::Arc;
@@ -26,13 +28,6 @@ async fn seeded() -> e2e::LocalWorld {
         seed(&w.deps, t, ALL, 7).await;
     }
     w
-}
-
-async fn ring(deps: &stores::Deps) -> KeyRing {
-    let signer = deps.signer().await.expect("signer");
-    let mut r = KeyRing::default();
-    r.insert(signer.key_id(), *signer.public_key());
-    r
 }
 
 #[tokio::test]
@@ -72,7 +67,7 @@ async fn erasure_leaves_nothing_and_touches_no_one_else() {
         .cloned()
         .expect("b");
     assert_eq!(backups["method"], "exclude-from-restore-and-purge");
-    let r = verify_ledger(&*w.deps.ledger, &ring(&w.deps).await, None, false)
+    let r = verify_ledger(&*w.deps.ledger, &key_ring(&w.deps).await, None, false)
         .await
         .expect("verify");
     assert_eq!(r[0].outcome, Ok(1));
@@ -251,12 +246,8 @@ async fn residue_written_between_delete_and_verify_blocks_the_certificate() {
         "no certificate"
     );
     assert!(
-        w.deps
-            .ledger
-            .head(ERASURE_CHAIN)
-            .await
-            .expect("head")
-            .is_none()
+        ledger_is_empty(&w.deps).await,
+        "no certificate on the ledger"
     );
 
     // Erased again and re-verified, the same request is certified.
@@ -273,12 +264,8 @@ async fn residue_in_a_system_the_request_did_not_name_is_found() {
     assert_eq!(exec.error.as_deref(), Some("ResidualDataFound"));
     assert!(exec.cause.unwrap_or_default().contains("analytics"));
     assert!(
-        w.deps
-            .ledger
-            .head(ERASURE_CHAIN)
-            .await
-            .expect("head")
-            .is_none()
+        ledger_is_empty(&w.deps).await,
+        "no certificate on the ledger"
     );
 }
 
@@ -424,12 +411,8 @@ async fn malformed_requests_are_invalid_and_change_nothing() {
     }
     assert_eq!(counts(&w.deps, &[GONE]).await, before);
     assert!(
-        w.deps
-            .ledger
-            .head(ERASURE_CHAIN)
-            .await
-            .expect("head")
-            .is_none()
+        ledger_is_empty(&w.deps).await,
+        "no certificate on the ledger"
     );
 }
 
@@ -475,12 +458,8 @@ async fn sign_certificate_refuses_before_verification() {
     .expect_err("no hold");
     assert_eq!(e.error_type(), "InvalidRequest");
     assert!(
-        w.deps
-            .ledger
-            .head(ERASURE_CHAIN)
-            .await
-            .expect("head")
-            .is_none()
+        ledger_is_empty(&w.deps).await,
+        "no certificate on the ledger"
     );
 }
 
@@ -495,7 +474,7 @@ async fn tampering_with_any_stored_entry_is_found_at_its_seq() {
     }
     let world =
         stores::local::World::open(&tenantctl::world::world_file(w.dir.path())).expect("world");
-    let ring = ring(&w.deps).await;
+    let ring = key_ring(&w.deps).await;
     let originals = w
         .deps
         .ledger

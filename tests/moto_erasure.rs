@@ -2,10 +2,9 @@
 //! delete markers, DynamoDB items, legal holds and ledger in DynamoDB, certificates signed
 //! by KMS. Same handlers, same ASL file, an AWS catalog instead of the local one.
 
-use e2e::{kms_key, moto_config, moto_s3, request, run, table, versioned_bucket};
+use e2e::{key_ring, kms_key, moto_config, moto_s3, request, run, table, versioned_bucket};
 use lifecycle::TenantId;
 use lifecycle::erasure::ERASURE_CHAIN;
-use lifecycle::ledger::KeyRing;
 use serde_json::Value;
 use sim::Status;
 use std::sync::Arc;
@@ -114,13 +113,6 @@ async fn count(deps: &Deps, tenant: &str) -> (u64, u64) {
     )
 }
 
-async fn ring(deps: &Deps) -> KeyRing {
-    let s = deps.signer().await.expect("signer");
-    let mut r = KeyRing::default();
-    r.insert(s.key_id(), *s.public_key());
-    r
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn erasure_on_aws_apis_removes_every_version_and_item_and_certifies() {
     let w = aws_world().await;
@@ -168,7 +160,7 @@ async fn erasure_on_aws_apis_removes_every_version_and_item_and_certifies() {
         cert["certificate"]["details"]["records_erased_total"],
         106 + 120
     );
-    let r = ring(&w.deps).await;
+    let r = key_ring(&w.deps).await;
     lifecycle::certificate::verify_document(&cert, |k| r.get(k))
         .expect("KMS-signed certificate verifies");
     let chains = verify_ledger(&*w.deps.ledger, &r, None, false)

@@ -255,3 +255,20 @@ pub async fn kms_key(kms: &aws_sdk_kms::Client) -> String {
         .expect("create key");
     out.key_metadata().expect("metadata").key_id().to_owned()
 }
+
+/// A key ring holding the deps' signing key.
+pub async fn key_ring(deps: &Deps) -> lifecycle::ledger::KeyRing {
+    let s = deps.signer().await.expect("signer");
+    let mut r = lifecycle::ledger::KeyRing::default();
+    r.insert(s.key_id(), *s.public_key());
+    r
+}
+
+/// True while the erasure chain has no entry.
+pub async fn ledger_is_empty(deps: &Deps) -> bool {
+    deps.ledger
+        .head(lifecycle::erasure::ERASURE_CHAIN)
+        .await
+        .expect("head")
+        .is_none()
+}

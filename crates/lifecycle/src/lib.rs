@@ -10,6 +10,7 @@ pub mod erasure;
 pub mod error;
 pub mod ids;
 pub mod ledger;
+pub mod migration;
 
 pub use catalog::{Backend, Capabilities, Catalog, EraseMethod, SystemKind, SystemSpec};
 pub use certificate::{Certificate, SignatureBlock, SignedCertificate};

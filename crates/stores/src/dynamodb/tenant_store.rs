@@ -67,22 +67,30 @@ impl DynamoTenantStore {
         ])
     }
 
+    /// A consistent Query over the tenant's partition.
+    fn tenant_query(
+        &self,
+        tenant: &TenantId,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", &self.pk)
+            .expression_attribute_values(":pk", s(locate(&self.pk_template, tenant)))
+            .consistent_read(true)
+    }
+
     async fn query_keys(
         &self,
         tenant: &TenantId,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
         let out = with_backoff(|| async {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", &self.pk)
+            self.tenant_query(tenant)
                 .expression_attribute_names("#sk", &self.sk)
-                .expression_attribute_values(":pk", s(locate(&self.pk_template, tenant)))
                 .projection_expression("#pk, #sk")
                 .limit(self.page)
-                .consistent_read(true)
                 .set_exclusive_start_key(start.clone())
                 .send()
                 .await
@@ -210,14 +218,8 @@ impl TenantStore for DynamoTenantStore {
         let mut start: Option<Item> = None;
         loop {
             let out = with_backoff(|| async {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", &self.pk)
-                    .expression_attribute_values(":pk", s(locate(&self.pk_template, tenant)))
+                self.tenant_query(tenant)
                     .select(Select::Count)
-                    .consistent_read(true)
                     .set_exclusive_start_key(start.clone())
                     .send()
                     .await
