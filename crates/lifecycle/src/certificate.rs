@@ -92,17 +92,31 @@ pub fn canonical_bytes(v: &Value) -> Result<Vec<u8>, CertError> {
 
 /// Refuses any floating-point number anywhere in `v`.
 pub fn ensure_integers_only(v: &Value, path: &str) -> Result<(), CertError> {
-    match v {
-        Value::Number(n) if !(n.is_i64() || n.is_u64()) => Err(CertError::Float(path.to_owned())),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, x)| ensure_integers_only(x, &format!("{path}[{i}]"))),
-        Value::Object(o) => o
-            .iter()
-            .try_for_each(|(k, x)| ensure_integers_only(x, &format!("{path}.{k}"))),
-        _ => Ok(()),
+    // The path is only built on failure: this runs for every entry of a ledger verify.
+    fn find(v: &Value, trail: &mut Vec<String>) -> bool {
+        match v {
+            Value::Number(n) => !(n.is_i64() || n.is_u64()),
+            Value::Array(a) => a.iter().enumerate().any(|(i, x)| {
+                find(x, trail) && {
+                    trail.push(format!("[{i}]"));
+                    true
+                }
+            }),
+            Value::Object(o) => o.iter().any(|(k, x)| {
+                find(x, trail) && {
+                    trail.push(format!(".{k}"));
+                    true
+                }
+            }),
+            _ => false,
+        }
     }
+    let mut trail = Vec::new();
+    if find(v, &mut trail) {
+        trail.reverse();
+        return Err(CertError::Float(format!("{path}{}", trail.concat())));
+    }
+    Ok(())
 }
 
 impl Certificate {
@@ -168,14 +182,57 @@ pub fn verify_document<'k>(
             "certificate.key_id differs from signature.key_id".into(),
         ));
     }
-    let der = B64
-        .decode(field("der_base64")?)
-        .map_err(|e| CertError::Malformed(format!("der_base64: {e}")))?;
-    let signature = Signature::from_der(&der).map_err(|_| CertError::BadSignature)?;
     ensure_integers_only(body, "certificate")?;
     let bytes = canonical_bytes(body)?;
+    check_signature(sig, key_id, &bytes, lookup)
+}
+
+/// Verifies a document whose body's canonical bytes the caller already has (the ledger
+/// verifier reuses them to hash the entry).
+pub fn verify_document_with_body<'k>(
+    doc: &Value,
+    body_bytes: &[u8],
+    lookup: impl Fn(&str) -> Option<&'k VerifyingKey>,
+) -> Result<(), CertError> {
+    let body = doc
+        .get("certificate")
+        .filter(|b| b.is_object())
+        .ok_or_else(|| CertError::Malformed("no \"certificate\" object".into()))?;
+    let sig = doc
+        .get("signature")
+        .ok_or_else(|| CertError::Malformed("no \"signature\" object".into()))?;
+    let key_id = sig
+        .get("key_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CertError::Malformed("signature.key_id is missing".into()))?;
+    if sig.get("alg").and_then(Value::as_str) != Some(ALG) {
+        return Err(CertError::Malformed(format!("signature.alg must be {ALG}")));
+    }
+    if body.get("key_id").and_then(Value::as_str) != Some(key_id) {
+        return Err(CertError::Malformed(
+            "certificate.key_id differs from signature.key_id".into(),
+        ));
+    }
+    ensure_integers_only(body, "certificate")?;
+    check_signature(sig, key_id, body_bytes, lookup)
+}
+
+fn check_signature<'k>(
+    sig: &Value,
+    key_id: &str,
+    bytes: &[u8],
+    lookup: impl Fn(&str) -> Option<&'k VerifyingKey>,
+) -> Result<(), CertError> {
+    let b64 = sig
+        .get("der_base64")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CertError::Malformed("signature.der_base64 is missing".into()))?;
+    let der = B64
+        .decode(b64)
+        .map_err(|e| CertError::Malformed(format!("der_base64: {e}")))?;
+    let signature = Signature::from_der(&der).map_err(|_| CertError::BadSignature)?;
     let key = lookup(key_id).ok_or_else(|| CertError::UnknownKey(key_id.to_owned()))?;
-    key.verify(&bytes, &signature)
+    key.verify(bytes, &signature)
         .map_err(|_| CertError::BadSignature)
 }
 

@@ -84,6 +84,33 @@ impl LedgerEntry {
     }
 }
 
+/// The JCS form of an entry (without `entry_hash`) built around the body's canonical bytes,
+/// which JCS embeds verbatim: the body, the largest part, is canonicalised once, not twice.
+/// Falls back to canonicalising the whole entry when the document has unexpected fields.
+fn compose_entry(entry: &Value, body_bytes: &[u8]) -> Result<Vec<u8>, CertError> {
+    let doc = &entry["certificate"];
+    if doc.as_object().map(|o| o.len()) != Some(2) || doc.get("signature").is_none() {
+        return canonical_bytes(entry);
+    }
+    // Keys in JCS order: certificate < chain < prev_hash < recorded_at < seq, and inside
+    // the document certificate < signature.
+    let mut out = Vec::with_capacity(body_bytes.len() + 512);
+    out.extend_from_slice(b"{\"certificate\":{\"certificate\":");
+    out.extend_from_slice(body_bytes);
+    for (sep, v) in [
+        (&b",\"signature\":"[..], &doc["signature"]),
+        (&b"},\"chain\":"[..], &entry["chain"]),
+        (&b",\"prev_hash\":"[..], &entry["prev_hash"]),
+        (&b",\"recorded_at\":"[..], &entry["recorded_at"]),
+        (&b",\"seq\":"[..], &entry["seq"]),
+    ] {
+        out.extend_from_slice(sep);
+        out.extend_from_slice(&canonical_bytes(v)?);
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
 /// The first fault a chain verification met.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("seq {seq}: {reason}")]
@@ -184,14 +211,6 @@ impl<'k> ChainVerifier<'k> {
         if !obj["recorded_at"].is_string() {
             return Err(fault("recorded_at is not a string".into()));
         }
-        let recomputed = hex::encode(Sha256::digest(
-            canonical_bytes(&v).map_err(|e| fault(e.to_string()))?,
-        ));
-        if recomputed != stored_hash {
-            return Err(fault(format!(
-                "entry_hash mismatch: stored {stored_hash}, recomputed {recomputed}"
-            )));
-        }
         let doc = &v["certificate"];
         let body = &doc["certificate"];
         if body["chain"].as_str() != Some(self.chain.as_str())
@@ -200,7 +219,15 @@ impl<'k> ChainVerifier<'k> {
         {
             return Err(fault("certificate names another ledger position".into()));
         }
-        certificate::verify_document(doc, |k| self.keys.get(k))
+        let body_bytes = canonical_bytes(body).map_err(|e| fault(e.to_string()))?;
+        let entry_bytes = compose_entry(&v, &body_bytes).map_err(|e| fault(e.to_string()))?;
+        let recomputed = hex::encode(Sha256::digest(&entry_bytes));
+        if recomputed != stored_hash {
+            return Err(fault(format!(
+                "entry_hash mismatch: stored {stored_hash}, recomputed {recomputed}"
+            )));
+        }
+        certificate::verify_document_with_body(doc, &body_bytes, |k| self.keys.get(k))
             .map_err(|e| fault(format!("certificate: {e}")))?;
         self.prev_hash = recomputed;
         self.next_seq += 1;
@@ -295,6 +322,20 @@ mod tests {
                 let fault = verify(&ring, &copy, &head).expect_err("tamper found");
                 assert_eq!(fault.seq, target as u64, "byte {pos}: {fault}");
             }
+        }
+    }
+
+    #[test]
+    fn composed_canonical_form_equals_full_canonicalisation() {
+        let (_, entries, _) = chain(2);
+        for raw in &entries {
+            let mut v: Value = serde_json::from_str(raw).expect("json");
+            v.as_object_mut().expect("obj").remove("entry_hash");
+            let body = canonical_bytes(&v["certificate"]["certificate"]).expect("jcs");
+            assert_eq!(
+                compose_entry(&v, &body).expect("compose"),
+                canonical_bytes(&v).expect("jcs")
+            );
         }
     }
 
