@@ -182,22 +182,27 @@ async fn erase(
             .build(),
     );
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
-    let bucket = format!("bench-{}", std::process::id());
+    // One bucket per tool: moto's ListObjectVersions costs time in proportion to the whole
+    // bucket, so a shared bucket would slow whichever tool runs second.
+    let bucket = format!("bench-ours-{}", std::process::id());
+    let cli_bucket = format!("bench-cli-{}", std::process::id());
     let table = format!("bench-usage-{}", std::process::id());
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .context("CreateBucket")?;
-    s3.put_bucket_versioning()
-        .bucket(&bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await?;
+    for b in [&bucket, &cli_bucket] {
+        s3.create_bucket()
+            .bucket(b)
+            .send()
+            .await
+            .context("CreateBucket")?;
+        s3.put_bucket_versioning()
+            .bucket(b)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
     {
         use aws_sdk_dynamodb::types::*;
         ddb.create_table()
@@ -248,16 +253,24 @@ async fn erase(
         "TENANT#{tenant_id}",
         concurrency,
     );
+    let cli_store = S3TenantStore::new(
+        s3.clone(),
+        "s3",
+        SystemKind::Objects,
+        &cli_bucket,
+        "tenants/{tenant_id}/",
+        concurrency,
+    );
     let ours = TenantId::parse("bench_ours")?;
     let theirs = TenantId::parse("bench_cli")?;
+    seed_s3(&s3_store, &ours, objects).await?;
+    seed_s3(&cli_store, &theirs, objects).await?;
     for t in [&ours, &theirs] {
-        seed_s3(&s3_store, t, objects).await?;
         seed_ddb(&ddb, &table, t, items).await?;
     }
-    let versions = s3_store.count(&ours).await?;
+    let versions = objects + 2 * objects.div_ceil(3);
     println!(
-        "each tenant: {objects} objects = {versions} versions in S3, {} items in DynamoDB",
-        ddb_store.count(&ours).await?
+        "each tenant: {objects} objects = {versions} versions in S3, {items} items in DynamoDB"
     );
 
     let far = Instant::now() + Duration::from_secs(3600);
@@ -301,14 +314,14 @@ async fn erase(
         "rm",
         "--recursive",
         "--quiet",
-        &format!("s3://{bucket}/{prefix}"),
+        &format!("s3://{cli_bucket}/{prefix}"),
     ])?;
     loop {
         let listing: serde_json::Value = serde_json::from_slice(&cli(&[
             "s3api",
             "list-object-versions",
             "--bucket",
-            &bucket,
+            &cli_bucket,
             "--prefix",
             &prefix,
             "--max-items",
@@ -332,7 +345,7 @@ async fn erase(
                 "s3api",
                 "delete-objects",
                 "--bucket",
-                &bucket,
+                &cli_bucket,
                 "--delete",
                 &doc,
             ])?;
@@ -367,7 +380,7 @@ async fn erase(
     }
     b.finish_and_clear();
     let cli_ddb = t.elapsed();
-    if s3_store.count(&theirs).await? != 0 || ddb_store.count(&theirs).await? != 0 {
+    if cli_store.count(&theirs).await? != 0 || ddb_store.count(&theirs).await? != 0 {
         bail!("the CLI run left data behind");
     }
     println!("erase one tenant on {endpoint} (moto), same data for both:");

@@ -148,6 +148,40 @@ impl DynamoTenantStore {
         }
         Ok(total)
     }
+
+    /// One pass over the tenant's records from the start: (erased, listed to the end).
+    async fn erase_pass(
+        &self,
+        tenant: &TenantId,
+        deadline: Instant,
+    ) -> Result<(u64, bool), StoreError> {
+        // Query the next page while up to `concurrency` BatchWriteItem calls of 25 run.
+        let mut running: JoinSet<Result<u64, StoreError>> = JoinSet::new();
+        let mut start: Option<Item> = None;
+        let mut listed_all = false;
+        let mut erased = 0u64;
+        let mut first = true;
+        while !listed_all && (first || Instant::now() < deadline) {
+            let (keys, next) = self.query_keys(tenant, start.take()).await?;
+            first = false;
+            listed_all = next.is_none();
+            start = next;
+            for chunk in keys.chunks(MAX_WRITE_BATCH) {
+                while running.len() >= self.concurrency {
+                    if let Some(done) = running.join_next().await {
+                        erased += done
+                            .map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
+                    }
+                }
+                let (me, chunk) = (self.clone(), chunk.to_vec());
+                running.spawn(async move { me.delete_chunk(chunk).await });
+            }
+        }
+        while let Some(done) = running.join_next().await {
+            erased += done.map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
+        }
+        Ok((erased, listed_all))
+    }
 }
 
 #[async_trait]
@@ -235,34 +269,25 @@ impl TenantStore for DynamoTenantStore {
     }
 
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError> {
-        // Query the next page while up to `concurrency` BatchWriteItem calls of 25 run.
-        let mut running: JoinSet<Result<u64, StoreError>> = JoinSet::new();
-        let mut start: Option<Item> = None;
-        let mut listed_all = false;
-        let mut erased = 0u64;
-        let mut first = true;
-        while !listed_all && (first || Instant::now() < deadline) {
-            let (keys, next) = self.query_keys(tenant, start.take()).await?;
-            first = false;
-            listed_all = next.is_none();
-            start = next;
-            for chunk in keys.chunks(MAX_WRITE_BATCH) {
-                while running.len() >= self.concurrency {
-                    if let Some(done) = running.join_next().await {
-                        erased += done
-                            .map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
-                    }
-                }
-                let (me, chunk) = (self.clone(), chunk.to_vec());
-                running.spawn(async move { me.delete_chunk(chunk).await });
+        // Completion is proven by a pass from the start that finds nothing: that also
+        // catches records written during the pass, and listings that page by position
+        // rather than by marker while deletes run (moto does).
+        let mut erased = 0;
+        loop {
+            let (n, listed_all) = self.erase_pass(tenant, deadline).await?;
+            erased += n;
+            if listed_all && n == 0 {
+                return Ok(ErasePass {
+                    erased,
+                    complete: true,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Ok(ErasePass {
+                    erased,
+                    complete: false,
+                });
             }
         }
-        while let Some(done) = running.join_next().await {
-            erased += done.map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
-        }
-        Ok(ErasePass {
-            erased,
-            complete: listed_all,
-        })
     }
 }

@@ -166,6 +166,46 @@ impl S3TenantStore {
         }
         Ok(deleted)
     }
+
+    /// One pass over the tenant's records from the start: (erased, listed to the end).
+    async fn erase_pass(
+        &self,
+        tenant: &TenantId,
+        deadline: Instant,
+    ) -> Result<(u64, bool), StoreError> {
+        let prefix = locate(&self.prefix, tenant);
+        // List the next page while up to `concurrency` DeleteObjects calls run; stop
+        // listing once the deadline passes and let the calls in flight finish.
+        let mut running: JoinSet<Result<u64, StoreError>> = JoinSet::new();
+        let mut markers: Option<(Option<String>, Option<String>)> = None;
+        let mut listed_all = false;
+        let mut erased = 0u64;
+        let mut first = true;
+        loop {
+            while !listed_all
+                && running.len() < self.concurrency
+                && (first || Instant::now() < deadline)
+            {
+                let (km, vm) = markers.take().unwrap_or((None, None));
+                let (batch, next) = self.list_page(&prefix, km, vm).await?;
+                first = false;
+                listed_all = next.is_none();
+                markers = next;
+                if !batch.is_empty() {
+                    let me = self.clone();
+                    running.spawn(async move { me.delete_batch(batch).await });
+                }
+            }
+            match running.join_next().await {
+                Some(done) => {
+                    erased +=
+                        done.map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
+                }
+                None => break,
+            }
+        }
+        Ok((erased, listed_all))
+    }
 }
 
 #[async_trait]
@@ -247,40 +287,25 @@ impl TenantStore for S3TenantStore {
     }
 
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError> {
-        let prefix = locate(&self.prefix, tenant);
-        // List the next page while up to `concurrency` DeleteObjects calls run; stop
-        // listing once the deadline passes and let the calls in flight finish.
-        let mut running: JoinSet<Result<u64, StoreError>> = JoinSet::new();
-        let mut markers: Option<(Option<String>, Option<String>)> = None;
-        let mut listed_all = false;
-        let mut erased = 0u64;
-        let mut first = true;
+        // Completion is proven by a pass from the start that finds nothing: that also
+        // catches records written during the pass, and listings that page by position
+        // rather than by marker while deletes run (moto does).
+        let mut erased = 0;
         loop {
-            while !listed_all
-                && running.len() < self.concurrency
-                && (first || Instant::now() < deadline)
-            {
-                let (km, vm) = markers.take().unwrap_or((None, None));
-                let (batch, next) = self.list_page(&prefix, km, vm).await?;
-                first = false;
-                listed_all = next.is_none();
-                markers = next;
-                if !batch.is_empty() {
-                    let me = self.clone();
-                    running.spawn(async move { me.delete_batch(batch).await });
-                }
+            let (n, listed_all) = self.erase_pass(tenant, deadline).await?;
+            erased += n;
+            if listed_all && n == 0 {
+                return Ok(ErasePass {
+                    erased,
+                    complete: true,
+                });
             }
-            match running.join_next().await {
-                Some(done) => {
-                    erased +=
-                        done.map_err(|e| StoreError::Unavailable(format!("delete task: {e}")))??;
-                }
-                None => break,
+            if Instant::now() >= deadline {
+                return Ok(ErasePass {
+                    erased,
+                    complete: false,
+                });
             }
         }
-        Ok(ErasePass {
-            erased,
-            complete: listed_all,
-        })
     }
 }
