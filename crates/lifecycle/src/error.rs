@@ -99,6 +99,15 @@ impl StepError {
     }
 }
 
+/// Deserialises a handler's input, turning any mismatch into an actionable `InvalidRequest`.
+pub fn from_input<T: serde::de::DeserializeOwned>(
+    input: serde_json::Value,
+    step: &str,
+) -> Result<T, StepError> {
+    serde_json::from_value(input)
+        .map_err(|e| StepError::invalid(format!("{step} input is malformed: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,13 +157,4 @@ mod tests {
             .is_retryable()
         );
     }
-}
-
-/// Deserialises a handler's input, turning any mismatch into an actionable `InvalidRequest`.
-pub fn from_input<T: serde::de::DeserializeOwned>(
-    input: serde_json::Value,
-    step: &str,
-) -> Result<T, StepError> {
-    serde_json::from_value(input)
-        .map_err(|e| StepError::invalid(format!("{step} input is malformed: {e}")))
 }

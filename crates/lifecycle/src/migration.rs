@@ -72,12 +72,12 @@ impl Phase {
 
     /// Moves to `to` if that transition is legal; otherwise `InvalidRequest` naming both.
     pub fn transition(self, to: Phase) -> Result<Phase, StepError> {
-        if let Self::Cutover(p) = to {
-            if !CUTOVER_STEPS.contains(&p) {
-                return Err(StepError::invalid(format!(
-                    "cutover percent {p} is not one of {CUTOVER_STEPS:?}"
-                )));
-            }
+        if let Self::Cutover(p) = to
+            && !CUTOVER_STEPS.contains(&p)
+        {
+            return Err(StepError::invalid(format!(
+                "cutover percent {p} is not one of {CUTOVER_STEPS:?}"
+            )));
         }
         let legal = match (self, to) {
             _ if self.is_terminal() => false,

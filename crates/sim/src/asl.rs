@@ -359,10 +359,10 @@ pub fn resources(def: &Value) -> BTreeSet<String> {
     fn walk(v: &Value, out: &mut BTreeSet<String>) {
         match v {
             Value::Object(o) => {
-                if o.get("Type").and_then(Value::as_str) == Some("Task") {
-                    if let Some(r) = o.get("Resource").and_then(Value::as_str) {
-                        out.insert(r.to_owned());
-                    }
+                if o.get("Type").and_then(Value::as_str) == Some("Task")
+                    && let Some(r) = o.get("Resource").and_then(Value::as_str)
+                {
+                    out.insert(r.to_owned());
                 }
                 o.values().for_each(|x| walk(x, out));
             }

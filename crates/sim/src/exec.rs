@@ -702,11 +702,15 @@ fn eval_rule(rule: &Rule, data: &Value, ctx: &Value) -> Result<bool, Failure> {
 
 fn compare(op: &str, v: &Value, o: &Value) -> bool {
     use std::cmp::Ordering::*;
-    let ord = |a: Option<std::cmp::Ordering>, suffix: &str| match (a, suffix) {
-        (Some(Equal), "Equals" | "LessThanEquals" | "GreaterThanEquals") => true,
-        (Some(Less), "LessThan" | "LessThanEquals") => true,
-        (Some(Greater), "GreaterThan" | "GreaterThanEquals") => true,
-        _ => false,
+    let ord = |a: Option<std::cmp::Ordering>, suffix: &str| {
+        matches!(
+            (a, suffix),
+            (
+                Some(Equal),
+                "Equals" | "LessThanEquals" | "GreaterThanEquals"
+            ) | (Some(Less), "LessThan" | "LessThanEquals")
+                | (Some(Greater), "GreaterThan" | "GreaterThanEquals")
+        )
     };
     if let Some(s) = op.strip_prefix("String") {
         if s == "Matches" {

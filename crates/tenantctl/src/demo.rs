@@ -122,7 +122,7 @@ fn record(system: &str, tenant: &str, i: usize, rng: &mut Rng) -> (String, Vec<u
             )
         }
         "s3" => (
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 format!("uploads/doc-{i:05}.pdf")
             } else {
                 format!("exports/export-{i:05}.csv")
@@ -267,15 +267,15 @@ pub async fn run_request(
         .to_owned();
     let exec = simulate(deps, machine, &id, request.clone(), live).await;
     write_history(&data_dir.join("history").join(format!("{id}.json")), &exec)?;
-    if exec.status == Status::Succeeded {
-        if let Some(cert) = exec.output.as_ref().and_then(|o| o.get("certificate")) {
-            let dir = data_dir.join("certificates");
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(
-                dir.join(format!("{id}.json")),
-                serde_json::to_vec_pretty(cert)?,
-            )?;
-        }
+    if exec.status == Status::Succeeded
+        && let Some(cert) = exec.output.as_ref().and_then(|o| o.get("certificate"))
+    {
+        let dir = data_dir.join("certificates");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join(format!("{id}.json")),
+            serde_json::to_vec_pretty(cert)?,
+        )?;
     }
     Ok(exec)
 }

@@ -166,10 +166,10 @@ impl Ledger for DynamoLedger {
                 if self.head(chain).await?.as_ref() != expected {
                     return Err(StoreError::Conflict(chain.to_owned()));
                 }
-                if let Some(req) = entry.unique_request {
-                    if self.get(chain, &request_sk(req)).await?.is_some() {
-                        return Err(StoreError::Duplicate(req.to_owned()));
-                    }
+                if let Some(req) = entry.unique_request
+                    && self.get(chain, &request_sk(req)).await?.is_some()
+                {
+                    return Err(StoreError::Duplicate(req.to_owned()));
                 }
                 // Cancelled for another reason (e.g. a transaction conflict): retryable.
                 Err(StoreError::Conflict(chain.to_owned()))
