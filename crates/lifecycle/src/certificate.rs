@@ -165,26 +165,8 @@ pub fn verify_document<'k>(
         .get("certificate")
         .filter(|b| b.is_object())
         .ok_or_else(|| CertError::Malformed("no \"certificate\" object".into()))?;
-    let sig = doc
-        .get("signature")
-        .ok_or_else(|| CertError::Malformed("no \"signature\" object".into()))?;
-    let field = |k: &str| {
-        sig.get(k)
-            .and_then(Value::as_str)
-            .ok_or_else(|| CertError::Malformed(format!("signature.{k} is missing")))
-    };
-    if field("alg")? != ALG {
-        return Err(CertError::Malformed(format!("signature.alg must be {ALG}")));
-    }
-    let key_id = field("key_id")?;
-    if body.get("key_id").and_then(Value::as_str) != Some(key_id) {
-        return Err(CertError::Malformed(
-            "certificate.key_id differs from signature.key_id".into(),
-        ));
-    }
     ensure_integers_only(body, "certificate")?;
-    let bytes = canonical_bytes(body)?;
-    check_signature(sig, key_id, &bytes, lookup)
+    verify_document_with_body(doc, &canonical_bytes(body)?, lookup)
 }
 
 /// Verifies a document whose body's canonical bytes the caller already has (the ledger

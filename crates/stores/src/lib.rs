@@ -165,3 +165,34 @@ impl Clock for SystemClock {
         time::OffsetDateTime::now_utc()
     }
 }
+
+/// Repeats erase passes until one that reached the end found nothing, or the deadline
+/// passes. A pass from the start that finds nothing is what proves completion: it also
+/// catches records written meanwhile, and listings that page by position rather than by
+/// marker while deletes run (moto does). `pass` returns (erased, listed to the end).
+pub(crate) async fn erase_until_clean<F, Fut>(
+    deadline: Instant,
+    mut pass: F,
+) -> Result<ErasePass, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(u64, bool), StoreError>>,
+{
+    let mut erased = 0;
+    loop {
+        let (n, listed_all) = pass().await?;
+        erased += n;
+        if listed_all && n == 0 {
+            return Ok(ErasePass {
+                erased,
+                complete: true,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Ok(ErasePass {
+                erased,
+                complete: false,
+            });
+        }
+    }
+}

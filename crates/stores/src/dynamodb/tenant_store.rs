@@ -269,25 +269,6 @@ impl TenantStore for DynamoTenantStore {
     }
 
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError> {
-        // Completion is proven by a pass from the start that finds nothing: that also
-        // catches records written during the pass, and listings that page by position
-        // rather than by marker while deletes run (moto does).
-        let mut erased = 0;
-        loop {
-            let (n, listed_all) = self.erase_pass(tenant, deadline).await?;
-            erased += n;
-            if listed_all && n == 0 {
-                return Ok(ErasePass {
-                    erased,
-                    complete: true,
-                });
-            }
-            if Instant::now() >= deadline {
-                return Ok(ErasePass {
-                    erased,
-                    complete: false,
-                });
-            }
-        }
+        crate::erase_until_clean(deadline, || self.erase_pass(tenant, deadline)).await
     }
 }
