@@ -133,10 +133,11 @@ pub struct SystemSpec {
 }
 
 /// Where the ledger, legal holds and signing key live.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ControlBackend {
     /// In the embedded local world.
+    #[default]
     Embedded,
     /// In a DynamoDB table.
     Dynamodb {
@@ -170,6 +171,12 @@ pub struct Catalog {
     pub legal_holds: ControlBackend,
     /// Certificate signer.
     pub signer: SignerBackend,
+    /// Routing records, router acknowledgements and health windows; needed to migrate.
+    #[serde(default)]
+    pub routing: Option<ControlBackend>,
+    /// The migrations table; needed to migrate.
+    #[serde(default)]
+    pub migrations: Option<ControlBackend>,
     /// Systems holding tenant data.
     pub systems: Vec<SystemSpec>,
 }

@@ -52,6 +52,28 @@ pub enum StepError {
     /// A bug or an invariant broken inside the handler.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A migration's health gate closed (error rate above 1 % or p95 above twice the
+    /// baseline); the state machine rolls back.
+    #[error("health gate breached: {0}")]
+    HealthGateBreached(String),
+    /// Source and target differ; a FULL verification repairs the differing records.
+    #[error("checksum mismatch in {system}: {detail}")]
+    ChecksumMismatch {
+        /// The system compared.
+        system: String,
+        /// What differed (counts and fingerprints, never record contents).
+        detail: String,
+    },
+    /// Catch-up could not get the target's lag under the limit before the deadline.
+    #[error("catch-up timed out with {lag} change(s) still to apply")]
+    CatchUpTimeout {
+        /// Changes not yet applied when the deadline passed.
+        lag: u64,
+    },
+    /// The migration or routing record changed under us (another step or operator);
+    /// retry reads the new state.
+    #[error("migration conflict: {0}")]
+    MigrationConflict(String),
 }
 
 /// Every error type a handler can raise, as named in ASL `ErrorEquals`.
@@ -66,6 +88,10 @@ pub const ERROR_TYPES: &[&str] = &[
     "StoreUnavailable",
     "ConfigurationError",
     "InternalError",
+    "HealthGateBreached",
+    "ChecksumMismatch",
+    "CatchUpTimeout",
+    "MigrationConflict",
 ];
 
 impl StepError {
@@ -82,6 +108,10 @@ impl StepError {
             Self::StoreUnavailable(_) => "StoreUnavailable",
             Self::Configuration(_) => "ConfigurationError",
             Self::Internal(_) => "InternalError",
+            Self::HealthGateBreached(_) => "HealthGateBreached",
+            Self::ChecksumMismatch { .. } => "ChecksumMismatch",
+            Self::CatchUpTimeout { .. } => "CatchUpTimeout",
+            Self::MigrationConflict(_) => "MigrationConflict",
         }
     }
 
@@ -89,7 +119,10 @@ impl StepError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Throttled(_) | Self::StoreUnavailable(_) | Self::LedgerConflict { .. }
+            Self::Throttled(_)
+                | Self::StoreUnavailable(_)
+                | Self::LedgerConflict { .. }
+                | Self::MigrationConflict(_)
         )
     }
 
@@ -134,6 +167,13 @@ mod tests {
             StepError::StoreUnavailable("x".into()),
             StepError::Configuration("x".into()),
             StepError::Internal("x".into()),
+            StepError::HealthGateBreached("x".into()),
+            StepError::ChecksumMismatch {
+                system: "s".into(),
+                detail: "d".into(),
+            },
+            StepError::CatchUpTimeout { lag: 1 },
+            StepError::MigrationConflict("x".into()),
         ];
         for e in &all {
             assert!(

@@ -135,6 +135,7 @@ struct Shared {
     offset: Mutex<Duration>,
     exec_ctx: Value,
     task_budget: Duration,
+    wait_scale: f64,
 }
 
 impl Shared {
@@ -143,8 +144,17 @@ impl Shared {
         self.start_time + self.started.elapsed() + off
     }
 
-    fn advance(&self, d: Duration) {
-        *self.offset.lock().unwrap_or_else(|p| p.into_inner()) += d;
+    /// Moves the virtual clock on by `d`. With a wait scale, also sleeps `d * scale` of
+    /// real time, so work running beside the execution (a workload under a soak) gets
+    /// real time to act while the history still shows the full wait.
+    async fn advance(&self, d: Duration) {
+        if self.wait_scale > 0.0 {
+            let real = d.mul_f64(self.wait_scale);
+            tokio::time::sleep(real).await;
+            *self.offset.lock().unwrap_or_else(|p| p.into_inner()) += d.saturating_sub(real);
+        } else {
+            *self.offset.lock().unwrap_or_else(|p| p.into_inner()) += d;
+        }
     }
 
     fn emit(&self, kind: &str, details: Value) -> Result<(), Failure> {
@@ -180,6 +190,7 @@ pub struct Simulator {
     invoker: Arc<dyn TaskInvoker>,
     observer: Option<Arc<dyn Observer>>,
     task_budget: Duration,
+    wait_scale: f64,
 }
 
 fn text(v: &Value) -> String {
@@ -210,7 +221,19 @@ impl Simulator {
             invoker,
             observer: None,
             task_budget: Duration::from_secs(900),
+            wait_scale: 0.0,
         }
+    }
+
+    /// Makes Waits and retry delays also pass in real time, scaled by `scale` (0 = purely
+    /// virtual, the default; 0.1 = a 10 s soak takes 1 s).
+    pub fn with_wait_scale(mut self, scale: f64) -> Self {
+        self.wait_scale = if scale.is_finite() {
+            scale.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
     }
 
     /// Reports every event to `observer` as it happens.
@@ -242,6 +265,7 @@ impl Simulator {
                 "StartTime": start_time.format(&Rfc3339).unwrap_or_default(),
             }),
             task_budget: self.task_budget,
+            wait_scale: self.wait_scale,
         });
         let result = match shared.emit("ExecutionStarted", json!({"input": text(&input)})) {
             Ok(()) => run_machine(shared.clone(), machine.clone(), input, None).await,
@@ -440,7 +464,7 @@ async fn step(
                     until(shared, t)?
                 }
             };
-            shared.advance(Duration::from_secs_f64(secs.max(0.0)));
+            shared.advance(Duration::from_secs_f64(secs.max(0.0))).await;
             Ok((apply_output(io, effective, ctx)?, state.next.clone()))
         }
         Kind::Pass { result } => {
@@ -502,7 +526,7 @@ async fn with_retries(
                     return Err(f);
                 }
                 counts[i] += 1;
-                shared.advance(delay(r, counts[i]));
+                shared.advance(delay(r, counts[i])).await;
             }
         }
     }

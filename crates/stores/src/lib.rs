@@ -9,6 +9,8 @@ pub mod dynamodb;
 mod error;
 pub mod kms;
 pub mod local;
+pub mod migrate;
+pub mod mover;
 mod retry;
 pub mod s3;
 pub mod testkit;

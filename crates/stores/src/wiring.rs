@@ -1,8 +1,13 @@
 //! Builds every port from a catalog: the handlers' dependencies, made once per process.
 
 use crate::dynamodb::{DynamoHolds, DynamoLedger, DynamoTenantStore};
+use crate::dynamodb::{DynamoMigrations, DynamoRouting};
 use crate::kms::KmsSigner;
-use crate::local::{LocalHolds, LocalLedger, LocalSigner, LocalTenantStore, World};
+use crate::local::{
+    LocalDataset, LocalHolds, LocalLedger, LocalMigrations, LocalRouting, LocalSigner,
+    LocalTenantStore, World,
+};
+use crate::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
 use crate::s3::S3TenantStore;
 use crate::{Clock, Ledger, LegalHolds, Signer, SystemClock, TenantStore};
 use lifecycle::catalog::{Backend, ControlBackend, SignerBackend};
@@ -36,6 +41,9 @@ pub struct Deps {
     aws: Option<aws_config::SdkConfig>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    routing: Option<Arc<dyn RoutingStore>>,
+    migrations: Option<Arc<dyn Migrations>>,
+    datasets: BTreeMap<(String, String), Arc<dyn Dataset>>,
 }
 
 /// Where the backends that need one find their world or AWS configuration.
@@ -54,6 +62,8 @@ fn needs_world(c: &Catalog) -> bool {
         || matches!(c.ledger, ControlBackend::Embedded)
         || matches!(c.legal_holds, ControlBackend::Embedded)
         || matches!(c.signer, SignerBackend::Local)
+        || matches!(c.routing, Some(ControlBackend::Embedded))
+        || matches!(c.migrations, Some(ControlBackend::Embedded))
 }
 
 fn needs_aws(c: &Catalog) -> bool {
@@ -63,6 +73,8 @@ fn needs_aws(c: &Catalog) -> bool {
         || !matches!(c.ledger, ControlBackend::Embedded)
         || !matches!(c.legal_holds, ControlBackend::Embedded)
         || !matches!(c.signer, SignerBackend::Local)
+        || matches!(c.routing, Some(ControlBackend::Dynamodb { .. }))
+        || matches!(c.migrations, Some(ControlBackend::Dynamodb { .. }))
 }
 
 /// Loads AWS configuration from the environment. S3 uses path-style addressing when an
@@ -161,8 +173,27 @@ impl Deps {
                 table,
             )),
         };
+        let routing: Option<Arc<dyn RoutingStore>> = match &catalog.routing {
+            None => None,
+            Some(ControlBackend::Embedded) => Some(Arc::new(LocalRouting::new(world_ref()?))),
+            Some(ControlBackend::Dynamodb { table }) => Some(Arc::new(DynamoRouting::new(
+                aws_sdk_dynamodb::Client::new(aws_ref()?),
+                table,
+            ))),
+        };
+        let migrations: Option<Arc<dyn Migrations>> = match &catalog.migrations {
+            None => None,
+            Some(ControlBackend::Embedded) => Some(Arc::new(LocalMigrations::new(world_ref()?))),
+            Some(ControlBackend::Dynamodb { table }) => Some(Arc::new(DynamoMigrations::new(
+                aws_sdk_dynamodb::Client::new(aws_ref()?),
+                table,
+            ))),
+        };
         let signer_backend = catalog.signer.clone();
         Ok(Self {
+            routing,
+            migrations,
+            datasets: BTreeMap::new(),
             catalog: Arc::new(catalog),
             stores,
             holds,
@@ -235,6 +266,53 @@ impl Deps {
         self
     }
 
+    /// The routing store, or a configuration error naming the catalog key to set.
+    pub fn routing(&self) -> Result<&Arc<dyn RoutingStore>, StepError> {
+        self.routing.as_ref().ok_or_else(|| {
+            StepError::Configuration(format!(
+                "the {} catalog has no `routing` table; add `routing = {{ backend = ... }}` to migrate",
+                self.catalog.environment
+            ))
+        })
+    }
+
+    /// The migrations table, or a configuration error naming the catalog key to set.
+    pub fn migrations(&self) -> Result<&Arc<dyn Migrations>, StepError> {
+        self.migrations.as_ref().ok_or_else(|| {
+            StepError::Configuration(format!(
+                "the {} catalog has no `migrations` table; add `migrations = {{ backend = ... }}` to migrate",
+                self.catalog.environment
+            ))
+        })
+    }
+
+    /// Replaces one system's dataset at one location (fault-injection tests wrap one).
+    pub fn with_dataset(mut self, ds: Arc<dyn Dataset>) -> Self {
+        self.datasets
+            .insert((ds.system().to_owned(), ds.location().to_owned()), ds);
+        self
+    }
+
+    fn local_dataset(&self, system: &str, location: &str) -> Result<LocalDataset, StepError> {
+        let spec = self.catalog.system(system).ok_or_else(|| {
+            StepError::invalid(format!(
+                "system {system} is not in the {} catalog (known: {})",
+                self.catalog.environment,
+                self.catalog.system_names().join(", ")
+            ))
+        })?;
+        match (&spec.backend, &self.world) {
+            (Backend::Embedded, Some(w)) => {
+                Ok(LocalDataset::new(w.clone(), system, spec.kind, location))
+            }
+            (Backend::Embedded, None) => Err(StepError::Internal("world not opened".into())),
+            (other, _) => Err(StepError::Configuration(format!(
+                "system {system}: migrating a {} backend is not supported yet (embedded only)",
+                backend_name(other)
+            ))),
+        }
+    }
+
     /// The store of a catalog system, or `InvalidRequest` naming the known ones.
     pub fn store(&self, system: &str) -> Result<&Arc<dyn TenantStore>, StepError> {
         self.stores.get(system).ok_or_else(|| {
@@ -244,5 +322,26 @@ impl Deps {
                 self.catalog.system_names().join(", ")
             ))
         })
+    }
+}
+
+fn backend_name(b: &Backend) -> &'static str {
+    match b {
+        Backend::Embedded => "embedded",
+        Backend::S3 { .. } => "s3",
+        Backend::Dynamodb { .. } => "dynamodb",
+    }
+}
+
+impl Locator for Deps {
+    fn dataset(&self, system: &str, location: &str) -> Result<Arc<dyn Dataset>, StepError> {
+        if let Some(d) = self.datasets.get(&(system.to_owned(), location.to_owned())) {
+            return Ok(d.clone());
+        }
+        Ok(Arc::new(self.local_dataset(system, location)?))
+    }
+
+    fn feed(&self, system: &str, location: &str) -> Result<Arc<dyn ChangeFeed>, StepError> {
+        Ok(Arc::new(self.local_dataset(system, location)?))
     }
 }

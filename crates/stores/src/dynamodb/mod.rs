@@ -1,11 +1,14 @@
-//! DynamoDB backends: tenant items by partition key, legal holds, and the ledger.
+//! DynamoDB backends: tenant items by partition key, legal holds, the ledger, and the
+//! routing and migrations tables.
 
 mod holds;
 mod ledger;
+mod routing;
 mod tenant_store;
 
 pub use holds::DynamoHolds;
 pub use ledger::DynamoLedger;
+pub use routing::{DynamoMigrations, DynamoRouting};
 pub use tenant_store::DynamoTenantStore;
 
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -2,13 +2,17 @@
 //! the legal holds, the ledger and the local signing key, so state survives between
 //! commands and the whole product runs with no AWS account and no services.
 
+mod dataset;
 mod holds;
 mod ledger;
+mod routing;
 mod signer;
 mod tenant_store;
 
+pub use dataset::LocalDataset;
 pub use holds::LocalHolds;
 pub use ledger::LocalLedger;
+pub use routing::{LocalMigrations, LocalRouting};
 pub use signer::LocalSigner;
 pub use tenant_store::LocalTenantStore;
 
@@ -38,7 +42,37 @@ CREATE TABLE IF NOT EXISTS ledger_requests (
     chain TEXT NOT NULL, request_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (chain, request_id)
 );
 CREATE TABLE IF NOT EXISTS signing_keys (key_id TEXT PRIMARY KEY, pkcs8_pem TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (
+    system TEXT NOT NULL, tenant TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (system, tenant, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS provisioned (
+    system TEXT NOT NULL, tenant TEXT NOT NULL, PRIMARY KEY (system, tenant)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS routing (tenant TEXT PRIMARY KEY, epoch INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS router_acks (
+    tenant TEXT NOT NULL, router_id TEXT NOT NULL, epoch INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, router_id)
+);
+CREATE TABLE IF NOT EXISTS health (
+    tenant TEXT NOT NULL, epoch INTEGER NOT NULL, env TEXT NOT NULL, router_id TEXT NOT NULL,
+    body TEXT NOT NULL, PRIMARY KEY (tenant, epoch, env, router_id)
+);
+CREATE TABLE IF NOT EXISTS migrations (tenant TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
 "#;
+
+/// Worlds written before migration existed lack the revision column; add it in place.
+fn upgrade(conn: &Connection) -> Result<(), StoreError> {
+    let has_rev: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('records') WHERE name = 'rev'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(|e| db_err("schema", e))?;
+    if !has_rev {
+        conn.execute_batch("ALTER TABLE records ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
+            .map_err(|e| db_err("schema", e))?;
+    }
+    Ok(())
+}
 
 /// A handle on the embedded world's data file. Cheap to clone; several handles (or
 /// processes) may open the same file, and SQLite's locking keeps them consistent.
@@ -79,6 +113,7 @@ impl World {
             .map_err(|e| db_err("open", e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| db_err("schema", e))?;
+        upgrade(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),

@@ -131,7 +131,8 @@ impl TenantStore for LocalTenantStore {
         let conn = self.world.conn();
         let n: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM records WHERE system = ?1 AND tenant = ?2 AND excluded = 0",
+                "SELECT COUNT(*) FROM records WHERE (system = ?1 OR system GLOB ?1 || '@*')
+                   AND tenant = ?2 AND excluded = 0",
                 params![self.name, tenant.as_str()],
                 |r| r.get(0),
             )
@@ -150,12 +151,14 @@ impl TenantStore for LocalTenantStore {
                     EraseMethod::ExcludeFromRestoreAndPurge => {
                         "UPDATE records SET excluded = 1, purge_after = datetime('now', '+30 days')
                          WHERE (system, tenant, key, version) IN (SELECT system, tenant, key, version
-                           FROM records WHERE system = ?1 AND tenant = ?2 AND excluded = 0 LIMIT ?3)"
+                           FROM records WHERE (system = ?1 OR system GLOB ?1 || '@*')
+                             AND tenant = ?2 AND excluded = 0 LIMIT ?3)"
                     }
                     _ => {
                         "DELETE FROM records WHERE (system, tenant, key, version) IN
                          (SELECT system, tenant, key, version FROM records
-                          WHERE system = ?1 AND tenant = ?2 AND excluded = 0 LIMIT ?3)"
+                          WHERE (system = ?1 OR system GLOB ?1 || '@*')
+                            AND tenant = ?2 AND excluded = 0 LIMIT ?3)"
                     }
                 };
                 conn.execute(sql, params![self.name, tenant.as_str(), self.batch as i64])
@@ -163,6 +166,14 @@ impl TenantStore for LocalTenantStore {
             };
             pass.erased += n as u64;
             if n < self.batch {
+                // A migration's change feed names the tenant's keys: it goes too.
+                self.world
+                    .conn()
+                    .execute(
+                        "DELETE FROM changes WHERE (system = ?1 OR system GLOB ?1 || '@*') AND tenant = ?2",
+                        params![self.name, tenant.as_str()],
+                    )
+                    .map_err(|e| db_err("erase", e))?;
                 pass.complete = true;
                 return Ok(pass);
             }

@@ -1,0 +1,164 @@
+//! Ports of zero-downtime migration: a tenant's records in one location of one system
+//! ([`Dataset`]), the changes made there ([`ChangeFeed`]), the routing record the router
+//! caches ([`RoutingStore`]) and the migrations table ([`Migrations`]).
+
+use crate::StoreError;
+use async_trait::async_trait;
+use lifecycle::migration::{Env, MigrationRecord, Routing, Window};
+use lifecycle::{StepError, TenantId};
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// A record as migration moves it. `rev` grows by one on every write at the primary and
+/// is copied as is, so a replica can refuse anything older than what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rec {
+    /// The record's key.
+    pub key: String,
+    /// Its revision (1 for the first write; 0 for records written before migration).
+    pub rev: u64,
+    /// Its body; `None` is a deletion (a tombstone, kept so a late copy cannot revive it).
+    pub body: Option<Vec<u8>>,
+}
+
+/// One tenant's records of one system in one location (home, green, eu-west-1, v2...).
+#[async_trait]
+pub trait Dataset: Send + Sync + Debug {
+    /// The catalog system.
+    fn system(&self) -> &str;
+    /// The location.
+    fn location(&self) -> &str;
+    /// Creates whatever the location needs for the tenant (table, prefix, schema);
+    /// idempotent. True when something was created.
+    async fn provision(&self, tenant: &TenantId) -> Result<bool, StoreError>;
+    /// The current record, tombstones included.
+    async fn read(&self, tenant: &TenantId, key: &str) -> Result<Option<Rec>, StoreError>;
+    /// A write at the primary: stores `body` at the next revision and records the change
+    /// on the location's feed, atomically. Returns the revision.
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        body: Option<&[u8]>,
+    ) -> Result<u64, StoreError>;
+    /// A write at a replica: stores `rec` only if what is held is older (or, with
+    /// `replace_equal`, not newer). True when it was stored.
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        rec: &Rec,
+        replace_equal: bool,
+    ) -> Result<bool, StoreError>;
+    /// Applies many records (one round trip or transaction where the product allows).
+    async fn apply_many(&self, tenant: &TenantId, recs: &[Rec]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for r in recs {
+            n += u64::from(self.apply(tenant, r, false).await?);
+        }
+        Ok(n)
+    }
+    /// Up to `limit` current records with keys after `after`, in key order.
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Rec>, StoreError>;
+}
+
+/// One change on a location's feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Position on the feed; grows.
+    pub seq: u64,
+    /// The key written.
+    pub key: String,
+}
+
+/// The changes written at a location, in order: what catch-up replays.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync + Debug {
+    /// The position of the last change (0 when none).
+    async fn head(&self, tenant: &TenantId) -> Result<u64, StoreError>;
+    /// Up to `limit` changes after position `after`.
+    async fn read(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError>;
+    /// Drops the changes before `upto` (after a migration ends); the head stays, so
+    /// positions are never reused.
+    async fn trim(&self, tenant: &TenantId, upto: u64) -> Result<(), StoreError>;
+}
+
+/// A router's acknowledgement that it routes by `epoch` and has no write of an older
+/// epoch in flight; `at_ms` (Unix milliseconds) doubles as its heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The router instance.
+    pub router_id: String,
+    /// The epoch it routes by.
+    pub epoch: u64,
+    /// When it said so.
+    pub at_ms: u64,
+}
+
+/// Where routing records, router acknowledgements and health windows live.
+#[async_trait]
+pub trait RoutingStore: Send + Sync + Debug {
+    /// The tenant's routing record, if it has one.
+    async fn get(&self, tenant: &TenantId) -> Result<Option<Routing>, StoreError>;
+    /// Stores `routing` if the stored epoch is still `expected` (`None`: no record yet)
+    /// and `routing.epoch` is greater; otherwise `Conflict`.
+    async fn put(&self, routing: &Routing, expected: Option<u64>) -> Result<(), StoreError>;
+    /// Records a router's acknowledgement (and heartbeat).
+    async fn ack(&self, tenant: &TenantId, ack: &Ack) -> Result<(), StoreError>;
+    /// Every router's latest acknowledgement.
+    async fn acks(&self, tenant: &TenantId) -> Result<Vec<Ack>, StoreError>;
+    /// Forgets a router that shut down.
+    async fn leave(&self, tenant: &TenantId, router_id: &str) -> Result<(), StoreError>;
+    /// Replaces a router's cumulative window for one epoch and environment.
+    async fn report(
+        &self,
+        tenant: &TenantId,
+        epoch: u64,
+        env: Env,
+        router_id: &str,
+        window: &Window,
+    ) -> Result<(), StoreError>;
+    /// Every router's windows for one epoch and environment, merged.
+    async fn health(&self, tenant: &TenantId, epoch: u64, env: Env) -> Result<Window, StoreError>;
+    /// A channel that ticks when the tenant's routing changes, where the backend can push
+    /// (the embedded world, within one process); routers poll otherwise.
+    fn watch(&self, _tenant: &TenantId) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// The migrations table: one current migration record per tenant.
+#[async_trait]
+pub trait Migrations: Send + Sync + Debug {
+    /// The tenant's latest migration.
+    async fn get(&self, tenant: &TenantId) -> Result<Option<MigrationRecord>, StoreError>;
+    /// Stores `rec` if the stored version is still `expected` (`None`: no record), else
+    /// `Conflict`. The caller sets `rec.version` to `expected + 1`.
+    async fn put(&self, rec: &MigrationRecord, expected: Option<u64>) -> Result<(), StoreError>;
+}
+
+/// Finds a system's dataset and feed at a location.
+pub trait Locator: Send + Sync + Debug {
+    /// The dataset of `system` at `location`.
+    fn dataset(&self, system: &str, location: &str) -> Result<Arc<dyn Dataset>, StepError>;
+    /// The change feed of `system` at `location`.
+    fn feed(&self, system: &str, location: &str) -> Result<Arc<dyn ChangeFeed>, StepError>;
+}
+
+/// Maps a store conflict to the migration's retryable conflict, other errors as usual.
+pub fn conflict(e: StoreError) -> StepError {
+    match e {
+        StoreError::Conflict(m) => StepError::MigrationConflict(m),
+        other => other.into(),
+    }
+}

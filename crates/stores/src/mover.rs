@@ -1,0 +1,369 @@
+//! Moving a tenant's records between two locations through the migration ports: bulk copy
+//! by key pages, catch-up from the change feed, comparison with repair, and waiting for
+//! every live router to acknowledge a routing epoch. The steps in functions/ call these;
+//! the rules of when they may run live in `lifecycle::migration`.
+
+use crate::migrate::{ChangeFeed, Dataset, Rec, RoutingStore, conflict};
+use crate::{Clock, migrate::Migrations};
+use lifecycle::migration::{Checkpoint, Fingerprint, MigrationRecord, Transform, VerifyMode};
+use lifecycle::{StepError, TenantId};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which way records flow between a migration's locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Source to target (bulk copy, catch-up, repair).
+    Forward,
+    /// Target back to source (after the flip, before a rollback).
+    Backward,
+}
+
+/// The two datasets of one system, oriented for copying `from` into `to`.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// The system.
+    pub system: String,
+    /// Where records are read.
+    pub from: Arc<dyn Dataset>,
+    /// Where they are written.
+    pub to: Arc<dyn Dataset>,
+    /// The change feed of `from`.
+    pub feed: Arc<dyn ChangeFeed>,
+    /// The migration's transform.
+    pub transform: Transform,
+    /// The flow's direction.
+    pub direction: Direction,
+}
+
+impl Pair {
+    /// Converts a body read at `from` into what `to` stores.
+    pub fn convert(&self, body: &[u8]) -> Result<Vec<u8>, StepError> {
+        let r = match self.direction {
+            Direction::Forward => self.transform.forward(body),
+            Direction::Backward => self.transform.backward(body),
+        };
+        r.map_err(|e| {
+            StepError::invalid(format!(
+                "a record of {} cannot be transformed ({:?}): {e}",
+                self.system, self.transform
+            ))
+        })
+    }
+
+    fn convert_rec(&self, r: &Rec) -> Result<Rec, StepError> {
+        Ok(Rec {
+            key: r.key.clone(),
+            rev: r.rev,
+            body: r.body.as_deref().map(|b| self.convert(b)).transpose()?,
+        })
+    }
+}
+
+/// Copies one page of the bulk copy after `cp.cursor`; true when the last key was passed.
+/// Records the target already holds at the same or a newer revision (dual-write got there
+/// first, or a killed run copied them) are skipped, never overwritten.
+pub async fn copy_page(
+    pair: &Pair,
+    tenant: &TenantId,
+    cp: &mut Checkpoint,
+    page: usize,
+) -> Result<bool, StepError> {
+    let recs = pair.from.scan(tenant, cp.cursor.as_deref(), page).await?;
+    let Some(last) = recs.last().map(|r| r.key.clone()) else {
+        cp.bulk_done = true;
+        return Ok(true);
+    };
+    let converted = recs
+        .iter()
+        .map(|r| pair.convert_rec(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let applied = pair.to.apply_many(tenant, &converted).await?;
+    cp.copied += applied;
+    cp.skipped += converted.len() as u64 - applied;
+    cp.cursor = Some(last);
+    if recs.len() < page {
+        cp.bulk_done = true;
+    }
+    Ok(cp.bulk_done)
+}
+
+/// What one catch-up call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CaughtUp {
+    /// Feed position applied up to.
+    pub position: u64,
+    /// Records written to the target.
+    pub applied: u64,
+    /// Changes still to apply when the call ended.
+    pub lag: u64,
+}
+
+/// Applies changes from the feed after `from_seq` until the feed is drained or `deadline`
+/// passes. Each changed key is re-read at the source, so a burst of writes to one key
+/// costs one copy, and the copy is conditional on the revision.
+pub async fn catch_up(
+    pair: &Pair,
+    tenant: &TenantId,
+    from_seq: u64,
+    deadline: Instant,
+    page: usize,
+) -> Result<CaughtUp, StepError> {
+    let mut out = CaughtUp {
+        position: from_seq,
+        ..CaughtUp::default()
+    };
+    loop {
+        let changes = pair.feed.read(tenant, out.position, page).await?;
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            break;
+        };
+        let keys: BTreeSet<&str> = changes.iter().map(|c| c.key.as_str()).collect();
+        let mut recs = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(r) = pair.from.read(tenant, k).await? {
+                recs.push(pair.convert_rec(&r)?);
+            }
+        }
+        out.applied += pair.to.apply_many(tenant, &recs).await?;
+        out.position = last;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    out.lag = pair.feed.head(tenant).await?.saturating_sub(out.position);
+    Ok(out)
+}
+
+/// What a comparison found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Comparison {
+    /// Fingerprint of the live source records, as the target should hold them.
+    pub source: Fingerprint,
+    /// Fingerprint of the live target records.
+    pub target: Fingerprint,
+    /// Keys that still differed after being re-read.
+    pub differing: u64,
+    /// Keys repaired (FULL only).
+    pub repaired: u64,
+}
+
+impl Comparison {
+    /// Whether `mode` considers the two sides equal.
+    pub fn passes(&self, mode: VerifyMode) -> bool {
+        match mode {
+            VerifyMode::Count => self.source.count == self.target.count,
+            VerifyMode::Hash | VerifyMode::Full => {
+                self.source == self.target && self.differing == 0
+            }
+        }
+    }
+}
+
+struct Cursor<'a> {
+    ds: &'a dyn Dataset,
+    buf: VecDeque<Rec>,
+    after: Option<String>,
+    done: bool,
+    page: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(ds: &'a dyn Dataset, page: usize) -> Self {
+        Self {
+            ds,
+            buf: VecDeque::new(),
+            after: None,
+            done: false,
+            page,
+        }
+    }
+
+    async fn peek(&mut self, tenant: &TenantId) -> Result<Option<&Rec>, StepError> {
+        if self.buf.is_empty() && !self.done {
+            let recs = self
+                .ds
+                .scan(tenant, self.after.as_deref(), self.page)
+                .await?;
+            self.done = recs.len() < self.page;
+            self.after = recs.last().map(|r| r.key.clone());
+            self.buf.extend(recs);
+        }
+        Ok(self.buf.front())
+    }
+
+    fn pop(&mut self) -> Option<Rec> {
+        self.buf.pop_front()
+    }
+}
+
+/// How many times a differing key is re-read before it counts as differing: a dual-write
+/// in flight between the two reads resolves itself within milliseconds.
+const RECHECKS: u32 = 3;
+
+/// Compares the two sides key by key (a merge of two ordered scans). Keys that differ are
+/// re-read; those that still differ count, and with `repair` are rewritten from the source
+/// (the source is the truth), and only those.
+pub async fn compare(
+    pair: &Pair,
+    tenant: &TenantId,
+    repair: bool,
+    page: usize,
+) -> Result<Comparison, StepError> {
+    let mut out = Comparison::default();
+    let mut suspects = Vec::new();
+    let mut a = Cursor::new(&*pair.from, page);
+    let mut b = Cursor::new(&*pair.to, page);
+    loop {
+        let ka = a.peek(tenant).await?.map(|r| r.key.clone());
+        let kb = b.peek(tenant).await?.map(|r| r.key.clone());
+        let (ra, rb) = match (&ka, &kb) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x == y => (a.pop(), b.pop()),
+            (Some(x), Some(y)) if x < y => (a.pop(), None),
+            (Some(_), None) => (a.pop(), None),
+            _ => (None, b.pop()),
+        };
+        let key = ra
+            .as_ref()
+            .or(rb.as_ref())
+            .map(|r| r.key.clone())
+            .unwrap_or_default();
+        let want = match &ra {
+            Some(r) => r.body.as_deref().map(|x| pair.convert(x)).transpose()?,
+            None => None,
+        };
+        let have = rb.and_then(|r| r.body);
+        if want == have {
+            fold(&mut out, &key, want.as_deref(), have.as_deref());
+        } else {
+            suspects.push(key);
+        }
+    }
+    for key in suspects {
+        let mut agreed = false;
+        for attempt in 0..RECHECKS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let (want, have) = read_pair(pair, tenant, &key).await?;
+            let (w, h) = (want.and_then(|r| r.body), have.and_then(|r| r.body));
+            if w == h {
+                fold(&mut out, &key, w.as_deref(), h.as_deref());
+                agreed = true;
+                break;
+            }
+        }
+        if agreed {
+            continue;
+        }
+        if repair {
+            let (src, dst) = read_pair(pair, tenant, &key).await?;
+            let fix = match src {
+                Some(r) => r,
+                // The source has no such record: the target's copy goes.
+                None => Rec {
+                    key: key.clone(),
+                    rev: dst.as_ref().map_or(0, |d| d.rev),
+                    body: None,
+                },
+            };
+            pair.to.apply(tenant, &fix, true).await?;
+            out.repaired += 1;
+            let body = fix.body;
+            fold(&mut out, &key, body.as_deref(), body.as_deref());
+        } else {
+            out.differing += 1;
+            let (want, have) = read_pair(pair, tenant, &key).await?;
+            fold(
+                &mut out,
+                &key,
+                want.and_then(|r| r.body).as_deref(),
+                have.and_then(|r| r.body).as_deref(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The source record converted for the target, and the target record.
+async fn read_pair(
+    pair: &Pair,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<(Option<Rec>, Option<Rec>), StepError> {
+    let src = pair.from.read(tenant, key).await?;
+    let src = src.map(|r| pair.convert_rec(&r)).transpose()?;
+    let dst = pair.to.read(tenant, key).await?;
+    Ok((src, dst))
+}
+
+fn fold(out: &mut Comparison, key: &str, want: Option<&[u8]>, have: Option<&[u8]>) {
+    if let Some(w) = want {
+        out.source.add(key, w);
+    }
+    if let Some(h) = have {
+        out.target.add(key, h);
+    }
+}
+
+/// How long a router may go without a heartbeat before it is presumed gone.
+pub const ROUTER_LIVENESS: Duration = Duration::from_secs(3);
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Waits until every live router has acknowledged `epoch` (so no write of an older epoch
+/// is in flight anywhere). Returns how many routers acknowledged; `MigrationConflict`
+/// if some did not within `timeout`.
+pub async fn wait_for_acks(
+    routing: &dyn RoutingStore,
+    tenant: &TenantId,
+    epoch: u64,
+    timeout: Duration,
+) -> Result<usize, StepError> {
+    let start = Instant::now();
+    loop {
+        let now = unix_ms();
+        let acks = routing.acks(tenant).await?;
+        let live: Vec<_> = acks
+            .iter()
+            .filter(|a| {
+                now.saturating_sub(a.at_ms) <= ROUTER_LIVENESS.as_millis() as u64
+                    || a.epoch >= epoch
+            })
+            .collect();
+        let behind = live.iter().filter(|a| a.epoch < epoch).count();
+        if behind == 0 {
+            return Ok(live.len());
+        }
+        if start.elapsed() >= timeout {
+            return Err(StepError::MigrationConflict(format!(
+                "{behind} router(s) did not acknowledge routing epoch {epoch} within {} ms",
+                timeout.as_millis()
+            )));
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+/// Writes the migration record back, conditional on the version it was read at.
+pub async fn save(
+    table: &dyn Migrations,
+    rec: &mut MigrationRecord,
+    clock: &dyn Clock,
+) -> Result<(), StepError> {
+    let expected = rec.version;
+    rec.version += 1;
+    rec.updated_at = clock.now_rfc3339();
+    let r = table.put(rec, Some(expected)).await.map_err(conflict);
+    if r.is_err() {
+        rec.version = expected;
+    }
+    r
+}
