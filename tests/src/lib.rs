@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: a fresh local world, seeding, running the
 //! erasure state machine, fault injection around the handlers, and moto clients.
 
+pub mod migration;
+
 use async_trait::async_trait;
 use lifecycle::TenantId;
 use serde_json::{Value, json};

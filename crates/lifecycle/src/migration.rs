@@ -125,7 +125,7 @@ pub enum WriteMode {
 }
 
 /// Which environment serves a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Env {
     /// The environment the tenant is leaving.
@@ -564,8 +564,8 @@ struct RawRequest {
 /// A validated migration request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MigrationRequest {
-    /// Id of this migration (given, or derived from tenant and target).
-    pub migration_id: String,
+    /// Id of this migration, if the caller named it (otherwise provision names it).
+    pub migration_id: Option<String>,
     /// The tenant to move.
     pub tenant_id: TenantId,
     /// Kind of move.
@@ -684,10 +684,10 @@ impl MigrationRequest {
             ));
         }
         let _ = r.reason;
-        let migration_id = match r.migration_id {
-            Some(id) => crate::RequestId::parse(&id)?.to_string(),
-            None => format!("mig-{}-{}", r.tenant_id, to),
-        };
+        let migration_id = r
+            .migration_id
+            .map(|id| crate::RequestId::parse(&id).map(|i| i.to_string()))
+            .transpose()?;
         Ok(Self {
             migration_id,
             tenant_id: r.tenant_id,
@@ -722,6 +722,8 @@ pub struct Checkpoint {
     pub repaired: u64,
     /// Changes still to apply when last measured.
     pub lag: u64,
+    /// Position of the target's change feed applied back to the source (after the flip).
+    pub reverse_applied: u64,
 }
 
 /// The migrations table's record: what every step reads and conditionally rewrites.
@@ -770,10 +772,10 @@ pub struct MigrationRecord {
 }
 
 impl MigrationRecord {
-    /// A new record for `req`, moving from `source` (the tenant's current location).
-    pub fn new(req: &MigrationRequest, source: &str, now: &str) -> Self {
+    /// A new record `id` for `req`, moving from `source` (the tenant's current location).
+    pub fn new(id: &str, req: &MigrationRequest, source: &str, now: &str) -> Self {
         Self {
-            migration_id: req.migration_id.clone(),
+            migration_id: id.to_owned(),
             tenant_id: req.tenant_id.to_string(),
             kind: req.kind,
             from: req.from.clone(),
@@ -896,7 +898,7 @@ mod tests {
             &cat,
         )
         .expect("request");
-        MigrationRecord::new(&req, HOME, "2026-01-01T00:00:00Z")
+        MigrationRecord::new("mig-t1-green", &req, HOME, "2026-01-01T00:00:00Z")
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl Budget {
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
+
+    /// True once the deadline has passed.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
 }
 
 /// A handler error on its way to the runtime.

@@ -10,6 +10,7 @@ mod error;
 pub mod kms;
 pub mod local;
 pub mod migrate;
+pub mod migrating;
 pub mod mover;
 mod retry;
 pub mod s3;

@@ -266,6 +266,11 @@ impl Deps {
         self
     }
 
+    /// The embedded world, when the catalog uses it.
+    pub fn world(&self) -> Option<&World> {
+        self.world.as_ref()
+    }
+
     /// The routing store, or a configuration error naming the catalog key to set.
     pub fn routing(&self) -> Result<&Arc<dyn RoutingStore>, StepError> {
         self.routing.as_ref().ok_or_else(|| {

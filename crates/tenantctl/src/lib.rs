@@ -9,6 +9,9 @@ pub mod world;
 
 /// The erasure state machine, embedded so `tenantctl erase` works from any directory.
 pub const GDPR_ERASURE_ASL: &str = include_str!("../../../statemachines/gdpr-erasure.asl.json");
+/// The migration state machine, as shipped.
+pub const TENANT_MIGRATION_ASL: &str =
+    include_str!("../../../statemachines/tenant-migration.asl.json");
 /// The local catalog, embedded as the default.
 pub const LOCAL_CATALOG: &str = include_str!("../../../fixtures/catalog.local.toml");
 /// The demo scenarios, embedded as the default.

@@ -18,6 +18,13 @@ pub const FUNCTIONS: &[&str] = &[
     "delete-system",
     "verify-erasure",
     "sign-certificate",
+    "provision",
+    "sync",
+    "verify",
+    "cutover",
+    "check-health",
+    "rollback",
+    "finalize",
 ];
 
 /// The function a Task resource names: `${FooBarFunctionArn}` or a Lambda ARN ending in
@@ -84,6 +91,13 @@ pub async fn call(
         "delete-system" => done(delete_system::handler(input, deps, budget).await),
         "verify-erasure" => done(verify_erasure::handler(input, deps, budget).await),
         "sign-certificate" => done(sign_certificate::handler(input, deps, budget).await),
+        "provision" => done(provision::handler(input, deps, budget).await),
+        "sync" => done(sync::handler(input, deps, budget).await),
+        "verify" => done(verify::handler(input, deps, budget).await),
+        "cutover" => done(cutover::handler(input, deps, budget).await),
+        "check-health" => done(check_health::handler(input, deps, budget).await),
+        "rollback" => done(rollback::handler(input, deps, budget).await),
+        "finalize" => done(finalize::handler(input, deps, budget).await),
         other => Err(TaskError {
             error: "States.Runtime".into(),
             cause: format!(

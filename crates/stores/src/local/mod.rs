@@ -148,5 +148,15 @@ impl World {
     }
 }
 
+impl World {
+    /// Runs a raw counting query with one text parameter (tests inspect stored rows).
+    pub fn count_raw(&self, sql: &str, param: &str) -> Result<u64, StoreError> {
+        self.conn()
+            .query_row(sql, [param], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| db_err("raw", e))
+    }
+}
+
 #[cfg(test)]
 mod tests;

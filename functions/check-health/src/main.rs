@@ -1,0 +1,2 @@
+//! Lambda entry point of the check-health step.
+tenant_runtime::lambda_main!(check_health::handler);

@@ -1,0 +1,139 @@
+//! cutover: moves a migration to dual-write (`"to": "DUAL_WRITE"`) or to its next cutover
+//! percent (`"to": "next"`: 10, 25, 50, then 100). Before each percent step the target is
+//! caught up, so keys whose dual-write failed are repaired before more reads move. The
+//! flip to 100 % fences writes, waits until every router has drained, applies the last
+//! changes, and routes writes target-first with a reverse copy to the source.
+
+use lifecycle::StepError;
+use lifecycle::error::from_input;
+use lifecycle::migration::{Env, Phase};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use stores::Deps;
+use stores::migrate::Locator;
+use stores::migrating::{MigrationRef, catch_up_all, current_routing, fence, load, route, save};
+use stores::mover::Direction;
+use tenant_runtime::Budget;
+
+/// The move asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+enum To {
+    #[serde(rename = "DUAL_WRITE")]
+    DualWrite,
+    #[serde(rename = "next")]
+    Next,
+}
+
+#[derive(Debug, Deserialize)]
+struct Input {
+    #[serde(flatten)]
+    migration: MigrationRef,
+    to: To,
+}
+
+/// Where the migration now stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    /// The migration.
+    #[serde(flatten)]
+    pub migration: MigrationRef,
+    /// The new phase.
+    pub phase: Phase,
+    /// Percent of reads on the target.
+    pub percent: u8,
+    /// The routing epoch written.
+    pub epoch: u64,
+    /// For the flip: how long writes were fenced, microseconds.
+    pub fenced_us: Option<u64>,
+}
+
+/// Applies one cutover move.
+pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output, StepError> {
+    let input: Input = from_input(input, "cutover")?;
+    let tenant = &input.migration.tenant_id;
+    let mut rec = load(deps, &input.migration).await?;
+    let mut fenced_us = None;
+    let next = match (input.to, rec.phase) {
+        (To::DualWrite, Phase::BulkSync) => {
+            if !rec
+                .systems
+                .iter()
+                .all(|s| rec.checkpoints.get(s).is_some_and(|c| c.bulk_done))
+            {
+                return Err(StepError::invalid(
+                    "dual-write starts after the bulk copy has finished",
+                ));
+            }
+            Phase::DualWrite
+        }
+        (To::DualWrite, p) => {
+            return Err(StepError::invalid(format!(
+                "dual-write starts after the bulk copy, not in phase {p:?}"
+            )));
+        }
+        (To::Next, Phase::Cutover(100)) => {
+            return Err(StepError::invalid(
+                "the cutover is at 100 %; finalize the migration",
+            ));
+        }
+        (To::Next, p) => {
+            let next = p
+                .next()
+                .filter(|n| matches!(n, Phase::Cutover(_)))
+                .ok_or_else(|| {
+                    StepError::invalid(format!("no cutover step follows phase {p:?}; verify first"))
+                })?;
+            if p == Phase::Verified {
+                // The baseline is what the source served while dual-writing, before any
+                // read moved.
+                let (routing, _) = current_routing(deps, tenant, &rec).await?;
+                let base = deps
+                    .routing()?
+                    .health(tenant, routing.epoch, Env::Source)
+                    .await?;
+                rec.baseline_p95_us = (base.requests > 0).then(|| base.p95_us());
+            }
+            next
+        }
+    };
+    rec.phase.transition(next)?;
+    let routing = if next == Phase::Cutover(100) {
+        let t0 = Instant::now();
+        fence(deps, tenant, &rec).await?;
+        // Writes are held: the feed's head is final, so this catch-up ends at lag 0.
+        let far = Instant::now() + Duration::from_secs(600);
+        let lag = catch_up_all(
+            deps,
+            &mut rec,
+            Direction::Forward,
+            far.min(budget.deadline()),
+        )
+        .await?;
+        if lag > 0 {
+            return Err(StepError::CatchUpTimeout { lag });
+        }
+        for s in rec.systems.clone() {
+            let head = deps.feed(&s, &rec.target)?.head(tenant).await?;
+            rec.checkpoints.entry(s).or_default().reverse_applied = head;
+        }
+        let r = route(deps, tenant, &rec, next).await?;
+        fenced_us = Some(t0.elapsed().as_micros() as u64);
+        r
+    } else {
+        if matches!(next, Phase::Cutover(_)) {
+            catch_up_all(deps, &mut rec, Direction::Forward, budget.deadline()).await?;
+        }
+        route(deps, tenant, &rec, next).await?
+    };
+    rec.advance(next)?;
+    save(deps, &mut rec).await?;
+    tracing::info!(migration_id = %rec.migration_id, phase = ?next, epoch = routing.epoch, fenced_us, "cutover");
+    Ok(Output {
+        migration: input.migration,
+        phase: next,
+        percent: routing.read_percent,
+        epoch: routing.epoch,
+        fenced_us,
+    })
+}

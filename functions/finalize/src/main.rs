@@ -1,0 +1,2 @@
+//! Lambda entry point of the finalize step.
+tenant_runtime::lambda_main!(finalize::handler);

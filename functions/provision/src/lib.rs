@@ -1,0 +1,112 @@
+//! provision: validates a migration request, creates its record (or resumes the running
+//! one with the same target), and provisions the target of every system; idempotent.
+
+use lifecycle::StepError;
+use lifecycle::migration::{
+    HOME, MigrationOptions, MigrationRecord, MigrationRequest, Phase, Routing,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stores::Deps;
+use stores::migrate::{Locator, conflict};
+use stores::migrating::{MigrationRef, save};
+use tenant_runtime::Budget;
+
+/// What the later steps take, plus the tunables the state machine reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    /// The migration.
+    #[serde(flatten)]
+    pub migration: MigrationRef,
+    /// Where it stands.
+    pub phase: Phase,
+    /// Tunables (the state machine's soak Wait reads `soak_seconds`).
+    pub options: MigrationOptions,
+    /// Systems moved.
+    pub systems: Vec<String>,
+    /// Targets created by this call (0 when resumed).
+    pub provisioned: u64,
+    /// True when a running migration was resumed rather than created.
+    pub resumed: bool,
+}
+
+/// Creates or resumes the migration and provisions its targets.
+pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Output, StepError> {
+    let req = MigrationRequest::parse(&input, &deps.catalog)?;
+    let table = deps.migrations()?;
+    let tenant = &req.tenant_id;
+    let existing = table.get(tenant).await?;
+    let routing = deps.routing()?.get(tenant).await?;
+    let source = routing
+        .as_ref()
+        .map_or(HOME.to_owned(), |r| r.source.clone());
+
+    let (mut rec, resumed) = match existing {
+        Some(e) if !e.phase.is_terminal() => {
+            let same = req
+                .migration_id
+                .as_deref()
+                .is_none_or(|id| id == e.migration_id)
+                && e.to == req.to;
+            if !same {
+                return Err(StepError::invalid(format!(
+                    "tenant {tenant} is mid-migration {} ({:?} to {}); let it finish or roll it back first",
+                    e.migration_id, e.phase, e.to
+                )));
+            }
+            (e, true)
+        }
+        prior => {
+            if req.to == source {
+                return Err(StepError::invalid(format!(
+                    "tenant {tenant} already lives in {source}"
+                )));
+            }
+            if source != HOME && req.from != source {
+                return Err(StepError::invalid(format!(
+                    "tenant {tenant} lives in {source}, not {}; `from` must name where it is",
+                    req.from
+                )));
+            }
+            let n = prior.as_ref().map_or(1, |p| p.version + 1);
+            let id = req
+                .migration_id
+                .clone()
+                .unwrap_or_else(|| format!("mig-{tenant}-{}-{n}", req.to));
+            let mut rec = MigrationRecord::new(&id, &req, &source, &deps.clock.now_rfc3339());
+            let expected = prior.as_ref().map(|p| p.version);
+            rec.version = expected.map_or(0, |v| v + 1);
+            table.put(&rec, expected).await.map_err(conflict)?;
+            (rec, false)
+        }
+    };
+
+    let mut provisioned = 0;
+    for s in &rec.systems {
+        provisioned += u64::from(deps.dataset(s, &rec.target)?.provision(tenant).await?);
+    }
+    if rec.phase == Phase::Pending {
+        rec.advance(Phase::Provisioned)?;
+        save(deps, &mut rec).await?;
+    }
+    if routing.is_none() {
+        // Routers need a record to watch before writes can be dual-routed.
+        let r = Routing::single(tenant.as_str(), 1, &rec.source);
+        match deps.routing()?.put(&r, None).await {
+            Ok(()) | Err(stores::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!(tenant_id = %tenant, migration_id = %rec.migration_id, resumed, provisioned, "migration provisioned");
+    Ok(Output {
+        migration: MigrationRef {
+            tenant_id: tenant.clone(),
+            migration_id: rec.migration_id.clone(),
+        },
+        phase: rec.phase,
+        options: rec.options.clone(),
+        systems: rec.systems.clone(),
+        provisioned,
+        resumed,
+    })
+}

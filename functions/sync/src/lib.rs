@@ -1,0 +1,154 @@
+//! sync: the bulk copy (pages in key order, a checkpoint saved after each, so a killed
+//! call resumes where it stopped) or the catch-up from the source's change feed. Both
+//! work until the time budget ends and return a continuation the state machine loops on.
+
+use lifecycle::StepError;
+use lifecycle::error::from_input;
+use lifecycle::migration::Phase;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stores::Deps;
+use stores::migrating::{MigrationRef, catch_up_all, load, pairs, save};
+use stores::mover::{Direction, copy_page};
+use tenant_runtime::Budget;
+
+/// Which sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    Bulk,
+    CatchUp,
+}
+
+#[derive(Debug, Deserialize)]
+struct Input {
+    #[serde(flatten)]
+    migration: MigrationRef,
+    mode: Mode,
+}
+
+/// The continuation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    /// The migration.
+    #[serde(flatten)]
+    pub migration: MigrationRef,
+    /// Bulk: every system copied. Catch-up: lag at or below `max_lag`.
+    pub done: bool,
+    /// Records copied by the bulk copy so far (all systems).
+    pub copied: u64,
+    /// Records the bulk copy skipped because the target was as new or newer.
+    pub skipped: u64,
+    /// Changes still to apply (catch-up).
+    pub lag: u64,
+}
+
+/// Runs one sync call.
+pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output, StepError> {
+    let input: Input = from_input(input, "sync")?;
+    let mut rec = load(deps, &input.migration).await?;
+    let tenant = &input.migration.tenant_id;
+    let done = match input.mode {
+        Mode::Bulk => {
+            match rec.phase {
+                Phase::Provisioned => {
+                    rec.advance(Phase::BulkSync)?;
+                    save(deps, &mut rec).await?;
+                }
+                Phase::BulkSync => {}
+                p if p.target_has_writes() && rec.checkpoints.values().all(|c| c.bulk_done) => {}
+                p => {
+                    return Err(StepError::invalid(format!(
+                        "a bulk copy cannot run in phase {p:?}"
+                    )));
+                }
+            }
+            let page = rec.options.page_size as usize;
+            let mut all = true;
+            for pair in pairs(deps, &rec, Direction::Forward)? {
+                let cp = rec.checkpoints.entry(pair.system.clone()).or_default();
+                if cp.bulk_done {
+                    continue;
+                }
+                if cp.cursor.is_none() && cp.feed_start == 0 {
+                    // Changes from here on are caught up later; record where they begin
+                    // before the first page is read.
+                    cp.feed_start = pair.feed.head(tenant).await?;
+                    cp.feed_applied = cp.feed_start;
+                    save(deps, &mut rec).await?;
+                }
+                loop {
+                    let cp = rec.checkpoints.entry(pair.system.clone()).or_default();
+                    let finished = copy_page(&pair, tenant, cp, page).await?;
+                    save(deps, &mut rec).await?;
+                    if finished {
+                        break;
+                    }
+                    if budget.expired() {
+                        all = false;
+                        break;
+                    }
+                }
+                if !all {
+                    break;
+                }
+            }
+            all
+        }
+        Mode::CatchUp => {
+            match rec.phase {
+                Phase::DualWrite | Phase::Verified => {
+                    rec.advance(Phase::CatchingUp)?;
+                    let deadline = deps.clock.now()
+                        + time::Duration::seconds(rec.options.catchup_timeout_seconds as i64);
+                    rec.catchup_deadline = Some(stores::rfc3339(deadline));
+                    save(deps, &mut rec).await?;
+                }
+                Phase::CatchingUp => {}
+                p => {
+                    return Err(StepError::invalid(format!(
+                        "catch-up cannot run in phase {p:?}"
+                    )));
+                }
+            }
+            // Catch-up stops at the budget or the migration's catch-up deadline, whichever
+            // is first, so a writer faster than catch-up cannot hold the call forever.
+            let left = rec
+                .catchup_deadline
+                .as_deref()
+                .and_then(|d| {
+                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map(|d| (d - deps.clock.now()).max(time::Duration::ZERO));
+            let until = match left.and_then(|l| std::time::Duration::try_from(l).ok()) {
+                Some(l) => budget.deadline().min(std::time::Instant::now() + l),
+                None => budget.deadline(),
+            };
+            let lag = catch_up_all(deps, &mut rec, Direction::Forward, until).await?;
+            let caught_up = lag <= rec.options.max_lag;
+            let expired = rec
+                .catchup_deadline
+                .as_deref()
+                .is_some_and(|d| stores::rfc3339(deps.clock.now()).as_str() >= d);
+            if !caught_up && expired {
+                rec.reason = Some(format!("catch-up timed out with lag {lag}"));
+                save(deps, &mut rec).await?;
+                return Err(StepError::CatchUpTimeout { lag });
+            }
+            save(deps, &mut rec).await?;
+            caught_up
+        }
+    };
+    let (copied, skipped, lag) = rec.checkpoints.values().fold((0, 0, 0), |a, c| {
+        (a.0 + c.copied, a.1 + c.skipped, a.2 + c.lag)
+    });
+    tracing::info!(migration_id = %rec.migration_id, ?input.mode, done, copied, lag, "sync");
+    Ok(Output {
+        migration: input.migration,
+        done,
+        copied,
+        skipped,
+        lag,
+    })
+}

@@ -1,0 +1,2 @@
+//! Lambda entry point of the verify step.
+tenant_runtime::lambda_main!(verify::handler);
