@@ -52,7 +52,7 @@ async fn a_whole_migration_under_load_loses_no_write_and_ends_equal() {
     let w = local_world().await;
     let tenant = "tenant_001_acme_corp";
     seed_json(&w.deps, tenant, SYSTEMS, 300).await;
-    let r = router(&w.deps, tenant).await;
+    let r = router(&w.deps, tenant).await.expect("router");
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, handles) = workload(
         r.clone(),
@@ -91,7 +91,9 @@ async fn a_whole_migration_under_load_loses_no_write_and_ends_equal() {
         "reads that missed an acknowledged write"
     );
     assert_eq!(
-        lost_writes(&w.deps, tenant, "green", &tally, Transform::None).await,
+        lost_writes(&w.deps, tenant, "green", &tally, Transform::None)
+            .await
+            .expect("lost"),
         0,
         "lost writes"
     );
@@ -134,7 +136,7 @@ async fn an_error_spike_at_25_percent_rolls_back_with_nothing_lost() {
     seed_json(&w.deps, tenant, SYSTEMS, 200).await;
     let faults = Faults::none();
     let deps = Arc::new(with_faults(&w.deps, SYSTEMS, "eu-west-1", &faults));
-    let r = router(&deps, tenant).await;
+    let r = router(&deps, tenant).await.expect("router");
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, handles) = workload(
         r.clone(),
@@ -178,7 +180,9 @@ async fn an_error_spike_at_25_percent_rolls_back_with_nothing_lost() {
     );
     assert_eq!(tally.stale.load(Ordering::SeqCst), 0);
     assert_eq!(
-        lost_writes(&w.deps, tenant, HOME, &tally, Transform::None).await,
+        lost_writes(&w.deps, tenant, HOME, &tally, Transform::None)
+            .await
+            .expect("lost"),
         0,
         "lost writes"
     );
@@ -327,7 +331,7 @@ async fn writes_faster_than_catch_up_time_out_cleanly_before_any_cutover() {
     let faults = Faults::none();
     faults.bulk_delay_ms.store(5, Ordering::SeqCst);
     let deps = Arc::new(with_faults(&w.deps, &["redis"], "green", &faults));
-    let r = router(&deps, tenant).await;
+    let r = router(&deps, tenant).await.expect("router");
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, handles) = workload(r.clone(), vec!["redis".into()], 2, stop.clone());
     let req = blue_green(
@@ -364,7 +368,9 @@ async fn writes_faster_than_catch_up_time_out_cleanly_before_any_cutover() {
     assert!(m.gates.is_empty());
     assert_eq!(tally.failed.load(Ordering::SeqCst), 0);
     assert_eq!(
-        lost_writes(&w.deps, tenant, HOME, &tally, Transform::None).await,
+        lost_writes(&w.deps, tenant, HOME, &tally, Transform::None)
+            .await
+            .expect("lost"),
         0
     );
     r.shutdown().await.expect("shutdown");

@@ -1,17 +1,17 @@
-//! Helpers of the migration tests: a fault-injecting dataset, a workload through
-//! tenant-router that remembers every acknowledged write, and the migration machine.
+//! Helpers of the migration tests: a fault-injecting dataset and the migration machine;
+//! the workload through tenant-router is tenantctl's (the demo runs it too).
+
+pub use tenantctl::migrate::{Tally, lost_writes, router, workload};
 
 use async_trait::async_trait;
 use lifecycle::TenantId;
 use serde_json::{Value, json};
 use sim::{Execution, Machine, Simulator, TaskInvoker};
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stores::migrate::{Dataset, Locator, Rec};
 use stores::{Deps, StoreError};
-use tenant_router::{Router, RouterOptions};
 
 /// Which calls of a [`Faulty`] dataset fail while it is switched on.
 #[derive(Debug, Default)]
@@ -146,149 +146,4 @@ pub async fn seed_json(deps: &Deps, tenant: &str, systems: &[&str], n: usize) {
             .collect();
         ds.apply_many(&t, &recs).await.expect("seed");
     }
-}
-
-/// What a workload saw.
-#[derive(Debug, Default)]
-pub struct Tally {
-    /// Operations that succeeded.
-    pub ok: AtomicU64,
-    /// Operations that failed (surfaced to the caller).
-    pub failed: AtomicU64,
-    /// Reads that returned something other than the last acknowledged value.
-    pub stale: AtomicU64,
-    /// The last acknowledged value per (system, key); `None` after a delete.
-    pub acked: Mutex<BTreeMap<(String, String), Option<Vec<u8>>>>,
-}
-
-/// Runs `workers` tasks of mixed reads, writes and deletes through `router` until `stop`.
-/// Each worker owns its keys, so "last acknowledged" is well defined per key.
-pub fn workload(
-    router: Router,
-    systems: Vec<String>,
-    workers: usize,
-    stop: Arc<AtomicBool>,
-) -> (Arc<Tally>, Vec<tokio::task::JoinHandle<()>>) {
-    let tally = Arc::new(Tally::default());
-    let handles = (0..workers)
-        .map(|w| {
-            let (router, systems, stop, tally) =
-                (router.clone(), systems.clone(), stop.clone(), tally.clone());
-            tokio::spawn(async move {
-                let mut i: u64 = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    let sys = &systems[(i as usize) % systems.len()];
-                    // Half the keys overlap the seeded ones, half are new.
-                    let key = format!("rec/{:05}", (w as u64 * 7919 + i * 13) % 400);
-                    let key = if (w + i as usize) % 2 == 0 {
-                        key
-                    } else {
-                        format!("w{w}/{}", i % 150)
-                    };
-                    let own = key.starts_with(&format!("w{w}/"))
-                        || (key.starts_with("rec/") && key_owner(&key, workers) == w);
-                    let op = i % 10;
-                    let r = if !own || op < 5 {
-                        match router.get(sys, &key).await {
-                            Ok(got) => {
-                                if own {
-                                    let want = tally
-                                        .acked
-                                        .lock()
-                                        .expect("lock")
-                                        .get(&(sys.clone(), key.clone()))
-                                        .cloned();
-                                    if let Some(want) = want
-                                        && want != got
-                                    {
-                                        tally.stale.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                }
-                                Ok(())
-                            }
-                            Err(e) => Err(e),
-                        }
-                    } else if op == 9 {
-                        let r = router.delete(sys, &key).await;
-                        if r.is_ok() {
-                            tally
-                                .acked
-                                .lock()
-                                .expect("lock")
-                                .insert((sys.clone(), key.clone()), None);
-                        }
-                        r
-                    } else {
-                        let body = json!({"system": sys, "w": w, "i": i})
-                            .to_string()
-                            .into_bytes();
-                        let r = router.put(sys, &key, &body).await;
-                        if r.is_ok() {
-                            tally
-                                .acked
-                                .lock()
-                                .expect("lock")
-                                .insert((sys.clone(), key.clone()), Some(body));
-                        }
-                        r
-                    };
-                    match r {
-                        Ok(()) => tally.ok.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => tally.failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                    if i % 64 == 0 {
-                        tokio::task::yield_now().await;
-                    }
-                }
-            })
-        })
-        .collect();
-    (tally, handles)
-}
-
-fn key_owner(key: &str, workers: usize) -> usize {
-    key.trim_start_matches("rec/").parse::<usize>().unwrap_or(0) % workers
-}
-
-/// Starts a router for `tenant` on `deps`, refreshing every 20 ms.
-pub async fn router(deps: &Arc<Deps>, tenant: &str) -> Router {
-    Router::start(
-        TenantId::parse(tenant).expect("tenant"),
-        deps.routing().expect("routing").clone(),
-        deps.clone(),
-        RouterOptions {
-            refresh: Duration::from_millis(20),
-            ..RouterOptions::default()
-        },
-    )
-    .await
-    .expect("router")
-}
-
-/// Checks every acknowledged write is what `location` holds now; returns mismatches.
-pub async fn lost_writes(
-    deps: &Deps,
-    tenant: &str,
-    location: &str,
-    tally: &Tally,
-    transform: lifecycle::migration::Transform,
-) -> u64 {
-    let t = TenantId::parse(tenant).expect("tenant");
-    let acked = tally.acked.lock().expect("lock").clone();
-    let mut lost = 0;
-    for ((sys, key), want) in acked {
-        let have = deps
-            .dataset(&sys, location)
-            .expect("dataset")
-            .read(&t, &key)
-            .await
-            .expect("read")
-            .and_then(|r| r.body);
-        let want = want.map(|w| transform.forward(&w).expect("transform"));
-        if have != want {
-            lost += 1;
-        }
-    }
-    lost
 }

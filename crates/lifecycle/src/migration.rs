@@ -824,7 +824,7 @@ impl MigrationRecord {
                 })
             })
             .collect();
-        serde_json::json!({
+        let mut details = serde_json::json!({
             "migration_id": self.migration_id,
             "kind": self.kind,
             "from": self.from,
@@ -835,7 +835,22 @@ impl MigrationRecord {
             "gates": self.gates,
             "systems": systems,
             "started_at": self.started_at,
-        })
+        });
+        drop_nulls(&mut details);
+        details
+    }
+}
+
+/// Certificate bodies carry no nulls (the format allows strings, integers, booleans,
+/// arrays and objects): absent values are left out.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 

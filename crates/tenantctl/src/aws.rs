@@ -1,4 +1,4 @@
-//! Starting erasures on AWS Step Functions.
+//! Starting erasures and migrations on AWS Step Functions.
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -46,4 +46,35 @@ pub async fn start_erasure(
         ))
         .context("StartExecution failed"),
     }
+}
+
+/// Starts an execution of the migration state machine, named after the tenant and a
+/// timestamp. Returns the execution ARN.
+pub async fn start_migration(
+    cfg: &aws_config::SdkConfig,
+    state_machine_arn: &str,
+    request: &Value,
+) -> Result<String> {
+    let tenant = request
+        .get("tenant_id")
+        .and_then(Value::as_str)
+        .context("the request has no tenant_id")?;
+    lifecycle::TenantId::parse(tenant)?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name: String = format!("migrate-{tenant}-{secs}")
+        .chars()
+        .take(80)
+        .collect();
+    let sfn = aws_sdk_sfn::Client::new(cfg);
+    sfn.start_execution()
+        .state_machine_arn(state_machine_arn)
+        .name(&name)
+        .input(request.to_string())
+        .send()
+        .await
+        .map(|o| o.execution_arn().to_owned())
+        .map_err(|e| anyhow::anyhow!(aws_sdk_sfn::error::DisplayErrorContext(e).to_string()))
+        .with_context(|| format!("StartExecution of {state_machine_arn} failed"))
 }

@@ -23,6 +23,9 @@ pub struct Scenarios {
     pub tenants: Vec<ScenarioTenant>,
     /// Erasure requests.
     pub erasure_requests: Vec<Value>,
+    /// Migrations.
+    #[serde(default)]
+    pub migrations: Vec<Value>,
 }
 
 /// A system of scenarios.json.

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod demo;
+pub mod migrate;
 pub mod registry;
 pub mod verify;
 pub mod world;

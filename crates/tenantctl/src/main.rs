@@ -66,6 +66,15 @@ enum Cmd {
         #[arg(long)]
         history: Option<PathBuf>,
     },
+    /// Migrate a tenant with zero downtime (`migrate <tenant> --from blue --to green`),
+    /// locally through the simulator or on AWS with --aws; or `migrate status|rollback`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Migrate {
+        #[command(subcommand)]
+        cmd: Option<MigrateCmd>,
+        #[command(flatten)]
+        start: MigrateArgs,
+    },
     /// Inspect and verify the certificate ledger.
     Ledger {
         #[command(subcommand)]
@@ -91,6 +100,56 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         cmd: bench::BenchCmd,
+    },
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// Tenant id.
+    tenant: Option<String>,
+    /// Kind of move.
+    #[arg(long, default_value = "blue-green", value_parser = ["blue-green", "region", "schema-version"])]
+    kind: String,
+    /// Where the tenant is (environment, region, or schema version number).
+    #[arg(long)]
+    from: Option<String>,
+    /// Where it goes.
+    #[arg(long)]
+    to: Option<String>,
+    /// Systems to move, comma-separated (default: every system that can be moved).
+    #[arg(long, value_delimiter = ',')]
+    systems: Vec<String>,
+    /// Seconds each cutover step soaks before its health check.
+    #[arg(long)]
+    soak_seconds: Option<u64>,
+    /// The whole request as JSON instead (the shape of scenarios.json's migrations).
+    #[arg(long, conflicts_with_all = ["tenant", "from", "to"])]
+    request: Option<PathBuf>,
+    /// Run a workload of N tasks through tenant-router while migrating (local only).
+    #[arg(long, default_value_t = 0)]
+    workload: usize,
+    /// Fraction of real time the soaks take locally (0 = virtual time, instant).
+    #[arg(long, default_value_t = 0.0)]
+    wait_scale: f64,
+    /// Start a Step Functions execution instead.
+    #[arg(long)]
+    aws: bool,
+    /// The deployed state machine's ARN (with --aws).
+    #[arg(long, env = "TENANT_MIGRATION_STATE_MACHINE_ARN")]
+    state_machine_arn: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum MigrateCmd {
+    /// Show a tenant's migration: phase, per-system progress, routing.
+    Status {
+        /// Tenant id.
+        tenant: String,
+    },
+    /// Roll a tenant's running migration back to its source now.
+    Rollback {
+        /// Tenant id.
+        tenant: String,
     },
 }
 
@@ -448,18 +507,184 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench { cmd } => bench::run(cmd, &data_dir).await,
+        Cmd::Migrate { cmd, start } => migrate(cmd, start, &data_dir, catalog.as_deref()).await,
+    }
+}
+
+fn migration_request(a: &MigrateArgs) -> Result<Value> {
+    if let Some(path) = &a.request {
+        return read_json(path);
+    }
+    let tenant = a
+        .tenant
+        .as_deref()
+        .context("name the tenant: tenantctl migrate <tenant> --from <where> --to <where>")?;
+    let (from, to) = match (&a.from, &a.to) {
+        (Some(f), Some(t)) => (f, t),
+        _ => bail!("--from and --to are required (e.g. --from blue --to green)"),
+    };
+    let field = match a.kind.as_str() {
+        "region" => "region",
+        "schema-version" => "schema_version",
+        _ => "environment",
+    };
+    let side = |v: &str| -> Value {
+        match (field, v.trim_start_matches('v').parse::<u64>()) {
+            ("schema_version", Ok(n)) => serde_json::json!({ field: n }),
+            _ => serde_json::json!({ field: v }),
+        }
+    };
+    let mut req = serde_json::json!({"tenant_id": tenant, "kind": a.kind, "from": side(from), "to": side(to)});
+    if !a.systems.is_empty() {
+        req["systems"] = serde_json::json!(a.systems);
+    }
+    if let Some(s) = a.soak_seconds {
+        req["options"] = serde_json::json!({ "soak_seconds": s });
+    }
+    Ok(req)
+}
+
+async fn migrate(
+    cmd: Option<MigrateCmd>,
+    a: MigrateArgs,
+    data_dir: &Path,
+    catalog: Option<&Path>,
+) -> Result<()> {
+    match cmd {
+        Some(MigrateCmd::Status { tenant }) => {
+            let deps = connect(data_dir, catalog).await?;
+            let t = TenantId::parse(&tenant)?;
+            let rec = deps.migrations()?.get(&t).await?;
+            let routing = deps.routing()?.get(&t).await?;
+            let Some(rec) = rec else {
+                println!(
+                    "{tenant} has never been migrated; it lives in {}",
+                    routing.map_or("home".into(), |r| r.source)
+                );
+                return Ok(());
+            };
+            println!(
+                "{} {}: {:?} ({} -> {}), updated {}",
+                rec.migration_id, tenant, rec.phase, rec.from, rec.to, rec.updated_at
+            );
+            for (s, c) in &rec.checkpoints {
+                println!(
+                    "  {s:<12} copied {:>8}  skipped {:>6}  caught-up {:>6}  repaired {:>4}  lag {:>6}  bulk {}",
+                    c.copied,
+                    c.skipped,
+                    c.caught_up,
+                    c.repaired,
+                    c.lag,
+                    if c.bulk_done { "done" } else { "running" }
+                );
+            }
+            for (p, h) in &rec.gates {
+                println!(
+                    "  gate at {p:>3} %: {} requests, {} errors, p95 {} us",
+                    h.requests, h.errors, h.p95_us
+                );
+            }
+            if let Some(r) = &rec.reason {
+                println!("  reason: {r}");
+            }
+            if let Some(r) = routing {
+                println!(
+                    "  routing epoch {}: source {}, target {}, {} % of reads on the target, writes {:?}",
+                    r.epoch,
+                    r.source,
+                    r.target.as_deref().unwrap_or("-"),
+                    r.read_percent,
+                    r.write_mode
+                );
+            }
+            Ok(())
+        }
+        Some(MigrateCmd::Rollback { tenant }) => {
+            let deps = connect(data_dir, catalog).await?;
+            let t = TenantId::parse(&tenant)?;
+            let rec = deps
+                .migrations()?
+                .get(&t)
+                .await?
+                .with_context(|| format!("{tenant} has no migration"))?;
+            let input = serde_json::json!({"tenant_id": tenant, "migration_id": rec.migration_id});
+            let out = tenantctl::registry::call(
+                "rollback",
+                input,
+                &deps,
+                tenant_runtime::Budget::of(std::time::Duration::from_secs(900)),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.error, e.cause))?;
+            println!(
+                "{} rolled back: phase {}, routing epoch {}, certificate seq {}",
+                rec.migration_id, out["phase"], out["epoch"], out["certificate_seq"]
+            );
+            Ok(())
+        }
+        None => {
+            let req = migration_request(&a)?;
+            if a.aws {
+                let arn = a.state_machine_arn.as_deref().context(
+                    "--aws needs --state-machine-arn (or TENANT_MIGRATION_STATE_MACHINE_ARN)",
+                )?;
+                let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let exec = tenantctl::aws::start_migration(&cfg, arn, &req).await?;
+                println!("started {exec}");
+                return Ok(());
+            }
+            if !(0.0..=1.0).contains(&a.wait_scale) {
+                bail!("--wait-scale must be between 0 and 1");
+            }
+            let deps = Arc::new(connect(data_dir, catalog).await?);
+            let opts = tenantctl::migrate::RunOptions {
+                wait_scale: a.wait_scale,
+                workers: a.workload,
+                live: true,
+            };
+            let report = tenantctl::migrate::run_local(deps, req, opts).await?;
+            let hist = data_dir
+                .join("history")
+                .join(format!("{}.json", report.exec.name));
+            write_history(&hist, &report.exec)?;
+            println!("history: {}", hist.display());
+            if a.workload > 0 {
+                println!(
+                    "workload: {} operations, {} failed, {} stale reads, {} acknowledged writes missing",
+                    report.ops, report.failed, report.stale, report.lost
+                );
+            }
+            println!("the tenant lives in {}", report.location);
+            finish(&report.exec)
+        }
     }
 }
 
 fn finish(exec: &sim::Execution) -> Result<()> {
     match exec.status {
         sim::Status::Succeeded => Ok(()),
-        sim::Status::Failed => bail!(
-            "execution {} failed: {}: {}",
-            exec.name,
-            exec.error.as_deref().unwrap_or("?"),
-            exec.cause.as_deref().unwrap_or("")
-        ),
+        sim::Status::Failed => {
+            // A Catch turns the real failure into the state machine's own; name both.
+            let task = exec
+                .history
+                .iter()
+                .rev()
+                .find(|e| e.kind == "LambdaFunctionFailed")
+                .map(|e| {
+                    format!(
+                        "\n  caused by {}: {}",
+                        e.details["error"].as_str().unwrap_or("?"),
+                        e.details["cause"].as_str().unwrap_or("")
+                    )
+                })
+                .unwrap_or_default();
+            bail!(
+                "execution {} failed: {}: {}{task}",
+                exec.name,
+                exec.error.as_deref().unwrap_or("?"),
+                exec.cause.as_deref().unwrap_or("")
+            )
+        }
     }
 }
 
@@ -473,7 +698,7 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
     }
     println!(
-        "tenantctl demo: GDPR Art. 17 erasure in the local simulator (no AWS account, no services)"
+        "tenantctl demo: GDPR Art. 17 erasure and zero-downtime migration in the local simulator (no AWS account, no services)"
     );
     println!("world: {}\n", world_file(&dir).display());
     let scenarios: Scenarios = serde_json::from_str(tenantctl::SCENARIOS)?;
@@ -555,6 +780,45 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
     println!(
         "  check: erased tenants hold 0 records in every requested system; every other count is unchanged"
     );
+
+    println!("\nzero-downtime migrations, each while a workload runs through tenant-router:");
+    for m in &scenarios.migrations {
+        let mut req = m.clone();
+        if let Some(o) = req.as_object_mut() {
+            // Soaks of 10 s at 1 % of real time: the demo stays quick, the gates still see traffic.
+            o.insert("options".into(), serde_json::json!({"soak_seconds": 10, "page_size": 500}));
+        }
+        let tenant = req["tenant_id"].as_str().unwrap_or("?").to_owned();
+        let t0 = std::time::Instant::now();
+        let opts = tenantctl::migrate::RunOptions { wait_scale: 0.01, workers: 2, live: false };
+        let report = tenantctl::migrate::run_local(deps.clone(), req, opts).await?;
+        let hist = dir.join("history").join(format!("{}.json", report.exec.name));
+        write_history(&hist, &report.exec)?;
+        finish(&report.exec)?;
+        let rec = deps.migrations()?.get(&TenantId::parse(&tenant)?).await?.context("no migration record")?;
+        let copied: u64 = rec.checkpoints.values().map(|c| c.copied).sum();
+        let pause = report.pauses_us.iter().max().copied().unwrap_or(0);
+        println!(
+            "> {tenant}: {:?} {} -> {}: {:?} in {:.2} s, {copied} records copied across {} systems",
+            rec.kind, rec.from, rec.to, rec.phase, t0.elapsed().as_secs_f64(), rec.systems.len()
+        );
+        println!(
+            "  workload: {} operations, {} failed, {} stale reads, {} acknowledged writes missing; longest write pause {:.1} ms",
+            report.ops, report.failed, report.stale, report.lost, pause as f64 / 1000.0
+        );
+        if report.failed + report.stale + report.lost > 0 {
+            bail!("the migration of {tenant} lost or failed operations");
+        }
+        let equal = rec.fingerprints.values().all(|(a, b)| a == b);
+        println!("  source and target fingerprints equal in every system: {equal}; history {}", hist.display());
+        if rec.transform != lifecycle::migration::Transform::None {
+            let ds = stores::migrate::Locator::dataset(&*deps, &rec.systems[0], &rec.target)?;
+            if let Some(r) = ds.scan(&TenantId::parse(&tenant)?, None, 1).await?.into_iter().next() {
+                let body = String::from_utf8_lossy(r.body.as_deref().unwrap_or_default()).chars().take(60).collect::<String>();
+                println!("  a {} record at {}: {body}...", rec.systems[0], rec.target);
+            }
+        }
+    }
 
     println!("\nverifying offline:");
     let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;

@@ -99,6 +99,9 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
     };
     rec.phase.transition(next)?;
     let routing = if next == Phase::Cutover(100) {
+        // Catch up while writes still flow, so the fenced catch-up below only has the
+        // last few milliseconds of changes to apply: that is what bounds the write pause.
+        catch_up_all(deps, &mut rec, Direction::Forward, budget.deadline()).await?;
         let t0 = Instant::now();
         fence(deps, tenant, &rec).await?;
         // Writes are held: the feed's head is final, so this catch-up ends at lag 0.

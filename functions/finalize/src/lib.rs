@@ -68,7 +68,9 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
             rec.fingerprints
                 .insert(fwd.system.clone(), (c.source, c.target));
         }
-        // The switch itself: fence, apply the last reverse copies, route to the target alone.
+        // The switch itself: fence, apply the last reverse copies, route to the target
+        // alone. The unfenced catch-up first keeps the fenced one short.
+        catch_up_all(deps, &mut rec, Direction::Backward, budget.deadline()).await?;
         fence(deps, tenant, &rec).await?;
         let lag = catch_up_all(deps, &mut rec, Direction::Backward, budget.deadline()).await?;
         if lag > 0 {
