@@ -77,3 +77,15 @@ async fn dynamodb_ledger_passes_the_suite_with_a_kms_signer() {
     let signer = Arc::new(KmsSigner::connect(kms, &key).await.expect("connect"));
     testkit::ledger_suite(Arc::new(DynamoLedger::new(ddb, &name)), signer).await;
 }
+
+#[tokio::test]
+async fn dynamodb_routing_and_migrations_pass_the_suites() {
+    let cfg = moto_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let routing = testkit::unique("routing");
+    table(&ddb, &routing, "tenant_id", "sk").await;
+    testkit::routing_suite(&stores::dynamodb::DynamoRouting::new(ddb.clone(), &routing)).await;
+    let migrations = testkit::unique("migrations");
+    e2e::hash_table(&ddb, &migrations, "tenant_id").await;
+    testkit::migrations_suite(&stores::dynamodb::DynamoMigrations::new(ddb, &migrations)).await;
+}

@@ -246,6 +246,33 @@ pub async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str, sk: &st
         .expect("create table");
 }
 
+/// Creates a DynamoDB table with only a string partition key `pk` (on-demand).
+pub async fn hash_table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    ddb.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(pk)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("ad"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(pk)
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("ks"),
+        )
+        .send()
+        .await
+        .expect("create table");
+}
+
 /// Creates an ECC_NIST_P256 signing key and returns its id.
 pub async fn kms_key(kms: &aws_sdk_kms::Client) -> String {
     let out = kms

@@ -108,6 +108,14 @@ pub enum Backend {
         #[serde(default = "default_concurrency")]
         max_concurrency: usize,
     },
+    /// A PostgreSQL database; a tenant's rows are keyed by tenant id in `schema.records`
+    /// (and a migration location `green` lives in schema `<schema>__green`).
+    Postgres {
+        /// Connection string, e.g. `host=127.0.0.1 user=postgres dbname=app`.
+        url: String,
+        /// Schema holding the system's tables.
+        schema: String,
+    },
 }
 
 fn default_concurrency() -> usize {
@@ -236,6 +244,21 @@ impl Catalog {
                         )));
                     }
                     check_concurrency(&s.name, *max_concurrency)?;
+                }
+                Backend::Postgres { schema, .. } => {
+                    let ok = !schema.is_empty()
+                        && schema.len() <= 40
+                        && schema
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                        && !schema.contains("__")
+                        && !schema.starts_with("pg_");
+                    if !ok {
+                        return Err(StepError::Configuration(format!(
+                            "system {}: schema {schema:?} must be 1-40 of a-z, 0-9 and single '_', not starting with pg_",
+                            s.name
+                        )));
+                    }
                 }
             }
         }

@@ -12,6 +12,7 @@ pub mod local;
 pub mod migrate;
 pub mod migrating;
 pub mod mover;
+pub mod postgres;
 mod retry;
 pub mod s3;
 pub mod testkit;

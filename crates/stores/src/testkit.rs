@@ -358,3 +358,238 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
         "non-unique requests are not indexed"
     );
 }
+
+/// The contract of a [`crate::migrate::Dataset`] and its [`crate::migrate::ChangeFeed`]:
+/// revisions grow by one per primary write, replicas refuse older revisions, tombstones
+/// stay, scans page in key order, every primary write is on the feed and only those.
+pub async fn dataset_suite(
+    ds: &dyn crate::migrate::Dataset,
+    feed: &dyn crate::migrate::ChangeFeed,
+) {
+    use crate::migrate::Rec;
+    let t = TenantId::parse(&unique("mig")).expect("tenant");
+    ds.provision(&t).await.expect("provision");
+    assert!(
+        !ds.provision(&t).await.expect("provision again"),
+        "provision is idempotent"
+    );
+    assert_eq!(ds.read(&t, "a").await.expect("read"), None);
+    let head0 = feed.head(&t).await.expect("head");
+    assert_eq!(ds.write(&t, "a", Some(b"1")).await.expect("write"), 1);
+    assert_eq!(ds.write(&t, "a", Some(b"2")).await.expect("write"), 2);
+    assert_eq!(ds.write(&t, "b", None).await.expect("delete"), 1);
+    let a = ds.read(&t, "a").await.expect("read").expect("a");
+    assert_eq!((a.rev, a.body.as_deref()), (2, Some(&b"2"[..])));
+    let b = ds.read(&t, "b").await.expect("read").expect("tombstone");
+    assert_eq!((b.rev, b.body), (1, None), "a delete leaves a tombstone");
+
+    // Replica writes are conditional on the revision.
+    let old = Rec {
+        key: "a".into(),
+        rev: 1,
+        body: Some(b"stale".to_vec()),
+    };
+    assert!(
+        !ds.apply(&t, &old, false).await.expect("apply"),
+        "older is refused"
+    );
+    let same = Rec {
+        key: "a".into(),
+        rev: 2,
+        body: Some(b"fixed".to_vec()),
+    };
+    assert!(
+        !ds.apply(&t, &same, false).await.expect("apply"),
+        "equal is refused"
+    );
+    assert!(
+        ds.apply(&t, &same, true).await.expect("apply"),
+        "equal replaces when asked"
+    );
+    let newer = Rec {
+        key: "a".into(),
+        rev: 9,
+        body: Some(b"9".to_vec()),
+    };
+    assert!(ds.apply(&t, &newer, false).await.expect("apply"));
+    assert_eq!(
+        ds.write(&t, "a", Some(b"10")).await.expect("write"),
+        10,
+        "a primary write follows the highest revision"
+    );
+    let many: Vec<Rec> = (0..25)
+        .map(|i| Rec {
+            key: format!("k/{i:03}"),
+            rev: 1,
+            body: Some(vec![i as u8]),
+        })
+        .collect();
+    assert_eq!(ds.apply_many(&t, &many).await.expect("many"), 25);
+    assert_eq!(
+        ds.apply_many(&t, &many).await.expect("again"),
+        0,
+        "idempotent"
+    );
+
+    // Scans page in key order, tombstones included.
+    let mut keys = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = ds.scan(&t, after.as_deref(), 7).await.expect("scan");
+        keys.extend(page.iter().map(|r| r.key.clone()));
+        match page.last() {
+            Some(r) if page.len() == 7 => after = Some(r.key.clone()),
+            _ => break,
+        }
+    }
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert_eq!(keys.len(), 27);
+
+    // The feed holds the primary writes only, in order, and trims without reusing positions.
+    let changes = feed.read(&t, head0, 100).await.expect("feed");
+    let ks: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(ks, ["a", "a", "b", "a"]);
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    let head = feed.head(&t).await.expect("head");
+    assert_eq!(head, changes.last().expect("last").seq);
+    feed.trim(&t, head).await.expect("trim");
+    assert_eq!(
+        feed.read(&t, head0, 100).await.expect("feed").len(),
+        1,
+        "the head stays"
+    );
+    ds.write(&t, "c", Some(b"c")).await.expect("write");
+    assert!(
+        feed.head(&t).await.expect("head") > head,
+        "positions are never reused"
+    );
+    let other = TenantId::parse(&unique("other")).expect("tenant");
+    assert_eq!(
+        ds.read(&other, "a").await.expect("read"),
+        None,
+        "tenants are separate"
+    );
+    assert!(feed.read(&other, 0, 10).await.expect("feed").is_empty());
+}
+
+/// The contract of a [`crate::migrate::RoutingStore`]: epochs move forward only, under
+/// the expected epoch; acknowledgements and health windows are per router and merge.
+pub async fn routing_suite(store: &dyn crate::migrate::RoutingStore) {
+    use crate::migrate::Ack;
+    use lifecycle::migration::{Env, Routing, Window};
+    let t = TenantId::parse(&unique("route")).expect("tenant");
+    assert_eq!(store.get(&t).await.expect("get"), None);
+    let r1 = Routing::single(t.as_str(), 1, "home");
+    store.put(&r1, None).await.expect("first");
+    assert!(
+        matches!(store.put(&r1, None).await, Err(StoreError::Conflict(_))),
+        "exists"
+    );
+    let mut r2 = r1.clone();
+    r2.epoch = 2;
+    r2.target = Some("green".into());
+    r2.read_percent = 25;
+    assert!(
+        matches!(store.put(&r2, Some(0)).await, Err(StoreError::Conflict(_))),
+        "stale expectation"
+    );
+    store.put(&r2, Some(1)).await.expect("next epoch");
+    assert!(
+        matches!(store.put(&r1, Some(2)).await, Err(StoreError::Conflict(_))),
+        "epochs never go back"
+    );
+    assert_eq!(store.get(&t).await.expect("get"), Some(r2));
+
+    for (id, epoch) in [("r1", 1), ("r2", 2), ("r1", 2)] {
+        store
+            .ack(
+                &t,
+                &Ack {
+                    router_id: id.into(),
+                    epoch,
+                    at_ms: 5,
+                },
+            )
+            .await
+            .expect("ack");
+    }
+    let mut acks = store.acks(&t).await.expect("acks");
+    acks.sort_by(|a, b| a.router_id.cmp(&b.router_id));
+    assert_eq!(
+        acks.iter()
+            .map(|a| (a.router_id.as_str(), a.epoch))
+            .collect::<Vec<_>>(),
+        [("r1", 2), ("r2", 2)]
+    );
+    store.leave(&t, "r2").await.expect("leave");
+    assert_eq!(store.acks(&t).await.expect("acks").len(), 1);
+
+    let mut a = Window::default();
+    a.record(100, true);
+    let mut b = Window::default();
+    b.record(200, false);
+    store
+        .report(&t, 2, Env::Target, "r1", &a)
+        .await
+        .expect("report");
+    store
+        .report(&t, 2, Env::Target, "r2", &b)
+        .await
+        .expect("report");
+    a.record(300, true);
+    store
+        .report(&t, 2, Env::Target, "r1", &a)
+        .await
+        .expect("replace");
+    store
+        .report(&t, 3, Env::Target, "r1", &b)
+        .await
+        .expect("other epoch");
+    let h = store.health(&t, 2, Env::Target).await.expect("health");
+    assert_eq!(
+        (h.requests, h.errors),
+        (3, 1),
+        "windows merge across routers, replace per router"
+    );
+    assert_eq!(
+        store
+            .health(&t, 2, Env::Source)
+            .await
+            .expect("health")
+            .requests,
+        0
+    );
+}
+
+/// The contract of a [`crate::migrate::Migrations`] table: writes conditional on the version.
+pub async fn migrations_suite(table: &dyn crate::migrate::Migrations) {
+    use lifecycle::migration::{HOME, MigrationRecord, MigrationRequest};
+    let tenant = unique("mt");
+    let cat = lifecycle::Catalog::from_toml(
+        "environment = \"t\"\nledger = { backend = \"embedded\" }\nlegal_holds = { backend = \"embedded\" }\nsigner = { backend = \"local\" }\n[[systems]]\nname = \"pg\"\nkind = \"relational\"\nholds = \"x\"\nbackend = \"embedded\"\n",
+    )
+    .expect("catalog");
+    let req = MigrationRequest::parse(
+        &serde_json::json!({"tenant_id": tenant, "kind": "blue-green", "from": {"environment": "b"}, "to": {"environment": "g"}}),
+        &cat,
+    )
+    .expect("request");
+    let t = TenantId::parse(&tenant).expect("tenant");
+    let mut rec = MigrationRecord::new("m1", &req, HOME, "2026-01-01T00:00:00Z");
+    assert_eq!(table.get(&t).await.expect("get"), None);
+    table.put(&rec, None).await.expect("create");
+    assert!(matches!(
+        table.put(&rec, None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    rec.version = 1;
+    rec.checkpoints.entry("pg".into()).or_default().copied = 42;
+    table.put(&rec, Some(0)).await.expect("update");
+    assert!(
+        matches!(table.put(&rec, Some(0)).await, Err(StoreError::Conflict(_))),
+        "lost update refused"
+    );
+    assert_eq!(table.get(&t).await.expect("get"), Some(rec));
+}

@@ -8,6 +8,7 @@ use crate::local::{
     LocalTenantStore, World,
 };
 use crate::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
+use crate::postgres::{Pg, PgDataset, PgTenantStore};
 use crate::s3::S3TenantStore;
 use crate::{Clock, Ledger, LegalHolds, Signer, SystemClock, TenantStore};
 use lifecycle::catalog::{Backend, ControlBackend, SignerBackend};
@@ -44,6 +45,7 @@ pub struct Deps {
     routing: Option<Arc<dyn RoutingStore>>,
     migrations: Option<Arc<dyn Migrations>>,
     datasets: BTreeMap<(String, String), Arc<dyn Dataset>>,
+    postgres: BTreeMap<String, (Pg, String)>,
 }
 
 /// Where the backends that need one find their world or AWS configuration.
@@ -69,7 +71,7 @@ fn needs_world(c: &Catalog) -> bool {
 fn needs_aws(c: &Catalog) -> bool {
     c.systems
         .iter()
-        .any(|s| !matches!(s.backend, Backend::Embedded))
+        .any(|s| matches!(s.backend, Backend::S3 { .. } | Backend::Dynamodb { .. }))
         || !matches!(c.ledger, ControlBackend::Embedded)
         || !matches!(c.legal_holds, ControlBackend::Embedded)
         || !matches!(c.signer, SignerBackend::Local)
@@ -123,7 +125,23 @@ impl Deps {
         };
 
         let mut stores: BTreeMap<String, Arc<dyn TenantStore>> = BTreeMap::new();
+        let mut postgres = BTreeMap::new();
+        let mut connections: BTreeMap<String, Pg> = BTreeMap::new();
         for s in &catalog.systems {
+            if let Backend::Postgres { url, schema } = &s.backend {
+                let pg = match connections.get(url) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = Pg::connect(url).await?;
+                        connections.insert(url.clone(), p.clone());
+                        p
+                    }
+                };
+                let store = PgTenantStore::new(pg.clone(), s.name.as_str(), s.kind, schema).await?;
+                stores.insert(s.name.to_string(), Arc::new(store));
+                postgres.insert(s.name.to_string(), (pg, schema.clone()));
+                continue;
+            }
             let store: Arc<dyn TenantStore> = match &s.backend {
                 Backend::Embedded => {
                     Arc::new(LocalTenantStore::new(world_ref()?, s.name.as_str(), s.kind))
@@ -156,6 +174,7 @@ impl Deps {
                     partition_value,
                     *max_concurrency,
                 )),
+                Backend::Postgres { .. } => unreachable!("handled above"),
             };
             stores.insert(s.name.to_string(), store);
         }
@@ -194,6 +213,7 @@ impl Deps {
             routing,
             migrations,
             datasets: BTreeMap::new(),
+            postgres,
             catalog: Arc::new(catalog),
             stores,
             holds,
@@ -335,6 +355,7 @@ fn backend_name(b: &Backend) -> &'static str {
         Backend::Embedded => "embedded",
         Backend::S3 { .. } => "s3",
         Backend::Dynamodb { .. } => "dynamodb",
+        Backend::Postgres { .. } => "postgres",
     }
 }
 
@@ -343,10 +364,26 @@ impl Locator for Deps {
         if let Some(d) = self.datasets.get(&(system.to_owned(), location.to_owned())) {
             return Ok(d.clone());
         }
+        if let Some((pg, schema)) = self.postgres.get(system) {
+            return Ok(Arc::new(PgDataset::new(
+                pg.clone(),
+                system,
+                schema,
+                location,
+            )));
+        }
         Ok(Arc::new(self.local_dataset(system, location)?))
     }
 
     fn feed(&self, system: &str, location: &str) -> Result<Arc<dyn ChangeFeed>, StepError> {
+        if let Some((pg, schema)) = self.postgres.get(system) {
+            return Ok(Arc::new(PgDataset::new(
+                pg.clone(),
+                system,
+                schema,
+                location,
+            )));
+        }
         Ok(Arc::new(self.local_dataset(system, location)?))
     }
 }

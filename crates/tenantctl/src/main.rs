@@ -786,35 +786,68 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
         let mut req = m.clone();
         if let Some(o) = req.as_object_mut() {
             // Soaks of 10 s at 1 % of real time: the demo stays quick, the gates still see traffic.
-            o.insert("options".into(), serde_json::json!({"soak_seconds": 10, "page_size": 500}));
+            o.insert(
+                "options".into(),
+                serde_json::json!({"soak_seconds": 10, "page_size": 500}),
+            );
         }
         let tenant = req["tenant_id"].as_str().unwrap_or("?").to_owned();
         let t0 = std::time::Instant::now();
-        let opts = tenantctl::migrate::RunOptions { wait_scale: 0.01, workers: 2, live: false };
+        let opts = tenantctl::migrate::RunOptions {
+            wait_scale: 0.01,
+            workers: 2,
+            live: false,
+        };
         let report = tenantctl::migrate::run_local(deps.clone(), req, opts).await?;
-        let hist = dir.join("history").join(format!("{}.json", report.exec.name));
+        let hist = dir
+            .join("history")
+            .join(format!("{}.json", report.exec.name));
         write_history(&hist, &report.exec)?;
         finish(&report.exec)?;
-        let rec = deps.migrations()?.get(&TenantId::parse(&tenant)?).await?.context("no migration record")?;
+        let rec = deps
+            .migrations()?
+            .get(&TenantId::parse(&tenant)?)
+            .await?
+            .context("no migration record")?;
         let copied: u64 = rec.checkpoints.values().map(|c| c.copied).sum();
         let pause = report.pauses_us.iter().max().copied().unwrap_or(0);
         println!(
             "> {tenant}: {:?} {} -> {}: {:?} in {:.2} s, {copied} records copied across {} systems",
-            rec.kind, rec.from, rec.to, rec.phase, t0.elapsed().as_secs_f64(), rec.systems.len()
+            rec.kind,
+            rec.from,
+            rec.to,
+            rec.phase,
+            t0.elapsed().as_secs_f64(),
+            rec.systems.len()
         );
         println!(
             "  workload: {} operations, {} failed, {} stale reads, {} acknowledged writes missing; longest write pause {:.1} ms",
-            report.ops, report.failed, report.stale, report.lost, pause as f64 / 1000.0
+            report.ops,
+            report.failed,
+            report.stale,
+            report.lost,
+            pause as f64 / 1000.0
         );
         if report.failed + report.stale + report.lost > 0 {
             bail!("the migration of {tenant} lost or failed operations");
         }
         let equal = rec.fingerprints.values().all(|(a, b)| a == b);
-        println!("  source and target fingerprints equal in every system: {equal}; history {}", hist.display());
+        println!(
+            "  source and target fingerprints equal in every system: {equal}; history {}",
+            hist.display()
+        );
         if rec.transform != lifecycle::migration::Transform::None {
             let ds = stores::migrate::Locator::dataset(&*deps, &rec.systems[0], &rec.target)?;
-            if let Some(r) = ds.scan(&TenantId::parse(&tenant)?, None, 1).await?.into_iter().next() {
-                let body = String::from_utf8_lossy(r.body.as_deref().unwrap_or_default()).chars().take(60).collect::<String>();
+            if let Some(r) = ds
+                .scan(&TenantId::parse(&tenant)?, None, 1)
+                .await?
+                .into_iter()
+                .next()
+            {
+                let body = String::from_utf8_lossy(r.body.as_deref().unwrap_or_default())
+                    .chars()
+                    .take(60)
+                    .collect::<String>();
                 println!("  a {} record at {}: {body}...", rec.systems[0], rec.target);
             }
         }

@@ -140,15 +140,21 @@ pub async fn lost_writes(
     transform: lifecycle::migration::Transform,
 ) -> anyhow::Result<u64> {
     let t = TenantId::parse(tenant)?;
-    let acked = tally.acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let acked = tally
+        .acked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let mut lost = 0;
     for ((sys, key), want) in acked {
-        let have = deps.dataset(&sys, location)?.read(&t, &key).await?.and_then(|r| r.body);
+        let have = deps
+            .dataset(&sys, location)?
+            .read(&t, &key)
+            .await?
+            .and_then(|r| r.body);
         let held = match (&want, &have) {
             (None, None) => true,
-            (Some(w), Some(h)) => {
-                h == w || transform.forward(w).map_err(anyhow::Error::msg)? == *h
-            }
+            (Some(w), Some(h)) => h == w || transform.forward(w).map_err(anyhow::Error::msg)? == *h,
             _ => false,
         };
         if !held {

@@ -84,3 +84,18 @@ async fn backups_are_excluded_not_deleted() {
         "the snapshot is kept, excluded from restore, with a purge date"
     );
 }
+
+#[tokio::test]
+async fn embedded_migration_ports_pass_the_suites() {
+    let dir = tempfile::tempdir().expect("dir");
+    let w = World::open(&dir.path().join("w.db")).expect("world");
+    for kind in [
+        lifecycle::SystemKind::Relational,
+        lifecycle::SystemKind::Objects,
+    ] {
+        let ds = crate::local::LocalDataset::new(w.clone(), "sys", kind, "green");
+        testkit::dataset_suite(&ds, &ds).await;
+    }
+    testkit::routing_suite(&crate::local::LocalRouting::new(w.clone())).await;
+    testkit::migrations_suite(&crate::local::LocalMigrations::new(w)).await;
+}

@@ -1,0 +1,133 @@
+//! The PostgreSQL backends against the local server (127.0.0.1:5432, or TENANT_PG_URL),
+//! over a real connection: the shared conformance suites, then a whole migration under a
+//! workload with the `postgresql` system backed by PostgreSQL.
+
+use e2e::migration::{blue_green, run_migration, seed_json};
+use lifecycle::{Catalog, SystemKind, TenantId};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use stores::postgres::{Pg, PgDataset, PgTenantStore};
+use stores::testkit;
+use tenantctl::registry::LocalFunctions;
+
+fn url() -> String {
+    std::env::var("TENANT_PG_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into())
+}
+
+#[tokio::test]
+async fn postgres_store_and_dataset_pass_the_suites() {
+    let pg = Pg::connect(&url())
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (user postgres, database test)");
+    let schema = testkit::unique("tl").to_lowercase().replace('-', "_");
+    let store = PgTenantStore::new(pg.clone(), "postgresql", SystemKind::Relational, &schema)
+        .await
+        .expect("store")
+        .with_batch_size(10);
+    testkit::tenant_store_suite(&store).await;
+    let ds = PgDataset::new(pg, "postgresql", &schema, "green");
+    testkit::dataset_suite(&ds, &ds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_of_a_postgres_system_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let schema = testkit::unique("app").to_lowercase().replace('-', "_");
+    let text = tenantctl::LOCAL_CATALOG.replacen(
+        "[[systems]]\nname = \"postgresql\"\nkind = \"relational\"\nholds = \"tenant registry rows, documents metadata, chat history\"\nbackend = \"embedded\"",
+        &format!("[[systems]]\nname = \"postgresql\"\nkind = \"relational\"\nholds = \"rows\"\nbackend = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"", url()),
+        1,
+    );
+    assert!(
+        text.contains("backend = \"postgres\""),
+        "the local catalog's postgresql entry moved"
+    );
+    let catalog = Catalog::from_toml(&text).expect("catalog");
+    let deps = stores::wiring::Deps::connect(
+        catalog,
+        stores::wiring::ConnectOptions {
+            world: Some(dir.path().join("w.db")),
+            aws: None,
+        },
+    )
+    .await
+    .expect("deps");
+    let deps = Arc::new(deps);
+    let tenant = "tenant_001_acme_corp";
+    seed_json(&deps, tenant, &["postgresql", "redis"], 200).await;
+    let r = tenantctl::migrate::router(&deps, tenant)
+        .await
+        .expect("router");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, handles) = tenantctl::migrate::workload(
+        r.clone(),
+        vec!["postgresql".into(), "redis".into()],
+        3,
+        stop.clone(),
+    );
+    let exec = run_migration(
+        Arc::new(LocalFunctions::new(deps.clone())),
+        blue_green(
+            tenant,
+            &["postgresql", "redis"],
+            json!({"soak_seconds": 10, "page_size": 50}),
+        ),
+        0.02,
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        h.await.expect("worker");
+    }
+    assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
+    assert!(tally.ok.load(Ordering::SeqCst) > 500);
+    assert_eq!(tally.failed.load(Ordering::SeqCst), 0);
+    let lost = tenantctl::migrate::lost_writes(
+        &deps,
+        tenant,
+        "green",
+        &tally,
+        lifecycle::migration::Transform::None,
+    )
+    .await
+    .expect("lost");
+    assert_eq!(lost, 0);
+    let t = TenantId::parse(tenant).expect("t");
+    let m = deps
+        .migrations()
+        .expect("m")
+        .get(&t)
+        .await
+        .expect("get")
+        .expect("rec");
+    let (a, b) = m.fingerprints["postgresql"];
+    assert_eq!(a, b);
+    assert!(a.count >= 200);
+    // The target lives in its own schema, and erasure reaches it.
+    let store = deps.store("postgresql").expect("store");
+    assert!(store.count(&t).await.expect("count") > 0);
+    let pass = store
+        .erase(
+            &t,
+            std::time::Instant::now() + std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("erase");
+    assert!(pass.complete);
+    let green = PgDataset::new(
+        Pg::connect(&url()).await.expect("pg"),
+        "postgresql",
+        &schema,
+        "green",
+    );
+    assert!(
+        stores::migrate::Dataset::scan(&green, &t, None, 10)
+            .await
+            .expect("scan")
+            .is_empty(),
+        "erased from every location"
+    );
+    r.shutdown().await.expect("shutdown");
+}
