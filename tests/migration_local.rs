@@ -72,7 +72,13 @@ async fn a_whole_migration_under_load_loses_no_write_and_ends_equal() {
     for h in handles {
         h.await.expect("worker");
     }
-    assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
+    let failures: Vec<String> = exec
+        .history
+        .iter()
+        .filter(|e| e.kind == "LambdaFunctionFailed")
+        .map(|e| e.details.to_string())
+        .collect();
+    assert!(exec.error.is_none(), "{:?}: {failures:?}", exec.error);
     let ops = tally.ok.load(Ordering::SeqCst);
     println!("{ops} operations, router stats: {:?}", {
         let s = r.stats();

@@ -267,8 +267,14 @@ pub enum GateBreach {
     },
 }
 
-/// The health gate: error rate above 1 % or p95 above twice the baseline breaches it.
-/// Integer arithmetic only, so the decision is exact and reproducible from a certificate.
+/// The smallest baseline the latency gate compares with. Below a millisecond, a p95 moves
+/// by 2x on scheduler jitter alone (an in-memory store answers in tens of microseconds);
+/// a breach must be a real slowdown, not noise.
+pub const MIN_BASELINE_US: u64 = 1_000;
+
+/// The health gate: error rate above 1 % or p95 above twice the baseline (at least
+/// [`MIN_BASELINE_US`]) breaches it. Integer arithmetic only, so the decision is exact and
+/// reproducible from a certificate.
 pub fn gate(sample: Health, baseline_p95_us: u64) -> Result<(), GateBreach> {
     if sample.errors.saturating_mul(100) > sample.requests {
         return Err(GateBreach::ErrorRate {
@@ -276,10 +282,11 @@ pub fn gate(sample: Health, baseline_p95_us: u64) -> Result<(), GateBreach> {
             requests: sample.requests,
         });
     }
-    if baseline_p95_us > 0 && sample.p95_us > baseline_p95_us.saturating_mul(2) {
+    let baseline = baseline_p95_us.max(MIN_BASELINE_US);
+    if baseline_p95_us > 0 && sample.p95_us > baseline.saturating_mul(2) {
         return Err(GateBreach::Latency {
             p95_us: sample.p95_us,
-            baseline_us: baseline_p95_us,
+            baseline_us: baseline,
         });
     }
     Ok(())
@@ -1065,6 +1072,15 @@ mod tests {
             gate(Health { p95_us: 2001, ..ok }, 1000),
             Err(GateBreach::Latency { .. })
         ));
+        assert!(matches!(
+            gate(Health { p95_us: 9001, ..ok }, 4500),
+            Err(GateBreach::Latency { .. })
+        ));
+        assert_eq!(
+            gate(Health { p95_us: 240, ..ok }, 112),
+            Ok(()),
+            "microsecond jitter is not a slowdown"
+        );
         assert_eq!(
             gate(
                 Health {

@@ -106,8 +106,13 @@ struct Inner {
     fenced: AtomicU64,
     pauses: Mutex<Vec<u64>>,
     epochs: Mutex<Vec<(u64, Instant)>>,
+    refreshed_at: Mutex<Instant>,
     stop: Notify,
 }
+
+/// How long the flip waits for a silent router before presuming it gone; a router
+/// silent that long stops writing on its own (see `ensure_fresh`).
+const LIVENESS: Duration = stores::mover::ROUTER_LIVENESS;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -168,6 +173,7 @@ impl Router {
             fallbacks: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
             pauses: Mutex::new(Vec::new()),
+            refreshed_at: Mutex::new(Instant::now()),
             stop: Notify::new(),
         });
         let epoch = lock(&inner.state).routing.epoch;
@@ -295,6 +301,25 @@ impl Router {
 }
 
 impl Inner {
+    /// A router that has not heard from the routing store for longer than routers are
+    /// presumed alive must not write during a migration: the flip may have happened
+    /// without it. It refreshes first, and refuses the write if it cannot.
+    async fn ensure_fresh(&self) -> Result<(), RouterError> {
+        let (stale, migrating) = {
+            let s = lock(&self.state);
+            (
+                *lock(&self.refreshed_at) + LIVENESS < Instant::now(),
+                s.routing.target.is_some(),
+            )
+        };
+        if stale && migrating {
+            self.refresh().await.map_err(|e| {
+                RouterError::Unavailable(format!("routing is stale and cannot be re-read ({e}); refusing to write during a migration"))
+            })?;
+        }
+        Ok(())
+    }
+
     fn record(&self, epoch: u64, env: Env, t0: Instant, ok: bool) {
         let us = t0.elapsed().as_micros() as u64;
         lock(&self.metrics)
@@ -305,6 +330,7 @@ impl Inner {
 
     /// Waits out a fence, then counts a write in flight at the current epoch.
     async fn enter(&self) -> Result<Routing, RouterError> {
+        self.ensure_fresh().await?;
         let start = Instant::now();
         let mut waited = false;
         loop {
@@ -419,15 +445,20 @@ impl Inner {
     }
 
     async fn refresh(&self) -> Result<(), RouterError> {
-        let Some(fresh) = self.store.get(&self.tenant).await? else {
+        let got = self.store.get(&self.tenant).await?;
+        *lock(&self.refreshed_at) = Instant::now();
+        let Some(fresh) = got else {
             return self.heartbeat().await;
         };
         let older = {
             let mut s = lock(&self.state);
             if fresh.epoch > s.routing.epoch {
                 lock(&self.epochs).push((fresh.epoch, Instant::now()));
-                // Each epoch change follows a catch-up, which repaired the failed copies.
-                s.dirty.clear();
+                // Keys whose target copy failed are read from the source until the flip
+                // (its fenced catch-up repairs every one) or until the migration ends.
+                if fresh.target.is_none() || fresh.write_mode == WriteMode::DualTargetFirst {
+                    s.dirty.clear();
+                }
                 s.routing = fresh;
                 true
             } else {

@@ -41,6 +41,19 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Migration figures: bulk copy rate against the database's own copy, write pause at
+    /// the flip and rollback time under a live workload, dual-write overhead.
+    Migrate {
+        /// Records per bulk copy.
+        #[arg(long, default_value_t = 50_000)]
+        records: usize,
+        /// Flips and rollbacks measured.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// Also measure a PostgreSQL copy (connection string).
+        #[arg(long, env = "TENANT_PG_URL")]
+        pg_url: Option<String>,
+    },
     /// Verify a ledger of N entries, against the raw P-256 verify rate.
     LedgerVerify {
         /// Entries.
@@ -53,6 +66,11 @@ pub enum BenchCmd {
 pub async fn run(cmd: BenchCmd, data_dir: &Path) -> Result<()> {
     match cmd {
         BenchCmd::LedgerVerify { entries } => ledger_verify(entries, data_dir).await,
+        BenchCmd::Migrate {
+            records,
+            trials,
+            pg_url,
+        } => crate::bench_migrate::run(data_dir, records, trials, pg_url.as_deref()).await,
         BenchCmd::Erase {
             endpoint,
             objects,

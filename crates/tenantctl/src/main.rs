@@ -15,6 +15,7 @@ use tenantctl::verify::{key_ring, verify_certificate_file, verify_ledger};
 use tenantctl::world::{connect, load_machine, simulate, world_file, write_history};
 
 mod bench;
+mod bench_migrate;
 
 #[derive(Parser)]
 #[command(
@@ -509,6 +510,26 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Bench { cmd } => bench::run(cmd, &data_dir).await,
         Cmd::Migrate { cmd, start } => migrate(cmd, start, &data_dir, catalog.as_deref()).await,
     }
+}
+
+/// The local catalog with its `postgresql` system on PostgreSQL at `url`, schema `schema`.
+fn pg_catalog(url: &str, schema: &str) -> String {
+    let mut out = String::new();
+    let mut in_pg = false;
+    for line in tenantctl::LOCAL_CATALOG.lines() {
+        if line.starts_with("name = ") {
+            in_pg = line == "name = \"postgresql\"";
+        }
+        if in_pg && line.starts_with("backend = ") {
+            out.push_str(&format!(
+                "backend = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"\n"
+            ));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 fn migration_request(a: &MigrateArgs) -> Result<Value> {

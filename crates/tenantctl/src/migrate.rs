@@ -12,6 +12,9 @@ use stores::Deps;
 use stores::migrate::Locator;
 use tenant_router::{Router, RouterOptions};
 
+/// The last acknowledged body per (system, key); `None` after a delete.
+pub type Acked = BTreeMap<(String, String), Option<Vec<u8>>>;
+
 /// What a workload saw.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -22,7 +25,7 @@ pub struct Tally {
     /// Reads that returned something other than the last acknowledged value.
     pub stale: AtomicU64,
     /// The last acknowledged value per (system, key); `None` after a delete.
-    pub acked: Mutex<BTreeMap<(String, String), Option<Vec<u8>>>>,
+    pub acked: Mutex<Acked>,
 }
 
 /// Runs `workers` tasks of mixed reads, writes and deletes through `router` until `stop`.
@@ -45,7 +48,7 @@ pub fn workload(
                     let sys = &systems[(i as usize) % systems.len()];
                     // Half the keys overlap the seeded ones, half are new.
                     let key = format!("rec/{:05}", (w as u64 * 7919 + i * 13) % 400);
-                    let key = if (w + i as usize) % 2 == 0 {
+                    let key = if (w + i as usize).is_multiple_of(2) {
                         key
                     } else {
                         format!("w{w}/{}", i % 150)
