@@ -54,6 +54,7 @@ fn every_error_equals_is_a_real_error_type() {
         for name in sim::asl::error_names(&def) {
             let known = ERROR_TYPES.contains(&name.as_str())
                 || name.starts_with("States.")
+                || lifecycle::error::MACHINE_OUTCOMES.contains(&name.as_str())
                 || LAMBDA_ERRORS.contains(&name.as_str());
             assert!(
                 known,

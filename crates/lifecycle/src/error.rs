@@ -94,6 +94,10 @@ pub const ERROR_TYPES: &[&str] = &[
     "MigrationConflict",
 ];
 
+/// Errors a state machine itself ends with (its Fail states), after a Catch has handled
+/// the handler's error: the execution's outcome, never raised by a handler.
+pub const MACHINE_OUTCOMES: &[&str] = &["MigrationNotStarted", "MigrationRolledBack"];
+
 impl StepError {
     /// The stable name Step Functions matches in `ErrorEquals`.
     pub fn error_type(&self) -> &'static str {

@@ -691,9 +691,10 @@ fn finish(exec: &sim::Execution) -> Result<()> {
                 .iter()
                 .rev()
                 .find(|e| e.kind == "LambdaFunctionFailed")
+                .filter(|e| e.details["error"].as_str() != exec.error.as_deref())
                 .map(|e| {
                     format!(
-                        "\n  caused by {}: {}",
+                        "; caused by {}: {}",
                         e.details["error"].as_str().unwrap_or("?"),
                         e.details["cause"].as_str().unwrap_or("")
                     )
