@@ -294,6 +294,27 @@ pub fn locate(template: &str, tenant: &TenantId) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_shipped_catalogs_parse() {
+        for text in [
+            include_str!("../../../fixtures/catalog.local.toml"),
+            include_str!("../../../fixtures/catalog.aws.example.toml"),
+        ] {
+            let c = Catalog::from_toml(text).expect("parses");
+            assert!(c.routing.is_some() && c.migrations.is_some());
+        }
+        let pg = GOOD.replace(
+            "backend = \"embedded\"\n",
+            "backend = \"postgres\"\nurl = \"host=x\"\nschema = \"pg_catalog\"\n",
+        );
+        if pg != GOOD {
+            assert!(
+                Catalog::from_toml(&pg).is_err(),
+                "pg_ schemas are PostgreSQL's"
+            );
+        }
+    }
+
     const GOOD: &str = r#"
 environment = "test"
 ledger = { backend = "embedded" }

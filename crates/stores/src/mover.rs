@@ -348,7 +348,13 @@ pub async fn wait_for_acks(
                 timeout.as_millis()
             )));
         }
-        tokio::time::sleep(Duration::from_micros(500)).await;
+        // Routers usually acknowledge within a millisecond: poll tightly at first (a timer
+        // sleep rounds up to a whole millisecond), then back off.
+        if start.elapsed() < Duration::from_millis(5) {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }
 

@@ -370,24 +370,33 @@ impl Dataset for PgDataset {
     }
 
     async fn apply_many(&self, tenant: &TenantId, recs: &[Rec]) -> Result<u64, StoreError> {
-        let mut c = self.pg.client.lock().await;
-        let tx = c.transaction().await.map_err(|e| pg_err("apply", e))?;
-        let st = tx
-            .prepare(&self.sql(APPLY))
-            .await
-            .map_err(|e| pg_err("apply", e))?;
-        let mut n = 0;
+        // One statement per page: the rows travel as three arrays and the revision rule
+        // is the same as `apply`'s. Keys must be unique within one statement, so a page
+        // naming a key twice keeps its newest revision.
+        let mut newest: std::collections::BTreeMap<&str, &Rec> = std::collections::BTreeMap::new();
         for r in recs {
-            n += tx
-                .execute(
-                    &st,
-                    &[&tenant.as_str(), &r.key, &(r.rev as i64), &r.body, &false],
-                )
-                .await
-                .map_err(|e| pg_err("apply", e))?;
+            match newest.get(r.key.as_str()) {
+                Some(have) if have.rev >= r.rev => {}
+                _ => {
+                    newest.insert(r.key.as_str(), r);
+                }
+            }
         }
-        tx.commit().await.map_err(|e| pg_err("apply", e))?;
-        Ok(n)
+        let keys: Vec<&str> = newest.keys().copied().collect();
+        let revs: Vec<i64> = newest.values().map(|r| r.rev as i64).collect();
+        let bodies: Vec<Option<&[u8]>> = newest.values().map(|r| r.body.as_deref()).collect();
+        let c = self.pg.client.lock().await;
+        c.execute(
+            &self.sql(
+                "INSERT INTO {s}.records
+                 SELECT $1, k, r, b FROM unnest($2::text[], $3::bigint[], $4::bytea[]) AS u(k, r, b)
+                 ON CONFLICT (tenant, key) DO UPDATE SET rev = EXCLUDED.rev, body = EXCLUDED.body
+                 WHERE records.rev < EXCLUDED.rev",
+            ),
+            &[&tenant.as_str(), &keys, &revs, &bodies],
+        )
+        .await
+        .map_err(|e| pg_err("apply", e))
     }
 
     async fn scan(
