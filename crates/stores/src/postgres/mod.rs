@@ -325,6 +325,16 @@ impl Dataset for PgDataset {
     ) -> Result<u64, StoreError> {
         let mut c = self.pg.client.lock().await;
         let tx = c.transaction().await.map_err(|e| pg_err("write", e))?;
+        // A bigserial is handed out before commit, so without this two writers of one
+        // tenant could commit out of feed order and a catch-up that already passed the
+        // later position would never see the earlier one. One writer per tenant and
+        // location at a time keeps feed order equal to commit order.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))",
+            &[&self.schema, &tenant.as_str()],
+        )
+        .await
+        .map_err(|e| pg_err("write", e))?;
         let row = tx
             .query_one(
                 &self.sql(
