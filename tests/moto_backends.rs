@@ -89,3 +89,113 @@ async fn dynamodb_routing_and_migrations_pass_the_suites() {
     e2e::hash_table(&ddb, &migrations, "tenant_id").await;
     testkit::migrations_suite(&stores::dynamodb::DynamoMigrations::new(ddb, &migrations)).await;
 }
+
+#[tokio::test]
+async fn dynamodb_dataset_passes_the_suite() {
+    let cfg = moto_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let name = testkit::unique("dataset");
+    table(&ddb, &name, "pk", "sk").await;
+    let ds = stores::dynamodb::DynamoDataset::new(
+        ddb,
+        "analytics",
+        "green",
+        &name,
+        "pk",
+        "sk",
+        "TENANT#{tenant_id}",
+        4,
+    );
+    testkit::dataset_suite(&ds, &ds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamodb_system_migrates_under_load_and_erasure_reaches_both_tables() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cfg = moto_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let (home, green) = (testkit::unique("usage"), testkit::unique("usage-green"));
+    table(&ddb, &home, "pk", "sk").await;
+    table(&ddb, &green, "pk", "sk").await;
+    let text = tenantctl::LOCAL_CATALOG.replacen(
+        "name = \"analytics\"\nkind = \"analytics\"\nholds = \"usage events in the data lake, keyed by tenant\"\nbackend = \"embedded\"",
+        &format!("name = \"analytics\"\nkind = \"analytics\"\nholds = \"usage events\"\nbackend = \"dynamodb\"\ntable = \"{home}\"\npartition_key = \"pk\"\nsort_key = \"sk\"\npartition_value = \"TENANT#{{tenant_id}}\"\nlocations = {{ green = \"{green}\" }}"),
+        1,
+    );
+    assert!(
+        text.contains(&green),
+        "the local catalog's analytics entry moved"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let deps = stores::wiring::Deps::connect(
+        lifecycle::Catalog::from_toml(&text).expect("catalog"),
+        stores::wiring::ConnectOptions {
+            world: Some(dir.path().join("w.db")),
+            aws: Some(cfg),
+        },
+    )
+    .await
+    .expect("deps");
+    let deps = Arc::new(deps);
+    let tenant = "tenant_002_globex";
+    e2e::migration::seed_json(&deps, tenant, &["analytics"], 60).await;
+    let r = tenantctl::migrate::router(&deps, tenant)
+        .await
+        .expect("router");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, handles) =
+        tenantctl::migrate::workload(r.clone(), vec!["analytics".into()], 2, stop.clone());
+    let exec = e2e::migration::run_migration(
+        Arc::new(tenantctl::registry::LocalFunctions::new(deps.clone())),
+        e2e::migration::blue_green(
+            tenant,
+            &["analytics"],
+            serde_json::json!({"soak_seconds": 5, "page_size": 25}),
+        ),
+        0.02,
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        h.await.expect("worker");
+    }
+    r.shutdown().await.expect("shutdown");
+    assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
+    assert_eq!(tally.failed.load(Ordering::SeqCst), 0);
+    assert!(tally.ok.load(Ordering::SeqCst) > 0);
+    let lost = tenantctl::migrate::lost_writes(
+        &deps,
+        tenant,
+        "green",
+        &tally,
+        lifecycle::migration::Transform::None,
+    )
+    .await
+    .expect("lost");
+    assert_eq!(lost, 0);
+    let t = lifecycle::TenantId::parse(tenant).expect("t");
+    let m = deps
+        .migrations()
+        .expect("m")
+        .get(&t)
+        .await
+        .expect("get")
+        .expect("rec");
+    let (a, b) = m.fingerprints["analytics"];
+    assert_eq!(a, b);
+    assert!(a.count >= 60);
+    let store = deps.store("analytics").expect("store");
+    let pass = store
+        .erase(
+            &t,
+            std::time::Instant::now() + std::time::Duration::from_secs(120),
+        )
+        .await
+        .expect("erase");
+    assert!(pass.complete);
+    assert_eq!(
+        store.count(&t).await.expect("count"),
+        0,
+        "both tables, feed included"
+    );
+}

@@ -107,6 +107,9 @@ pub enum Backend {
         /// Concurrent BatchWriteItem calls.
         #[serde(default = "default_concurrency")]
         max_concurrency: usize,
+        /// Tables of the migration locations (location name to table), same keys as `table`.
+        #[serde(default)]
+        locations: std::collections::BTreeMap<String, String>,
     },
     /// A PostgreSQL database; a tenant's rows are keyed by tenant id in `schema.records`
     /// (and a migration location `green` lives in schema `<schema>__green`).

@@ -1,7 +1,7 @@
 //! Builds every port from a catalog: the handlers' dependencies, made once per process.
 
+use crate::dynamodb::{DynamoDataset, DynamoMigrations, DynamoRouting};
 use crate::dynamodb::{DynamoHolds, DynamoLedger, DynamoTenantStore};
-use crate::dynamodb::{DynamoMigrations, DynamoRouting};
 use crate::kms::KmsSigner;
 use crate::local::{
     LocalDataset, LocalHolds, LocalLedger, LocalMigrations, LocalRouting, LocalSigner,
@@ -46,6 +46,7 @@ pub struct Deps {
     migrations: Option<Arc<dyn Migrations>>,
     datasets: BTreeMap<(String, String), Arc<dyn Dataset>>,
     postgres: BTreeMap<String, (Pg, String)>,
+    dynamo: BTreeMap<String, aws_sdk_dynamodb::Client>,
 }
 
 /// Where the backends that need one find their world or AWS configuration.
@@ -126,6 +127,7 @@ impl Deps {
 
         let mut stores: BTreeMap<String, Arc<dyn TenantStore>> = BTreeMap::new();
         let mut postgres = BTreeMap::new();
+        let mut dynamo = BTreeMap::new();
         let mut connections: BTreeMap<String, Pg> = BTreeMap::new();
         for s in &catalog.systems {
             if let Backend::Postgres { url, schema } = &s.backend {
@@ -164,16 +166,25 @@ impl Deps {
                     sort_key,
                     partition_value,
                     max_concurrency,
-                } => Arc::new(DynamoTenantStore::new(
-                    aws_sdk_dynamodb::Client::new(aws_ref()?),
-                    s.name.as_str(),
-                    s.kind,
-                    table,
-                    partition_key,
-                    sort_key,
-                    partition_value,
-                    *max_concurrency,
-                )),
+                    locations,
+                } => {
+                    let client = aws_sdk_dynamodb::Client::new(aws_ref()?);
+                    dynamo.insert(s.name.to_string(), client.clone());
+                    Arc::new(
+                        DynamoTenantStore::new(
+                            client,
+                            s.name.as_str(),
+                            s.kind,
+                            table,
+                            partition_key,
+                            sort_key,
+                            partition_value,
+                            *max_concurrency,
+                        )
+                        // Erasure reaches every location a migration may have copied to.
+                        .with_location_tables(locations.values().cloned().collect()),
+                    )
+                }
                 Backend::Postgres { .. } => unreachable!("handled above"),
             };
             stores.insert(s.name.to_string(), store);
@@ -214,6 +225,7 @@ impl Deps {
             migrations,
             datasets: BTreeMap::new(),
             postgres,
+            dynamo,
             catalog: Arc::new(catalog),
             stores,
             holds,
@@ -318,6 +330,49 @@ impl Deps {
         self
     }
 
+    /// A DynamoDB system's dataset at `location`: the home table, or the table the catalog
+    /// names for that location.
+    fn dynamo_dataset(
+        &self,
+        system: &str,
+        location: &str,
+    ) -> Result<Option<DynamoDataset>, StepError> {
+        let (Some(client), Some(spec)) = (self.dynamo.get(system), self.catalog.system(system))
+        else {
+            return Ok(None);
+        };
+        let Backend::Dynamodb {
+            table,
+            partition_key,
+            sort_key,
+            partition_value,
+            max_concurrency,
+            locations,
+        } = &spec.backend
+        else {
+            return Ok(None);
+        };
+        let table = if location == lifecycle::migration::HOME {
+            table
+        } else {
+            locations.get(location).ok_or_else(|| {
+                StepError::Configuration(format!(
+                    "system {system}: no table for location {location}; add `locations = {{ {location} = \"<table>\" }}` to its catalog entry"
+                ))
+            })?
+        };
+        Ok(Some(DynamoDataset::new(
+            client.clone(),
+            system,
+            location,
+            table,
+            partition_key,
+            sort_key,
+            partition_value,
+            *max_concurrency,
+        )))
+    }
+
     fn local_dataset(&self, system: &str, location: &str) -> Result<LocalDataset, StepError> {
         let spec = self.catalog.system(system).ok_or_else(|| {
             StepError::invalid(format!(
@@ -372,6 +427,9 @@ impl Locator for Deps {
                 location,
             )));
         }
+        if let Some(d) = self.dynamo_dataset(system, location)? {
+            return Ok(Arc::new(d));
+        }
         Ok(Arc::new(self.local_dataset(system, location)?))
     }
 
@@ -383,6 +441,9 @@ impl Locator for Deps {
                 schema,
                 location,
             )));
+        }
+        if let Some(d) = self.dynamo_dataset(system, location)? {
+            return Ok(Arc::new(d));
         }
         Ok(Arc::new(self.local_dataset(system, location)?))
     }

@@ -1,11 +1,13 @@
 //! DynamoDB backends: tenant items by partition key, legal holds, the ledger, and the
 //! routing and migrations tables.
 
+mod dataset;
 mod holds;
 mod ledger;
 mod routing;
 mod tenant_store;
 
+pub use dataset::DynamoDataset;
 pub use holds::DynamoHolds;
 pub use ledger::DynamoLedger;
 pub use routing::{DynamoMigrations, DynamoRouting};

@@ -26,6 +26,7 @@ pub struct DynamoTenantStore {
     pk_template: String,
     concurrency: usize,
     page: i32,
+    location_tables: Vec<String>,
 }
 
 impl DynamoTenantStore {
@@ -51,7 +52,26 @@ impl DynamoTenantStore {
             pk_template: pk_template.to_owned(),
             concurrency: concurrency.max(1),
             page: 1000,
+            location_tables: Vec::new(),
         }
+    }
+
+    /// Also counts and erases the tenant in these tables (a migration's locations).
+    pub fn with_location_tables(mut self, tables: Vec<String>) -> Self {
+        self.location_tables = tables;
+        self
+    }
+
+    /// This store, pointed at each location table.
+    fn at_locations(&self) -> Vec<Self> {
+        self.location_tables
+            .iter()
+            .map(|t| Self {
+                table: t.clone(),
+                location_tables: Vec::new(),
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// Sets the Query page size (tests use small pages).
@@ -249,6 +269,9 @@ impl TenantStore for DynamoTenantStore {
 
     async fn count(&self, tenant: &TenantId) -> Result<u64, StoreError> {
         let mut total = 0u64;
+        for other in self.at_locations() {
+            total += other.count(tenant).await?;
+        }
         let mut start: Option<Item> = None;
         loop {
             let out = with_backoff(|| async {
@@ -269,6 +292,20 @@ impl TenantStore for DynamoTenantStore {
     }
 
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError> {
-        crate::erase_until_clean(deadline, || self.erase_pass(tenant, deadline)).await
+        let mut erased = 0;
+        for other in self.at_locations() {
+            let pass = other.erase(tenant, deadline).await?;
+            erased += pass.erased;
+            if !pass.complete {
+                return Ok(ErasePass {
+                    erased,
+                    complete: false,
+                });
+            }
+        }
+        let mut pass =
+            crate::erase_until_clean(deadline, || self.erase_pass(tenant, deadline)).await?;
+        pass.erased += erased;
+        Ok(pass)
     }
 }

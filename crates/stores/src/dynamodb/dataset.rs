@@ -1,0 +1,422 @@
+use super::{Item, get_n, get_s, n, s};
+use crate::StoreError;
+use crate::error::sdk_error;
+use crate::migrate::{Change, ChangeFeed, Dataset, Rec};
+use crate::retry::{backoff, with_backoff};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use lifecycle::TenantId;
+use lifecycle::catalog::locate;
+
+/// Sort keys from here on hold the location's change feed, in the tenant's partition, so
+/// erasing the partition erases the feed too. Record keys may not use the prefix.
+const FEED: &str = "~feed/";
+const HEAD: &str = "~feed-head";
+/// Lost races a primary write survives before it reports `Throttled`.
+const MAX_RACES: u32 = 32;
+
+fn feed_sk(seq: u64) -> String {
+    format!("{FEED}{seq:020}")
+}
+
+/// A system's records at one location in DynamoDB: the table the catalog names for that
+/// location, the tenant's partition. The change feed is a journal in the same partition:
+/// a primary write is one `TransactWriteItems` (the record at the next revision, the feed
+/// head moved on by one, the feed entry), each conditioned on what was read, so feed
+/// positions follow commit order.
+#[derive(Debug, Clone)]
+pub struct DynamoDataset {
+    client: Client,
+    system: String,
+    location: String,
+    table: String,
+    pk: String,
+    sk: String,
+    pk_template: String,
+    concurrency: usize,
+}
+
+impl DynamoDataset {
+    /// The dataset of `system` at `location`, stored in `table`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        system: &str,
+        location: &str,
+        table: &str,
+        pk: &str,
+        sk: &str,
+        pk_template: &str,
+        concurrency: usize,
+    ) -> Self {
+        Self {
+            client,
+            system: system.to_owned(),
+            location: location.to_owned(),
+            table: table.to_owned(),
+            pk: pk.to_owned(),
+            sk: sk.to_owned(),
+            pk_template: pk_template.to_owned(),
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    fn key(&self, tenant: &TenantId, sk: &str) -> Item {
+        Item::from([
+            (self.pk.clone(), s(locate(&self.pk_template, tenant))),
+            (self.sk.clone(), s(sk)),
+        ])
+    }
+
+    async fn get(&self, tenant: &TenantId, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = with_backoff(|| async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(self.key(tenant, sk)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_error("GetItem", e))
+        })
+        .await?;
+        Ok(out.item)
+    }
+
+    fn rec_item(&self, tenant: &TenantId, r: &Rec) -> Item {
+        let mut item = self.key(tenant, &r.key);
+        item.insert("rev".into(), n(r.rev));
+        match &r.body {
+            Some(b) => item.insert("body".into(), AttributeValue::B(Blob::new(b.clone()))),
+            None => item.insert("deleted".into(), AttributeValue::Bool(true)),
+        };
+        item
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut p = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition);
+        // DynamoDB refuses names an expression does not use.
+        if condition.contains("#sk") {
+            p = p.expression_attribute_names("#sk", &self.sk);
+        }
+        for (k, v) in values {
+            p = p.expression_attribute_values(k, v);
+        }
+        let p = p
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("TransactWriteItems: {e}")))?;
+        Ok(TransactWriteItem::builder().put(p).build())
+    }
+
+    /// Queries the tenant's partition from `after` (exclusive), collecting up to `limit`
+    /// items that pass `keep`; DynamoDB applies Limit before filtering, so it pages on.
+    async fn query_from(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        until: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = after.map(|a| self.key(tenant, a));
+        loop {
+            let page = with_backoff(|| async {
+                let mut q = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .consistent_read(true)
+                    .expression_attribute_names("#pk", &self.pk)
+                    .expression_attribute_values(":pk", s(locate(&self.pk_template, tenant)))
+                    .set_exclusive_start_key(start.clone())
+                    .limit(((limit - out.len()).max(1)).min(1000) as i32);
+                q = match until {
+                    Some(u) => q
+                        .key_condition_expression("#pk = :pk AND #sk < :until")
+                        .expression_attribute_names("#sk", &self.sk)
+                        .expression_attribute_values(":until", s(u)),
+                    None => q.key_condition_expression("#pk = :pk"),
+                };
+                q.send().await.map_err(|e| sdk_error("Query", e))
+            })
+            .await?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(k) if out.len() < limit => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+fn to_rec(key: String, i: &Item) -> Rec {
+    Rec {
+        key,
+        rev: get_n(i, "rev").unwrap_or(0),
+        body: if i
+            .get("deleted")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false)
+        {
+            None
+        } else {
+            i.get("body")
+                .and_then(|b| b.as_b().ok())
+                .map(|b| b.as_ref().to_vec())
+        },
+    }
+}
+
+#[async_trait]
+impl Dataset for DynamoDataset {
+    fn system(&self) -> &str {
+        &self.system
+    }
+
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    async fn provision(&self, _tenant: &TenantId) -> Result<bool, StoreError> {
+        // Tables are infrastructure (infra/template.yaml): check, never create.
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_resource_not_found_exception()) =>
+            {
+                Err(StoreError::Config(format!(
+                    "system {}: table {} for location {} does not exist; create it with the home table's keys",
+                    self.system, self.table, self.location
+                )))
+            }
+            Err(e) => Err(sdk_error("DescribeTable", e)),
+        }
+    }
+
+    async fn read(&self, tenant: &TenantId, key: &str) -> Result<Option<Rec>, StoreError> {
+        Ok(self
+            .get(tenant, key)
+            .await?
+            .map(|i| to_rec(key.to_owned(), &i)))
+    }
+
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        body: Option<&[u8]>,
+    ) -> Result<u64, StoreError> {
+        if key >= "~feed" {
+            return Err(StoreError::Config(format!(
+                "record keys must sort below \"~feed\" (the change feed's sort keys) in system {}",
+                self.system
+            )));
+        }
+        for attempt in 1..=MAX_RACES {
+            let cur = self.get(tenant, key).await?;
+            let head = self
+                .get(tenant, HEAD)
+                .await?
+                .and_then(|h| get_n(&h, "seq"))
+                .unwrap_or(0);
+            let prev = cur.as_ref().and_then(|i| get_n(i, "rev"));
+            let rec = Rec {
+                key: key.to_owned(),
+                rev: prev.unwrap_or(0) + 1,
+                body: body.map(<[u8]>::to_vec),
+            };
+            let record = match prev {
+                Some(r) => self.put(self.rec_item(tenant, &rec), "rev = :r", vec![(":r", n(r))])?,
+                None => self.put(
+                    self.rec_item(tenant, &rec),
+                    "attribute_not_exists(rev)",
+                    vec![],
+                )?,
+            };
+            let mut head_item = self.key(tenant, HEAD);
+            head_item.insert("seq".into(), n(head + 1));
+            let head_put = if head == 0 {
+                self.put(head_item, "attribute_not_exists(#sk)", vec![])?
+            } else {
+                self.put(head_item, "seq = :h", vec![(":h", n(head))])?
+            };
+            let mut entry = self.key(tenant, &feed_sk(head + 1));
+            entry.insert("key".into(), s(key));
+            let entry_put = self.put(entry, "attribute_not_exists(#sk)", vec![])?;
+            let res = self
+                .client
+                .transact_write_items()
+                .transact_items(record)
+                .transact_items(head_put)
+                .transact_items(entry_put)
+                .send()
+                .await;
+            match res {
+                Ok(_) => return Ok(rec.rev),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_transaction_canceled_exception()) =>
+                {
+                    tokio::time::sleep(backoff(attempt.min(5))).await;
+                }
+                Err(e) => return Err(sdk_error("TransactWriteItems", e)),
+            }
+        }
+        Err(StoreError::Throttled(format!(
+            "write to {} kept losing races",
+            self.system
+        )))
+    }
+
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        rec: &Rec,
+        replace_equal: bool,
+    ) -> Result<bool, StoreError> {
+        let cond = if replace_equal {
+            "attribute_not_exists(#sk) OR attribute_not_exists(rev) OR rev <= :r"
+        } else {
+            "attribute_not_exists(#sk) OR attribute_not_exists(rev) OR rev < :r"
+        };
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.rec_item(tenant, rec)))
+            .condition_expression(cond)
+            .expression_attribute_names("#sk", &self.sk)
+            .expression_attribute_values(":r", n(rec.rev))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("PutItem", e)),
+        }
+    }
+
+    async fn apply_many(&self, tenant: &TenantId, recs: &[Rec]) -> Result<u64, StoreError> {
+        // BatchWriteItem takes no conditions; conditional puts run side by side instead.
+        let mut n = 0;
+        for chunk in recs.chunks(self.concurrency) {
+            let mut set = tokio::task::JoinSet::new();
+            for r in chunk {
+                let (me, t, r) = (self.clone(), tenant.clone(), r.clone());
+                set.spawn(async move { me.apply(&t, &r, false).await });
+            }
+            while let Some(done) = set.join_next().await {
+                let applied =
+                    done.map_err(|e| StoreError::Unavailable(format!("apply task: {e}")))??;
+                n += u64::from(applied);
+            }
+        }
+        Ok(n)
+    }
+
+    async fn scan(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Rec>, StoreError> {
+        let items = self
+            .query_from(tenant, after, Some(FEED.trim_end_matches('/')), limit)
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| get_s(i, &self.sk).map(|k| to_rec(k.to_owned(), i)))
+            .filter(|r| !r.key.starts_with(FEED.trim_end_matches('/')))
+            .take(limit)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for DynamoDataset {
+    async fn head(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        Ok(self
+            .get(tenant, HEAD)
+            .await?
+            .and_then(|h| get_n(&h, "seq"))
+            .unwrap_or(0))
+    }
+
+    async fn read(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>, StoreError> {
+        let items = self
+            .query_from(
+                tenant,
+                Some(&feed_sk(after)),
+                Some(&format!("{FEED}~")),
+                limit,
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let sk = get_s(i, &self.sk)?;
+                let seq = sk.strip_prefix(FEED)?.parse().ok()?;
+                Some(Change {
+                    seq,
+                    key: get_s(i, "key")?.to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    async fn trim(&self, tenant: &TenantId, upto: u64) -> Result<(), StoreError> {
+        loop {
+            let old = self
+                .query_from(tenant, Some(FEED), Some(&feed_sk(upto)), 25)
+                .await?;
+            if old.is_empty() {
+                return Ok(());
+            }
+            for i in old {
+                let Some(sk) = get_s(&i, &self.sk) else {
+                    continue;
+                };
+                let k = self.key(tenant, sk);
+                with_backoff(|| async {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(k.clone()))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| sdk_error("DeleteItem", e))
+                })
+                .await?;
+            }
+        }
+    }
+}
