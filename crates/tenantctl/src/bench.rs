@@ -53,6 +53,12 @@ pub enum BenchCmd {
         /// Also measure a PostgreSQL copy (connection string).
         #[arg(long, env = "TENANT_PG_URL")]
         pg_url: Option<String>,
+        /// Also measure a DynamoDB copy on this endpoint (moto's URL).
+        #[arg(long)]
+        dynamodb_endpoint: Option<String>,
+        /// Items of the DynamoDB copy.
+        #[arg(long, default_value_t = 5_000)]
+        dynamodb_items: usize,
     },
     /// Verify a ledger of N entries, against the raw P-256 verify rate.
     LedgerVerify {
@@ -70,7 +76,12 @@ pub async fn run(cmd: BenchCmd, data_dir: &Path) -> Result<()> {
             records,
             trials,
             pg_url,
-        } => crate::bench_migrate::run(data_dir, records, trials, pg_url.as_deref()).await,
+            dynamodb_endpoint,
+            dynamodb_items,
+        } => {
+            let ddb = dynamodb_endpoint.as_deref().map(|e| (e, dynamodb_items));
+            crate::bench_migrate::run(data_dir, records, trials, pg_url.as_deref(), ddb).await
+        }
         BenchCmd::Erase {
             endpoint,
             objects,

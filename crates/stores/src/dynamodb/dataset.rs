@@ -139,7 +139,7 @@ impl DynamoDataset {
                     .expression_attribute_names("#pk", &self.pk)
                     .expression_attribute_values(":pk", s(locate(&self.pk_template, tenant)))
                     .set_exclusive_start_key(start.clone())
-                    .limit(((limit - out.len()).max(1)).min(1000) as i32);
+                    .limit(limit.saturating_sub(out.len()).clamp(1, 1000) as i32);
                 q = match until {
                     Some(u) => q
                         .key_condition_expression("#pk = :pk AND #sk < :until")
