@@ -58,6 +58,16 @@ pub trait Dataset: Send + Sync + Debug {
         }
         Ok(n)
     }
+    /// Applies many records while the caller is the only writer of this location for the
+    /// tenant (the bulk copy, before dual-write begins), so a backend may check revisions
+    /// first and then write unconditionally in batches. Same result as `apply_many`.
+    async fn apply_many_exclusive(
+        &self,
+        tenant: &TenantId,
+        recs: &[Rec],
+    ) -> Result<u64, StoreError> {
+        self.apply_many(tenant, recs).await
+    }
     /// Up to `limit` current records with keys after `after`, in key order.
     async fn scan(
         &self,

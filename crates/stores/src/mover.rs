@@ -62,8 +62,9 @@ impl Pair {
 }
 
 /// Copies one page of the bulk copy after `cp.cursor`; true when the last key was passed.
-/// Records the target already holds at the same or a newer revision (dual-write got there
-/// first, or a killed run copied them) are skipped, never overwritten.
+/// Records the target already holds at the same or a newer revision (a killed run copied
+/// them) are skipped, never overwritten. The bulk copy runs before dual-write, so it is
+/// the target's only writer and may use the backend's exclusive batch path.
 pub async fn copy_page(
     pair: &Pair,
     tenant: &TenantId,
@@ -79,7 +80,7 @@ pub async fn copy_page(
         .iter()
         .map(|r| pair.convert_rec(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let applied = pair.to.apply_many(tenant, &converted).await?;
+    let applied = pair.to.apply_many_exclusive(tenant, &converted).await?;
     cp.copied += applied;
     cp.skipped += converted.len() as u64 - applied;
     cp.cursor = Some(last);

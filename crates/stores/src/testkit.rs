@@ -430,6 +430,39 @@ pub async fn dataset_suite(
         0,
         "idempotent"
     );
+    // The bulk copy's exclusive path keeps the same revision rule.
+    let mixed = vec![
+        Rec {
+            key: "k/000".into(),
+            rev: 1,
+            body: Some(b"not newer".to_vec()),
+        },
+        Rec {
+            key: "k/001".into(),
+            rev: 2,
+            body: Some(b"newer".to_vec()),
+        },
+        Rec {
+            key: "k/xyz".into(),
+            rev: 1,
+            body: None,
+        },
+    ];
+    assert_eq!(
+        ds.apply_many_exclusive(&t, &mixed)
+            .await
+            .expect("exclusive"),
+        2
+    );
+    assert_eq!(
+        ds.read(&t, "k/000")
+            .await
+            .expect("read")
+            .and_then(|r| r.body),
+        Some(vec![0])
+    );
+    let k1 = ds.read(&t, "k/001").await.expect("read").expect("k1");
+    assert_eq!((k1.rev, k1.body.as_deref()), (2, Some(&b"newer"[..])));
 
     // Scans page in key order, tombstones included.
     let mut keys = Vec::new();
@@ -445,7 +478,7 @@ pub async fn dataset_suite(
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
-    assert_eq!(keys.len(), 27);
+    assert_eq!(keys.len(), 28);
 
     // The feed holds the primary writes only, in order, and trims without reusing positions.
     let changes = feed.read(&t, head0, 100).await.expect("feed");
