@@ -446,7 +446,7 @@ async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
     println!("bulk copy, DynamoDB on {endpoint} ({items} items)");
     println!(
         "  {:<44} {:>10.0} items/s  ({:.2} s)",
-        "sync (conditional PutItem, 8 in flight)",
+        "sync (BatchGetItem revisions, BatchWriteItem)",
         rate(ours),
         ours.as_secs_f64()
     );
