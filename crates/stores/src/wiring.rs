@@ -414,37 +414,36 @@ fn backend_name(b: &Backend) -> &'static str {
     }
 }
 
+/// One dataset seen through both of its ports.
+type DatasetPorts = (Arc<dyn Dataset>, Arc<dyn ChangeFeed>);
+
+impl Deps {
+    /// The backend's dataset of `system` at `location`, as both of its ports (every
+    /// backend keeps the feed beside the records).
+    fn backend_dataset(&self, system: &str, location: &str) -> Result<DatasetPorts, StepError> {
+        fn both<T: Dataset + ChangeFeed + 'static>(d: T) -> DatasetPorts {
+            let d = Arc::new(d);
+            (d.clone(), d)
+        }
+        if let Some((pg, schema)) = self.postgres.get(system) {
+            return Ok(both(PgDataset::new(pg.clone(), system, schema, location)));
+        }
+        if let Some(d) = self.dynamo_dataset(system, location)? {
+            return Ok(both(d));
+        }
+        Ok(both(self.local_dataset(system, location)?))
+    }
+}
+
 impl Locator for Deps {
     fn dataset(&self, system: &str, location: &str) -> Result<Arc<dyn Dataset>, StepError> {
         if let Some(d) = self.datasets.get(&(system.to_owned(), location.to_owned())) {
             return Ok(d.clone());
         }
-        if let Some((pg, schema)) = self.postgres.get(system) {
-            return Ok(Arc::new(PgDataset::new(
-                pg.clone(),
-                system,
-                schema,
-                location,
-            )));
-        }
-        if let Some(d) = self.dynamo_dataset(system, location)? {
-            return Ok(Arc::new(d));
-        }
-        Ok(Arc::new(self.local_dataset(system, location)?))
+        Ok(self.backend_dataset(system, location)?.0)
     }
 
     fn feed(&self, system: &str, location: &str) -> Result<Arc<dyn ChangeFeed>, StepError> {
-        if let Some((pg, schema)) = self.postgres.get(system) {
-            return Ok(Arc::new(PgDataset::new(
-                pg.clone(),
-                system,
-                schema,
-                location,
-            )));
-        }
-        if let Some(d) = self.dynamo_dataset(system, location)? {
-            return Ok(Arc::new(d));
-        }
-        Ok(Arc::new(self.local_dataset(system, location)?))
+        Ok(self.backend_dataset(system, location)?.1)
     }
 }

@@ -232,38 +232,7 @@ async fn erase(
             .send()
             .await?;
     }
-    {
-        use aws_sdk_dynamodb::types::*;
-        ddb.create_table()
-            .table_name(&table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("sk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("sk")
-                    .key_type(KeyType::Range)
-                    .build()?,
-            )
-            .send()
-            .await?;
-    }
+    create_table(&ddb, &table).await?;
     let s3_store = S3TenantStore::new(
         s3.clone(),
         "s3",
@@ -490,5 +459,35 @@ async fn seed_ddb(
         b.inc(chunk.len() as u64);
     }
     b.finish_and_clear();
+    Ok(())
+}
+
+/// Creates an on-demand DynamoDB table keyed by string `pk` and `sk`.
+pub(crate) async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+    };
+    ddb.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .send()
+        .await
+        .with_context(|| format!("CreateTable {name}"))?;
     Ok(())
 }

@@ -323,10 +323,7 @@ pub async fn run(
 /// with plain BatchWriteItem (25 per call, 8 calls in flight): no revision check, the
 /// fastest way to put them there.
 async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-        ScalarAttributeType, WriteRequest,
-    };
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
@@ -343,36 +340,7 @@ async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
         format!("bench-base-{stamp}"),
     ];
     for t in &tables {
-        ddb.create_table()
-            .table_name(t)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("sk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("sk")
-                    .key_type(KeyType::Range)
-                    .build()?,
-            )
-            .send()
-            .await
-            .with_context(|| format!("CreateTable {t} at {endpoint}"))?;
+        crate::bench::create_table(&ddb, t).await?;
     }
     let text = tenantctl::LOCAL_CATALOG;
     let mut out = String::new();
