@@ -1,4 +1,4 @@
-use super::{Item, get_n, get_s, n, s};
+use super::{Item, get_item, get_n, get_s, n, s};
 use crate::StoreError;
 use crate::error::sdk_error;
 use crate::migrate::{Change, ChangeFeed, Dataset, Rec};
@@ -71,18 +71,7 @@ impl DynamoDataset {
     }
 
     async fn get(&self, tenant: &TenantId, sk: &str) -> Result<Option<Item>, StoreError> {
-        let out = with_backoff(|| async {
-            self.client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(self.key(tenant, sk)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk_error("GetItem", e))
-        })
-        .await?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, self.key(tenant, sk)).await
     }
 
     fn rec_item(&self, tenant: &TenantId, r: &Rec) -> Item {

@@ -39,19 +39,8 @@ impl DynamoLedger {
     }
 
     async fn get(&self, chain: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        let out = with_backoff(|| async {
-            self.client
-                .get_item()
-                .table_name(&self.table)
-                .key("chain", s(chain))
-                .key("sk", s(sk))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk_error("GetItem", e))
-        })
-        .await?;
-        Ok(out.item)
+        let key = Item::from([("chain".to_owned(), s(chain)), ("sk".to_owned(), s(sk))]);
+        super::get_item(&self.client, &self.table, key).await
     }
 }
 

@@ -35,3 +35,23 @@ pub(crate) fn get_n(item: &Item, k: &str) -> Option<u64> {
         .and_then(|v| v.as_n().ok())
         .and_then(|s| s.parse().ok())
 }
+
+/// A strongly consistent GetItem, retried with backoff on throttling.
+pub(crate) async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, crate::StoreError> {
+    let out = crate::retry::with_backoff(|| async {
+        client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| crate::error::sdk_error("GetItem", e))
+    })
+    .await?;
+    Ok(out.item)
+}

@@ -1,4 +1,4 @@
-use super::{Item, get_n, get_s, n, s};
+use super::{Item, get_item, get_n, get_s, n, s};
 use crate::StoreError;
 use crate::error::sdk_error;
 use crate::migrate::{Ack, Migrations, RoutingStore};
@@ -102,19 +102,12 @@ async fn conditional_put(
 #[async_trait]
 impl RoutingStore for DynamoRouting {
     async fn get(&self, tenant: &TenantId) -> Result<Option<Routing>, StoreError> {
-        let out = with_backoff(|| async {
-            self.client
-                .get_item()
-                .table_name(&self.table)
-                .key("tenant_id", s(tenant.as_str()))
-                .key("sk", s("routing"))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk_error("GetItem", e))
-        })
-        .await?;
-        out.item
+        let key = Item::from([
+            ("tenant_id".to_owned(), s(tenant.as_str())),
+            ("sk".to_owned(), s("routing")),
+        ]);
+        get_item(&self.client, &self.table, key)
+            .await?
             .as_ref()
             .map(|i| parse(i, "routing record"))
             .transpose()
@@ -251,18 +244,9 @@ impl DynamoMigrations {
 #[async_trait]
 impl Migrations for DynamoMigrations {
     async fn get(&self, tenant: &TenantId) -> Result<Option<MigrationRecord>, StoreError> {
-        let out = with_backoff(|| async {
-            self.client
-                .get_item()
-                .table_name(&self.table)
-                .key("tenant_id", s(tenant.as_str()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk_error("GetItem", e))
-        })
-        .await?;
-        out.item
+        let key = Item::from([("tenant_id".to_owned(), s(tenant.as_str()))]);
+        get_item(&self.client, &self.table, key)
+            .await?
             .as_ref()
             .map(|i| parse(i, "migration record"))
             .transpose()

@@ -249,18 +249,8 @@ impl TenantStore for DynamoTenantStore {
     }
 
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let out = with_backoff(|| async {
-            self.client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(self.key(tenant, key)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk_error("GetItem", e))
-        })
-        .await?;
-        Ok(out.item.and_then(|i| {
+        let item = super::get_item(&self.client, &self.table, self.key(tenant, key)).await?;
+        Ok(item.and_then(|i| {
             i.get("body")
                 .and_then(|b| b.as_b().ok())
                 .map(|b| b.as_ref().to_vec())
