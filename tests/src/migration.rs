@@ -147,3 +147,53 @@ pub async fn seed_json(deps: &Deps, tenant: &str, systems: &[&str], n: usize) {
         ds.apply_many(&t, &recs).await.expect("seed");
     }
 }
+
+/// After a blue-green migration of `system` under `tally`'s workload: no operation failed,
+/// every acknowledged write is at `green`, the recorded fingerprints are equal over at least
+/// `min_records`; then erasing the tenant from the system completes and leaves nothing, in
+/// any location.
+pub async fn assert_migrated_then_erased(
+    deps: &Deps,
+    tenant: &str,
+    system: &str,
+    tally: &Tally,
+    min_records: u64,
+) {
+    assert_eq!(tally.failed.load(Ordering::SeqCst), 0, "failed operations");
+    let lost = lost_writes(
+        deps,
+        tenant,
+        "green",
+        tally,
+        lifecycle::migration::Transform::None,
+    )
+    .await
+    .expect("lost");
+    assert_eq!(lost, 0, "acknowledged writes missing at green");
+    let t = TenantId::parse(tenant).expect("tenant");
+    let m = deps
+        .migrations()
+        .expect("migrations")
+        .get(&t)
+        .await
+        .expect("get")
+        .expect("record");
+    let (a, b) = m.fingerprints[system];
+    assert_eq!(a, b, "{system} fingerprints");
+    assert!(
+        a.count >= min_records,
+        "{} < {min_records} records",
+        a.count
+    );
+    let store = deps.store(system).expect("store");
+    let pass = store
+        .erase(&t, std::time::Instant::now() + Duration::from_secs(120))
+        .await
+        .expect("erase");
+    assert!(pass.complete);
+    assert_eq!(
+        store.count(&t).await.expect("count"),
+        0,
+        "every location, feed included"
+    );
+}
