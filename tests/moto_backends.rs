@@ -5,7 +5,7 @@ use lifecycle::SystemKind;
 use std::sync::Arc;
 use stores::dynamodb::{DynamoHolds, DynamoLedger, DynamoTenantStore};
 use stores::kms::KmsSigner;
-use stores::s3::S3TenantStore;
+use stores::s3::{S3Dataset, S3TenantStore};
 use stores::testkit;
 
 #[tokio::test]
@@ -109,22 +109,145 @@ async fn dynamodb_dataset_passes_the_suite() {
     testkit::dataset_suite(&ds, &ds).await;
 }
 
+#[tokio::test]
+async fn s3_dataset_passes_the_suite() {
+    let cfg = moto_config().await;
+    let s3 = moto_s3(&cfg);
+    let bucket = testkit::unique("dataset").replace('_', "-");
+    versioned_bucket(&s3, &bucket).await;
+    let ds = S3Dataset::new(s3, "s3", "green", &bucket, "tenants/{tenant_id}/", 4);
+    testkit::dataset_suite(&ds, &ds).await;
+}
+
+#[tokio::test]
+async fn s3_bulk_copy_is_server_side_resumable_and_never_overwrites_newer() {
+    use lifecycle::TenantId;
+    use lifecycle::migration::{Checkpoint, Transform};
+    use stores::migrate::{Dataset, Rec};
+    use stores::mover::{Direction, Pair, copy_page};
+    let cfg = moto_config().await;
+    let s3 = moto_s3(&cfg);
+    let (a, b) = (
+        testkit::unique("home").replace('_', "-"),
+        testkit::unique("green").replace('_', "-"),
+    );
+    versioned_bucket(&s3, &a).await;
+    versioned_bucket(&s3, &b).await;
+    let prefix = "tenants/{tenant_id}/";
+    let home = Arc::new(S3Dataset::new(s3.clone(), "s3", "home", &a, prefix, 4));
+    let green = Arc::new(S3Dataset::new(s3.clone(), "s3", "green", &b, prefix, 4));
+    let t = TenantId::parse(&testkit::unique("t")).expect("tenant");
+    for i in 0..23 {
+        let body = format!("doc {i}");
+        home.write(&t, &format!("docs/{i:03} é+.txt"), Some(body.as_bytes()))
+            .await
+            .expect("write");
+    }
+    home.write(&t, "docs/gone", None).await.expect("tombstone");
+    // The target already holds one key at a newer revision: the copy must keep it.
+    let newer = Rec {
+        key: "docs/005 é+.txt".into(),
+        rev: 7,
+        body: Some(b"newer".to_vec()),
+    };
+    assert!(green.apply(&t, &newer, false).await.expect("apply"));
+    let pair = Pair {
+        system: "s3".into(),
+        from: home.clone(),
+        to: green.clone(),
+        feed: home.clone(),
+        transform: Transform::None,
+        direction: Direction::Forward,
+    };
+    let mut cp = Checkpoint::default();
+    // Two pages, then a "killed" run resumes from the saved cursor.
+    assert!(!copy_page(&pair, &t, &mut cp, 10).await.expect("page 1"));
+    let saved = cp.clone();
+    assert!(!copy_page(&pair, &t, &mut cp, 10).await.expect("page 2"));
+    let mut resumed = saved;
+    while !copy_page(&pair, &t, &mut resumed, 10).await.expect("page") {}
+    assert_eq!(
+        (resumed.copied, resumed.skipped),
+        (13, 11),
+        "page 1 copies 9 and keeps the newer key; the rerun of page 2 copies nothing again; page 3 copies 4"
+    );
+    let all = green.scan(&t, None, 100).await.expect("scan");
+    assert_eq!(all.len(), 24, "every key once, tombstone included");
+    let kept = green
+        .read(&t, &newer.key)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(
+        (kept.rev, kept.body),
+        (7, newer.body),
+        "newer never overwritten"
+    );
+    let gone = green
+        .read(&t, "docs/gone")
+        .await
+        .expect("read")
+        .expect("tomb");
+    assert_eq!(
+        (gone.rev, gone.body),
+        (1, None),
+        "tombstones copy as tombstones"
+    );
+    let one = green
+        .read(&t, "docs/001 é+.txt")
+        .await
+        .expect("read")
+        .expect("doc");
+    assert_eq!((one.rev, one.body.as_deref()), (1, Some(&b"doc 1"[..])));
+    assert!(
+        green.write(&t, "~feed/1", Some(b"x")).await.is_err(),
+        "record keys may not enter the feed's range"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dynamodb_system_migrates_under_load_and_erasure_reaches_both_tables() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let cfg = moto_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let (home, green) = (testkit::unique("usage"), testkit::unique("usage-green"));
     table(&ddb, &home, "pk", "sk").await;
     table(&ddb, &green, "pk", "sk").await;
-    let text = tenantctl::LOCAL_CATALOG.replacen(
+    migrate_under_load(
+        cfg,
+        "analytics",
         "name = \"analytics\"\nkind = \"analytics\"\nholds = \"usage events in the data lake, keyed by tenant\"\nbackend = \"embedded\"",
         &format!("name = \"analytics\"\nkind = \"analytics\"\nholds = \"usage events\"\nbackend = \"dynamodb\"\ntable = \"{home}\"\npartition_key = \"pk\"\nsort_key = \"sk\"\npartition_value = \"TENANT#{{tenant_id}}\"\nlocations = {{ green = \"{green}\" }}"),
-        1,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_system_migrates_under_load_and_erasure_reaches_both_buckets() {
+    let cfg = moto_config().await;
+    let s3 = moto_s3(&cfg);
+    let (home, green) = (
+        testkit::unique("docs").replace('_', "-"),
+        testkit::unique("docs-green").replace('_', "-"),
     );
+    versioned_bucket(&s3, &home).await;
+    versioned_bucket(&s3, &green).await;
+    migrate_under_load(
+        cfg,
+        "s3",
+        "name = \"s3\"\nkind = \"objects\"\nholds = \"uploaded documents and exports, every object version\"\nbackend = \"embedded\"",
+        &format!("name = \"s3\"\nkind = \"objects\"\nholds = \"documents\"\nbackend = \"s3\"\nbucket = \"{home}\"\nprefix = \"tenants/{{tenant_id}}/\"\nlocations = {{ green = \"{green}\" }}"),
+    )
+    .await;
+}
+
+/// Replaces `system`'s embedded entry of the local catalog by `entry`, then runs a whole
+/// blue-green migration of it under a router workload and checks the outcome and erasure.
+async fn migrate_under_load(cfg: aws_config::SdkConfig, system: &str, embedded: &str, entry: &str) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let text = tenantctl::LOCAL_CATALOG.replacen(embedded, entry, 1);
     assert!(
-        text.contains(&green),
-        "the local catalog's analytics entry moved"
+        text.contains(entry),
+        "the local catalog's {system} entry moved"
     );
     let dir = tempfile::tempdir().expect("dir");
     let deps = stores::wiring::Deps::connect(
@@ -138,18 +261,18 @@ async fn a_dynamodb_system_migrates_under_load_and_erasure_reaches_both_tables()
     .expect("deps");
     let deps = Arc::new(deps);
     let tenant = "tenant_002_globex";
-    e2e::migration::seed_json(&deps, tenant, &["analytics"], 60).await;
+    e2e::migration::seed_json(&deps, tenant, &[system], 60).await;
     let r = tenantctl::migrate::router(&deps, tenant)
         .await
         .expect("router");
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, handles) =
-        tenantctl::migrate::workload(r.clone(), vec!["analytics".into()], 2, stop.clone());
+        tenantctl::migrate::workload(r.clone(), vec![system.into()], 2, stop.clone());
     let exec = e2e::migration::run_migration(
         Arc::new(tenantctl::registry::LocalFunctions::new(deps.clone())),
         e2e::migration::blue_green(
             tenant,
-            &["analytics"],
+            &[system],
             serde_json::json!({"soak_seconds": 5, "page_size": 25}),
         ),
         0.02,
@@ -162,5 +285,5 @@ async fn a_dynamodb_system_migrates_under_load_and_erasure_reaches_both_tables()
     r.shutdown().await.expect("shutdown");
     assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
     assert!(tally.ok.load(Ordering::SeqCst) > 0);
-    e2e::migration::assert_migrated_then_erased(&deps, tenant, "analytics", &tally, 60).await;
+    e2e::migration::assert_migrated_then_erased(&deps, tenant, system, &tally, 60).await;
 }

@@ -92,6 +92,9 @@ pub enum Backend {
         /// Concurrent DeleteObjects calls.
         #[serde(default = "default_concurrency")]
         max_concurrency: usize,
+        /// Buckets of the migration locations (location name to bucket), same prefix.
+        #[serde(default)]
+        locations: std::collections::BTreeMap<String, String>,
     },
     /// A DynamoDB table; a tenant's items share one partition key value.
     Dynamodb {
@@ -220,12 +223,15 @@ impl Catalog {
                     bucket,
                     prefix,
                     max_concurrency,
+                    locations,
                 } => {
-                    if bucket.len() < 3 {
-                        return Err(StepError::Configuration(format!(
-                            "system {}: bucket name {bucket:?} is shorter than 3 characters",
-                            s.name
-                        )));
+                    for b in std::iter::once(bucket).chain(locations.values()) {
+                        if b.len() < 3 {
+                            return Err(StepError::Configuration(format!(
+                                "system {}: bucket name {b:?} is shorter than 3 characters",
+                                s.name
+                            )));
+                        }
                     }
                     if !prefix.contains(TENANT_PLACEHOLDER) || !prefix.ends_with('/') {
                         return Err(StepError::Configuration(format!(

@@ -75,6 +75,33 @@ pub trait Dataset: Send + Sync + Debug {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Rec>, StoreError>;
+    /// This dataset as `Any`, for a backend that can copy from its own kind server-side.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+    /// One bulk-copy page from `source` into this location without moving bodies through
+    /// the caller (S3 CopyObject), under the same exclusive-writer rule as
+    /// `apply_many_exclusive`; `None` when this backend cannot copy from that source.
+    async fn copy_page_from(
+        &self,
+        _tenant: &TenantId,
+        _source: &dyn Dataset,
+        _after: Option<&str>,
+        _limit: usize,
+    ) -> Result<Option<CopiedPage>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// What a server-side bulk-copy page did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopiedPage {
+    /// Records listed at the source.
+    pub listed: usize,
+    /// Records copied (the rest were already as new at the target).
+    pub copied: u64,
+    /// The last key listed.
+    pub last: Option<String>,
 }
 
 /// One change on a location's feed.

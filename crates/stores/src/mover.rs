@@ -71,6 +71,20 @@ pub async fn copy_page(
     cp: &mut Checkpoint,
     page: usize,
 ) -> Result<bool, StepError> {
+    if pair.transform == Transform::None
+        && let Some(done) = pair
+            .to
+            .copy_page_from(tenant, pair.from.as_ref(), cp.cursor.as_deref(), page)
+            .await?
+    {
+        cp.copied += done.copied;
+        cp.skipped += done.listed as u64 - done.copied;
+        if let Some(last) = done.last {
+            cp.cursor = Some(last);
+        }
+        cp.bulk_done = done.listed < page;
+        return Ok(cp.bulk_done);
+    }
     let recs = pair.from.scan(tenant, cp.cursor.as_deref(), page).await?;
     let Some(last) = recs.last().map(|r| r.key.clone()) else {
         cp.bulk_done = true;

@@ -9,7 +9,7 @@ use crate::local::{
 };
 use crate::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
 use crate::postgres::{Pg, PgDataset, PgTenantStore};
-use crate::s3::S3TenantStore;
+use crate::s3::{S3Dataset, S3TenantStore};
 use crate::{Clock, Ledger, LegalHolds, Signer, SystemClock, TenantStore};
 use lifecycle::catalog::{Backend, ControlBackend, SignerBackend};
 use lifecycle::{Catalog, StepError};
@@ -47,6 +47,7 @@ pub struct Deps {
     datasets: BTreeMap<(String, String), Arc<dyn Dataset>>,
     postgres: BTreeMap<String, (Pg, String)>,
     dynamo: BTreeMap<String, aws_sdk_dynamodb::Client>,
+    s3: BTreeMap<String, aws_sdk_s3::Client>,
 }
 
 /// Where the backends that need one find their world or AWS configuration.
@@ -128,6 +129,7 @@ impl Deps {
         let mut stores: BTreeMap<String, Arc<dyn TenantStore>> = BTreeMap::new();
         let mut postgres = BTreeMap::new();
         let mut dynamo = BTreeMap::new();
+        let mut s3 = BTreeMap::new();
         let mut connections: BTreeMap<String, Pg> = BTreeMap::new();
         for s in &catalog.systems {
             if let Backend::Postgres { url, schema } = &s.backend {
@@ -152,14 +154,23 @@ impl Deps {
                     bucket,
                     prefix,
                     max_concurrency,
-                } => Arc::new(S3TenantStore::new(
-                    s3_client(aws_ref()?),
-                    s.name.as_str(),
-                    s.kind,
-                    bucket,
-                    prefix,
-                    *max_concurrency,
-                )),
+                    locations,
+                } => {
+                    let client = s3_client(aws_ref()?);
+                    s3.insert(s.name.to_string(), client.clone());
+                    Arc::new(
+                        S3TenantStore::new(
+                            client,
+                            s.name.as_str(),
+                            s.kind,
+                            bucket,
+                            prefix,
+                            *max_concurrency,
+                        )
+                        // Erasure reaches every location a migration may have copied to.
+                        .with_location_buckets(locations.values().cloned().collect()),
+                    )
+                }
                 Backend::Dynamodb {
                     table,
                     partition_key,
@@ -226,6 +237,7 @@ impl Deps {
             datasets: BTreeMap::new(),
             postgres,
             dynamo,
+            s3,
             catalog: Arc::new(catalog),
             stores,
             holds,
@@ -361,14 +373,61 @@ impl Deps {
                 ))
             })?
         };
+        let client = match aws_region(location) {
+            Some(r) => {
+                aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().region(r).build())
+            }
+            None => client.clone(),
+        };
         Ok(Some(DynamoDataset::new(
-            client.clone(),
+            client,
             system,
             location,
             table,
             partition_key,
             sort_key,
             partition_value,
+            *max_concurrency,
+        )))
+    }
+
+    /// An S3 system's dataset at `location`: the home bucket, or the bucket the catalog
+    /// names for that location (a location named after an AWS region is reached there).
+    fn s3_dataset(&self, system: &str, location: &str) -> Result<Option<S3Dataset>, StepError> {
+        let (Some(client), Some(spec)) = (self.s3.get(system), self.catalog.system(system)) else {
+            return Ok(None);
+        };
+        let Backend::S3 {
+            bucket,
+            prefix,
+            max_concurrency,
+            locations,
+        } = &spec.backend
+        else {
+            return Ok(None);
+        };
+        let (client, bucket) = if location == lifecycle::migration::HOME {
+            (client.clone(), bucket)
+        } else {
+            let b = locations.get(location).ok_or_else(|| {
+                StepError::Configuration(format!(
+                    "system {system}: no bucket for location {location}; add `locations = {{ {location} = \"<bucket>\" }}` to its catalog entry"
+                ))
+            })?;
+            let client = match aws_region(location) {
+                Some(r) => {
+                    aws_sdk_s3::Client::from_conf(client.config().to_builder().region(r).build())
+                }
+                None => client.clone(),
+            };
+            (client, b)
+        };
+        Ok(Some(S3Dataset::new(
+            client,
+            system,
+            location,
+            bucket,
+            prefix,
             *max_concurrency,
         )))
     }
@@ -405,6 +464,19 @@ impl Deps {
     }
 }
 
+/// The AWS region a location is named after (`eu-west-1`, `us-gov-west-1`), if it is.
+fn aws_region(location: &str) -> Option<aws_config::Region> {
+    let parts: Vec<&str> = location.split('-').collect();
+    let looks = (3..=4).contains(&parts.len())
+        && parts[0].len() == 2
+        && parts[0].chars().all(|c| c.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    looks.then(|| aws_config::Region::new(location.to_owned()))
+}
+
 fn backend_name(b: &Backend) -> &'static str {
     match b {
         Backend::Embedded => "embedded",
@@ -429,6 +501,9 @@ impl Deps {
             return Ok(both(PgDataset::new(pg.clone(), system, schema, location)));
         }
         if let Some(d) = self.dynamo_dataset(system, location)? {
+            return Ok(both(d));
+        }
+        if let Some(d) = self.s3_dataset(system, location)? {
             return Ok(both(d));
         }
         Ok(both(self.local_dataset(system, location)?))

@@ -13,6 +13,9 @@ use lifecycle::{SystemKind, TenantId};
 use std::time::Instant;
 use tokio::task::JoinSet;
 
+mod dataset;
+pub use dataset::S3Dataset;
+
 /// DeleteObjects takes at most this many keys.
 const MAX_DELETE_BATCH: usize = 1000;
 
@@ -26,10 +29,11 @@ pub struct S3TenantStore {
     prefix: String,
     concurrency: usize,
     batch: usize,
+    location_buckets: Vec<String>,
 }
 
 /// One page of versions to delete: `(key, version_id)`.
-type Batch = Vec<(String, Option<String>)>;
+pub(super) type Batch = Vec<(String, Option<String>)>;
 
 impl S3TenantStore {
     /// A system named `name` in `bucket`, tenant prefix template `prefix`.
@@ -49,7 +53,26 @@ impl S3TenantStore {
             prefix: prefix.to_owned(),
             concurrency: concurrency.max(1),
             batch: MAX_DELETE_BATCH,
+            location_buckets: Vec::new(),
         }
+    }
+
+    /// Also counts and erases the tenant in these buckets (a migration's locations).
+    pub fn with_location_buckets(mut self, buckets: Vec<String>) -> Self {
+        self.location_buckets = buckets;
+        self
+    }
+
+    /// This store, pointed at each location bucket.
+    fn at_locations(&self) -> Vec<Self> {
+        self.location_buckets
+            .iter()
+            .map(|b| Self {
+                bucket: b.clone(),
+                location_buckets: Vec::new(),
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// Sets how many versions one list page and one DeleteObjects call carry (at most 1,000).
@@ -63,7 +86,7 @@ impl S3TenantStore {
     }
 
     /// Lists one page of versions and delete markers after the given markers.
-    async fn list_page(
+    pub(super) async fn list_page(
         &self,
         prefix: &str,
         key_marker: Option<String>,
@@ -105,7 +128,7 @@ impl S3TenantStore {
     }
 
     /// Deletes one batch of versions, retrying throttled calls and per-key throttles.
-    async fn delete_batch(&self, mut batch: Batch) -> Result<u64, StoreError> {
+    pub(super) async fn delete_batch(&self, mut batch: Batch) -> Result<u64, StoreError> {
         let mut deleted = 0u64;
         let mut attempt = 0;
         while !batch.is_empty() {
@@ -275,6 +298,9 @@ impl TenantStore for S3TenantStore {
     async fn count(&self, tenant: &TenantId) -> Result<u64, StoreError> {
         let prefix = locate(&self.prefix, tenant);
         let mut total = 0u64;
+        for other in self.at_locations() {
+            total += other.count(tenant).await?;
+        }
         let mut markers = (None, None);
         loop {
             let (batch, next) = self.list_page(&prefix, markers.0, markers.1).await?;
@@ -287,6 +313,20 @@ impl TenantStore for S3TenantStore {
     }
 
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError> {
-        crate::erase_until_clean(deadline, || self.erase_pass(tenant, deadline)).await
+        let mut erased = 0;
+        for other in self.at_locations() {
+            let pass = other.erase(tenant, deadline).await?;
+            erased += pass.erased;
+            if !pass.complete {
+                return Ok(ErasePass {
+                    erased,
+                    complete: false,
+                });
+            }
+        }
+        let mut pass =
+            crate::erase_until_clean(deadline, || self.erase_pass(tenant, deadline)).await?;
+        pass.erased += erased;
+        Ok(pass)
     }
 }
