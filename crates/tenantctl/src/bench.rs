@@ -60,6 +60,25 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5_000)]
         dynamodb_items: usize,
     },
+    /// Bulk copy of one tenant's S3 prefix by the migration's sync, `rclone copy` and
+    /// `aws s3 sync`, on an endpoint (moto's URL).
+    S3Copy {
+        /// The S3 endpoint.
+        #[arg(long)]
+        endpoint: String,
+        /// Objects under the prefix.
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// Requests in flight, for every tool.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// The aws CLI to compare with.
+        #[arg(long, default_value = ".venv/bin/aws")]
+        aws_cli: String,
+        /// The rclone binary to compare with.
+        #[arg(long, default_value = "rclone")]
+        rclone: String,
+    },
     /// Verify a ledger of N entries, against the raw P-256 verify rate.
     LedgerVerify {
         /// Entries.
@@ -81,6 +100,21 @@ pub async fn run(cmd: BenchCmd, data_dir: &Path) -> Result<()> {
         } => {
             let ddb = dynamodb_endpoint.as_deref().map(|e| (e, dynamodb_items));
             crate::bench_migrate::run(data_dir, records, trials, pg_url.as_deref(), ddb).await
+        }
+        BenchCmd::S3Copy {
+            endpoint,
+            objects,
+            concurrency,
+            aws_cli,
+            rclone,
+        } => {
+            let o = crate::bench_s3copy::S3CopyOptions {
+                objects,
+                concurrency,
+                aws_cli,
+                rclone,
+            };
+            crate::bench_s3copy::run(data_dir, &endpoint, o).await
         }
         BenchCmd::Erase {
             endpoint,

@@ -51,7 +51,7 @@ async fn seed(deps: &Deps, tenant: &str, system: &str, n: usize) -> Result<()> {
 }
 
 /// Provisions and bulk-copies; returns the migration ref and the copy time.
-async fn bulk(deps: &Deps, tenant: &str, systems: &[&str]) -> Result<(Value, Duration)> {
+pub(crate) async fn bulk(deps: &Deps, tenant: &str, systems: &[&str]) -> Result<(Value, Duration)> {
     let req = json!({"tenant_id": tenant, "kind": "blue-green", "from": {"environment": "blue"},
         "to": {"environment": "green"}, "systems": systems,
         "options": {"page_size": 1000, "soak_seconds": 0, "max_lag": 0}});
@@ -319,6 +319,25 @@ pub async fn run(
     Ok(())
 }
 
+/// The local catalog with `system`'s `backend = "embedded"` line replaced by `backend`
+/// (the lines of another backend's entry).
+pub(crate) fn catalog_with(system: &str, backend: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in tenantctl::LOCAL_CATALOG.lines() {
+        if line.starts_with("name = ") {
+            inside = line == format!("name = \"{system}\"");
+        }
+        if inside && line.starts_with("backend = ") {
+            out.push_str(backend);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// Bulk copy of a DynamoDB system on an API endpoint (moto), against writing the same items
 /// with plain BatchWriteItem (25 per call, 8 calls in flight): no revision check, the
 /// fastest way to put them there.
@@ -342,23 +361,13 @@ async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
     for t in &tables {
         crate::bench::create_table(&ddb, t).await?;
     }
-    let text = tenantctl::LOCAL_CATALOG;
-    let mut out = String::new();
-    let mut in_analytics = false;
-    for line in text.lines() {
-        if line.starts_with("name = ") {
-            in_analytics = line == "name = \"analytics\"";
-        }
-        if in_analytics && line.starts_with("backend = ") {
-            out.push_str(&format!(
-                "backend = \"dynamodb\"\ntable = \"{}\"\npartition_key = \"pk\"\nsort_key = \"sk\"\nlocations = {{ green = \"{}\" }}\n",
-                tables[0], tables[1]
-            ));
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
+    let out = catalog_with(
+        "analytics",
+        &format!(
+            "backend = \"dynamodb\"\ntable = \"{}\"\npartition_key = \"pk\"\nsort_key = \"sk\"\nlocations = {{ green = \"{}\" }}\n",
+            tables[0], tables[1]
+        ),
+    );
     let deps = Arc::new(
         stores::wiring::Deps::connect(
             lifecycle::Catalog::from_toml(&out)?,

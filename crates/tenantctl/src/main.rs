@@ -16,6 +16,7 @@ use tenantctl::world::{connect, load_machine, simulate, world_file, write_histor
 
 mod bench;
 mod bench_migrate;
+mod bench_s3copy;
 
 #[derive(Parser)]
 #[command(
