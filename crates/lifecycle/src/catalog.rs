@@ -240,12 +240,16 @@ impl Catalog {
                         )));
                     }
                     check_concurrency(&s.name, *max_concurrency)?;
+                    check_locations(&s.name, bucket, locations, "bucket")?;
                 }
                 Backend::Dynamodb {
+                    table,
                     partition_value,
                     max_concurrency,
+                    locations,
                     ..
                 } => {
+                    check_locations(&s.name, table, locations, "table")?;
                     if !partition_value.contains(TENANT_PLACEHOLDER) {
                         return Err(StepError::Configuration(format!(
                             "system {}: partition_value {partition_value:?} must contain {TENANT_PLACEHOLDER}",
@@ -283,6 +287,30 @@ impl Catalog {
     pub fn system_names(&self) -> Vec<String> {
         self.systems.iter().map(|s| s.name.to_string()).collect()
     }
+}
+
+/// A migration location must be another place than home and than every other location,
+/// or a copy would write over the records it reads.
+fn check_locations(
+    name: &SystemName,
+    home: &str,
+    locations: &std::collections::BTreeMap<String, String>,
+    what: &str,
+) -> Result<(), StepError> {
+    let mut seen = std::collections::BTreeSet::from([home]);
+    for (loc, place) in locations {
+        if loc.is_empty() || loc == crate::migration::HOME {
+            return Err(StepError::Configuration(format!(
+                "system {name}: location {loc:?} is reserved; name locations like green or eu-west-1"
+            )));
+        }
+        if !seen.insert(place.as_str()) {
+            return Err(StepError::Configuration(format!(
+                "system {name}: location {loc} uses {what} {place}, already the home {what} or another location's; give each location its own {what}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_concurrency(name: &SystemName, n: usize) -> Result<(), StepError> {
@@ -388,6 +416,30 @@ backend = "embedded"
                 .error_type(),
             "ConfigurationError"
         );
+    }
+
+    #[test]
+    fn refuses_a_location_that_is_home_or_shared() {
+        let s3 = |locs: &str| {
+            GOOD.replace(
+                "bucket = \"docs\"\n",
+                &format!("bucket = \"docs\"\nlocations = {{ {locs} }}\n"),
+            )
+        };
+        let ok = Catalog::from_toml(&s3("green = \"docs-green\", \"eu-west-1\" = \"docs-eu\""));
+        assert!(ok.is_ok(), "{ok:?}");
+        for (locs, says) in [
+            ("green = \"docs\"", "already the home bucket"),
+            (
+                "green = \"d-g\", blue = \"d-g\"",
+                "already the home bucket or another",
+            ),
+            ("home = \"docs-home\"", "reserved"),
+        ] {
+            let e = Catalog::from_toml(&s3(locs)).expect_err(locs);
+            assert!(e.to_string().contains(says), "{locs}: {e}");
+            assert_eq!(e.error_type(), "ConfigurationError");
+        }
     }
 
     #[test]

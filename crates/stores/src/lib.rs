@@ -174,6 +174,35 @@ impl Clock for SystemClock {
 /// passes. A pass from the start that finds nothing is what proves completion: it also
 /// catches records written meanwhile, and listings that page by position rather than by
 /// marker while deletes run (moto does). `pass` returns (erased, listed to the end).
+/// Erases the tenant from each migration location's copy of a store, then runs `home`
+/// (the store's own erasure); stops at the first location left incomplete.
+pub(crate) async fn erase_locations_then<S, F, Fut>(
+    locations: Vec<S>,
+    tenant: &TenantId,
+    deadline: Instant,
+    home: F,
+) -> Result<ErasePass, StoreError>
+where
+    S: TenantStore,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<ErasePass, StoreError>>,
+{
+    let mut erased = 0;
+    for other in locations {
+        let pass = other.erase(tenant, deadline).await?;
+        erased += pass.erased;
+        if !pass.complete {
+            return Ok(ErasePass {
+                erased,
+                complete: false,
+            });
+        }
+    }
+    let mut pass = home().await?;
+    pass.erased += erased;
+    Ok(pass)
+}
+
 pub(crate) async fn erase_until_clean<F, Fut>(
     deadline: Instant,
     mut pass: F,

@@ -522,3 +522,26 @@ impl Locator for Deps {
         Ok(self.backend_dataset(system, location)?.1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::aws_region;
+
+    #[test]
+    fn a_location_named_after_a_region_is_reached_there() {
+        for r in ["eu-west-1", "us-east-1", "ap-southeast-2", "us-gov-west-1"] {
+            assert_eq!(aws_region(r).map(|x| x.to_string()), Some(r.to_owned()));
+        }
+        for l in [
+            "green",
+            "v2",
+            "eu-west",
+            "blue-green-1x",
+            "EU-WEST-1",
+            "e-west-1",
+            "",
+        ] {
+            assert!(aws_region(l).is_none(), "{l}");
+        }
+    }
+}

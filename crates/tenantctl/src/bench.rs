@@ -221,16 +221,8 @@ async fn ledger_verify(n: usize, data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn erase(
-    endpoint: &str,
-    objects: usize,
-    items: usize,
-    aws_cli: &str,
-    concurrency: usize,
-) -> Result<()> {
-    if !Path::new(aws_cli).exists() && Command::new(aws_cli).arg("--version").output().is_err() {
-        bail!("the aws CLI ({aws_cli}) is missing: run scripts/bootstrap");
-    }
+/// The AWS configuration and a path-style S3 client for a moto endpoint.
+pub(crate) async fn moto_clients(endpoint: &str) -> (aws_config::SdkConfig, aws_sdk_s3::Client) {
     let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
@@ -244,6 +236,39 @@ async fn erase(
             .force_path_style(true)
             .build(),
     );
+    (cfg, s3)
+}
+
+/// Creates a bucket with versioning enabled.
+pub(crate) async fn versioned_bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<()> {
+    s3.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .with_context(|| format!("CreateBucket {name}"))?;
+    s3.put_bucket_versioning()
+        .bucket(name)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+async fn erase(
+    endpoint: &str,
+    objects: usize,
+    items: usize,
+    aws_cli: &str,
+    concurrency: usize,
+) -> Result<()> {
+    if !Path::new(aws_cli).exists() && Command::new(aws_cli).arg("--version").output().is_err() {
+        bail!("the aws CLI ({aws_cli}) is missing: run scripts/bootstrap");
+    }
+    let (cfg, s3) = moto_clients(endpoint).await;
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     // One bucket per tool: moto's ListObjectVersions costs time in proportion to the whole
     // bucket, so a shared bucket would slow whichever tool runs second.
@@ -251,20 +276,7 @@ async fn erase(
     let cli_bucket = format!("bench-cli-{}", std::process::id());
     let table = format!("bench-usage-{}", std::process::id());
     for b in [&bucket, &cli_bucket] {
-        s3.create_bucket()
-            .bucket(b)
-            .send()
-            .await
-            .context("CreateBucket")?;
-        s3.put_bucket_versioning()
-            .bucket(b)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await?;
+        versioned_bucket(&s3, b).await?;
     }
     create_table(&ddb, &table).await?;
     let s3_store = S3TenantStore::new(

@@ -26,25 +26,10 @@ pub struct S3CopyOptions {
 }
 
 fn tool_present(bin: &str) -> bool {
-    Command::new(bin).arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-async fn bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<()> {
-    s3.create_bucket()
-        .bucket(name)
-        .send()
-        .await
-        .with_context(|| format!("CreateBucket {name}"))?;
-    s3.put_bucket_versioning()
-        .bucket(name)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await?;
-    Ok(())
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 async fn count(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<usize> {
@@ -91,30 +76,21 @@ pub async fn run(data_dir: &Path, endpoint: &str, o: S3CopyOptions) -> Result<()
     }
     for (bin, how) in [
         (&o.aws_cli, "scripts/bootstrap installs it in .venv"),
-        (&o.rclone, "install the Debian package rclone (scripts/bootstrap does, as root)"),
+        (
+            &o.rclone,
+            "install the Debian package rclone (scripts/bootstrap does, as root)",
+        ),
     ] {
         if !tool_present(bin) {
             bail!("{bin} is missing: {how}");
         }
     }
-    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "bench",
-        ))
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&cfg)
-            .force_path_style(true)
-            .build(),
-    );
+    let (cfg, s3) = crate::bench::moto_clients(endpoint).await;
     let stamp = std::process::id();
     let [home, ours, rclone_dst, aws_dst] =
         ["home", "sync", "rclone", "awscli"].map(|b| format!("bench-{b}-{stamp}"));
     for b in [&home, &ours, &rclone_dst, &aws_dst] {
-        bucket(&s3, b).await?;
+        crate::bench::versioned_bucket(&s3, b).await?;
     }
     println!(
         "bulk copy of one tenant's S3 prefix on {endpoint} (moto): {} objects, {} requests in flight for every tool",
@@ -179,7 +155,10 @@ pub async fn run(data_dir: &Path, endpoint: &str, o: S3CopyOptions) -> Result<()
     std::fs::create_dir_all(data_dir)?;
     std::fs::write(
         &aws_cfg,
-        format!("[default]\ns3 =\n  max_concurrent_requests = {}\n", o.concurrency),
+        format!(
+            "[default]\ns3 =\n  max_concurrent_requests = {}\n",
+            o.concurrency
+        ),
     )?;
     let aws = run_tool(
         "aws s3 sync",
@@ -221,7 +200,11 @@ pub async fn run(data_dir: &Path, endpoint: &str, o: S3CopyOptions) -> Result<()
     );
     let (_, sync) = crate::bench_migrate::bulk(&deps, "bench_copy", &["s3"]).await?;
 
-    for (name, b) in [("sync", &ours), ("rclone", &rclone_dst), ("aws s3 sync", &aws_dst)] {
+    for (name, b) in [
+        ("sync", &ours),
+        ("rclone", &rclone_dst),
+        ("aws s3 sync", &aws_dst),
+    ] {
         let n = count(&s3, b).await?;
         if n != o.objects {
             bail!("{name} copied {n} of {} objects", o.objects);

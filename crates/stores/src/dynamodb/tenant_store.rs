@@ -282,20 +282,9 @@ impl TenantStore for DynamoTenantStore {
     }
 
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError> {
-        let mut erased = 0;
-        for other in self.at_locations() {
-            let pass = other.erase(tenant, deadline).await?;
-            erased += pass.erased;
-            if !pass.complete {
-                return Ok(ErasePass {
-                    erased,
-                    complete: false,
-                });
-            }
-        }
-        let mut pass =
-            crate::erase_until_clean(deadline, || self.erase_pass(tenant, deadline)).await?;
-        pass.erased += erased;
-        Ok(pass)
+        crate::erase_locations_then(self.at_locations(), tenant, deadline, || {
+            crate::erase_until_clean(deadline, || self.erase_pass(tenant, deadline))
+        })
+        .await
     }
 }
