@@ -10,15 +10,16 @@ use crate::{ErasePass, StoreError, TenantStore};
 use async_trait::async_trait;
 use lifecycle::migration::HOME;
 use lifecycle::{SystemKind, TenantId};
-use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::NoTls;
 
-/// One connection, shared; transactions take it exclusively.
+/// Connections kept per URL: a step uses one or two, a router's concurrent requests more.
+const POOL_SIZE: usize = 8;
+
+/// A pool of connections to one server (deadpool-postgres); a transaction holds one.
 #[derive(Clone)]
 pub struct Pg {
-    client: Arc<Mutex<Client>>,
+    pool: deadpool_postgres::Pool,
 }
 
 impl std::fmt::Debug for Pg {
@@ -41,17 +42,37 @@ fn pg_err(op: &str, e: tokio_postgres::Error) -> StoreError {
 impl Pg {
     /// Connects (no TLS: for a local or in-VPC server; the URL never reaches logs).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let (client, conn) = tokio_postgres::connect(url, NoTls)
+        use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+        let cfg: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Config(format!("the PostgreSQL connection string is invalid: {e}"))
+        })?;
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StoreError::Config(format!("PostgreSQL pool: {e}")))?;
+        let pg = Self { pool };
+        // One connection now, so a wrong URL or a server that is down fails at start.
+        drop(
+            pg.client()
+                .await
+                .map_err(|e| StoreError::Config(format!("cannot connect to PostgreSQL: {e}")))?,
+        );
+        Ok(pg)
+    }
+
+    /// A connection of the pool, for one statement or one transaction.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
             .await
-            .map_err(|e| StoreError::Config(format!("cannot connect to PostgreSQL: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!(error = %e, "postgres connection ended");
-            }
-        });
-        Ok(Self {
-            client: Arc::new(Mutex::new(client)),
-        })
+            .map_err(|e| StoreError::Unavailable(format!("postgres connection: {e}")))
     }
 }
 
@@ -73,7 +94,10 @@ pub fn schema_for(base: &str, location: &str) -> String {
     format!("{base}__{loc}")
 }
 
-async fn ensure(c: &mut Client, schema: &str) -> Result<bool, StoreError> {
+async fn ensure(
+    c: &mut deadpool_postgres::ClientWrapper,
+    schema: &str,
+) -> Result<bool, StoreError> {
     let tx = c.transaction().await.map_err(|e| pg_err("provision", e))?;
     // CREATE ... IF NOT EXISTS races in the catalogs; one lock per schema name.
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
@@ -117,7 +141,7 @@ impl PgTenantStore {
         kind: SystemKind,
         schema: &str,
     ) -> Result<Self, StoreError> {
-        ensure(&mut *pg.client.lock().await, schema).await?;
+        ensure(&mut *pg.client().await?, schema).await?;
         Ok(Self {
             pg,
             name: name.to_owned(),
@@ -135,7 +159,7 @@ impl PgTenantStore {
 
     /// Every schema of this system: home and each migration location.
     async fn schemas(&self) -> Result<Vec<String>, StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         let rows = c
             .query(
                 "SELECT nspname FROM pg_namespace WHERE nspname = $1 OR left(nspname, length($1) + 2) = $1 || '__'",
@@ -158,7 +182,7 @@ impl TenantStore for PgTenantStore {
     }
 
     async fn put(&self, tenant: &TenantId, key: &str, body: &[u8]) -> Result<(), StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         c.execute(
             &format!(
                 r#"INSERT INTO "{}".records VALUES ($1, $2, 1, $3)
@@ -173,7 +197,7 @@ impl TenantStore for PgTenantStore {
     }
 
     async fn delete(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         c.execute(
             &format!(
                 r#"DELETE FROM "{}".records WHERE tenant = $1 AND key = $2"#,
@@ -187,7 +211,7 @@ impl TenantStore for PgTenantStore {
     }
 
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         let row = c
             .query_opt(
                 &format!(
@@ -204,7 +228,7 @@ impl TenantStore for PgTenantStore {
     async fn count(&self, tenant: &TenantId) -> Result<u64, StoreError> {
         let mut n = 0i64;
         for s in self.schemas().await? {
-            let c = self.pg.client.lock().await;
+            let c = self.pg.client().await?;
             let row = c
                 .query_one(
                     &format!(
@@ -226,7 +250,7 @@ impl TenantStore for PgTenantStore {
             for table in ["records", "changes"] {
                 loop {
                     let n = {
-                        let c = self.pg.client.lock().await;
+                        let c = self.pg.client().await?;
                         c.execute(
                             &format!(
                                 r#"DELETE FROM "{s}".{table} WHERE ctid IN
@@ -302,11 +326,11 @@ impl Dataset for PgDataset {
     }
 
     async fn provision(&self, _tenant: &TenantId) -> Result<bool, StoreError> {
-        ensure(&mut *self.pg.client.lock().await, &self.schema).await
+        ensure(&mut *self.pg.client().await?, &self.schema).await
     }
 
     async fn read(&self, tenant: &TenantId, key: &str) -> Result<Option<Rec>, StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         let row = c
             .query_opt(
                 &self.sql("SELECT rev, body FROM {s}.records WHERE tenant = $1 AND key = $2"),
@@ -323,7 +347,7 @@ impl Dataset for PgDataset {
         key: &str,
         body: Option<&[u8]>,
     ) -> Result<u64, StoreError> {
-        let mut c = self.pg.client.lock().await;
+        let mut c = self.pg.client().await?;
         let tx = c.transaction().await.map_err(|e| pg_err("write", e))?;
         // A bigserial is handed out before commit, so without this two writers of one
         // tenant could commit out of feed order and a catch-up that already passed the
@@ -362,7 +386,7 @@ impl Dataset for PgDataset {
         r: &Rec,
         replace_equal: bool,
     ) -> Result<bool, StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         let n = c
             .execute(
                 &self.sql(APPLY),
@@ -395,7 +419,7 @@ impl Dataset for PgDataset {
         let keys: Vec<&str> = newest.keys().copied().collect();
         let revs: Vec<i64> = newest.values().map(|r| r.rev as i64).collect();
         let bodies: Vec<Option<&[u8]>> = newest.values().map(|r| r.body.as_deref()).collect();
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         c.execute(
             &self.sql(
                 "INSERT INTO {s}.records
@@ -415,7 +439,7 @@ impl Dataset for PgDataset {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Rec>, StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         let rows = c
             .query(
                 &self.sql(
@@ -436,7 +460,7 @@ impl Dataset for PgDataset {
 #[async_trait]
 impl ChangeFeed for PgDataset {
     async fn head(&self, tenant: &TenantId) -> Result<u64, StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         let row = c
             .query_one(
                 &self.sql("SELECT COALESCE(MAX(seq), 0) FROM {s}.changes WHERE tenant = $1"),
@@ -453,7 +477,7 @@ impl ChangeFeed for PgDataset {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Change>, StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         let rows = c
             .query(
                 &self.sql("SELECT seq, key FROM {s}.changes WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
@@ -471,7 +495,7 @@ impl ChangeFeed for PgDataset {
     }
 
     async fn trim(&self, tenant: &TenantId, upto: u64) -> Result<(), StoreError> {
-        let c = self.pg.client.lock().await;
+        let c = self.pg.client().await?;
         c.execute(
             &self.sql("DELETE FROM {s}.changes WHERE tenant = $1 AND seq < $2"),
             &[&tenant.as_str(), &(upto as i64)],
