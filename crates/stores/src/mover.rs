@@ -214,8 +214,10 @@ impl<'a> Cursor<'a> {
 }
 
 /// How many times a differing key is re-read before it counts as differing: a dual-write
-/// in flight between the two reads resolves itself within milliseconds.
-const RECHECKS: u32 = 3;
+/// in flight between the two reads usually resolves itself within milliseconds, but a
+/// writer descheduled between its source and target writes on a loaded host can take
+/// longer, so the waits grow (5, 20, 80, 320 ms: under half a second per suspect key).
+const RECHECKS: u32 = 5;
 
 /// Compares the two sides key by key (a merge of two ordered scans). Keys that differ are
 /// re-read; those that still differ count, and with `repair` are rewritten from the source
@@ -260,7 +262,7 @@ pub async fn compare(
         let mut agreed = false;
         for attempt in 0..RECHECKS {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(5 << (2 * (attempt - 1)))).await;
             }
             let (want, have) = read_pair(pair, tenant, &key).await?;
             let (w, h) = (want.and_then(|r| r.body), have.and_then(|r| r.body));

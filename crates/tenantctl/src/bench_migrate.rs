@@ -171,7 +171,7 @@ pub async fn run(
         let t0 = Instant::now();
         client.batch_execute(&format!("INSERT INTO \"{schema}\".baseline SELECT * FROM \"{schema}\".records WHERE tenant = 'bench_copy'")).await?;
         let base = t0.elapsed();
-        println!("bulk copy, PostgreSQL ({records} rows, one connection)");
+        println!("bulk copy, PostgreSQL ({records} rows, pages in turn over a pool of 8)");
         println!(
             "  {:<44} {:>10.0} rows/s  ({:.2} s)",
             "sync (pages, checkpoints, conditional apply)",
