@@ -122,6 +122,50 @@ fn the_sam_template_substitutes_every_placeholder_and_ships_every_function() {
 }
 
 #[test]
+fn the_sam_templates_catalog_is_valid_with_and_without_green_locations() {
+    let template =
+        std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
+    let start = template
+        .find("TENANT_CATALOG: !Sub\n          - |\n")
+        .expect("the catalog is a !Sub with variables");
+    let body: String = template[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.starts_with("          - S3Locations"))
+        .map(|l| format!("{}\n", l.strip_prefix("            ").unwrap_or(l)))
+        .collect();
+    let fill = |s3: &str, table: &str| {
+        let mut t = body.replace("${AWS::StackName}", "stack");
+        for (k, v) in [
+            ("LedgerTable", "ledger"),
+            ("LegalHoldsTable", "holds"),
+            ("CertificateKey", "key-id"),
+            ("RoutingTable", "routing"),
+            ("MigrationsTable", "migrations"),
+            ("DocumentsBucketName", "docs"),
+            ("UsageEventsTableName", "usage"),
+            ("EraseConcurrency", "8"),
+            ("S3Locations", s3),
+            ("TableLocations", table),
+        ] {
+            t = t.replace(&format!("${{{k}}}"), v);
+        }
+        assert!(!t.contains("${"), "unfilled placeholder in {t}");
+        lifecycle::Catalog::from_toml(&t).expect("the template's catalog")
+    };
+    let plain = fill("", "");
+    assert_eq!(plain.system_names(), ["s3", "analytics"]);
+    let green = fill(
+        "locations = { green = \"docs-green\" }",
+        "locations = { green = \"usage-green\" }",
+    );
+    for s in ["s3", "analytics"] {
+        let b = &green.system(s).expect(s).backend;
+        assert!(format!("{b:?}").contains("-green"), "{s}: {b:?}");
+    }
+}
+
+#[test]
 fn function_mains_are_thin() {
     for f in function_crates() {
         let main = std::fs::read_to_string(root().join("functions").join(&f).join("src/main.rs"))
