@@ -1,4 +1,4 @@
-"""Runs moto's server on 127.0.0.1 with DynamoDB requests and S3 conditional
+"""Runs moto's server on 127.0.0.1 with DynamoDB (and Streams) requests and S3 conditional
 writes serialised.
 
 moto answers requests on threads without isolation, so two concurrent
@@ -9,6 +9,7 @@ the S3 change feed's one-writer-per-position rule rely on it. Holding one lock
 around those requests restores that behaviour; other S3 requests, KMS and the
 rest stay concurrent so benchmarks still see a concurrent server.
 """
+import copy
 import os
 import sys
 import threading
@@ -28,7 +29,7 @@ def serialise(app):
     def wrapped(environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         lock = None
-        if target.startswith("DynamoDB_"):
+        if target.startswith("DynamoDB"):  # DynamoDB_ and DynamoDBStreams_
             lock = _dynamodb
         elif environ.get("REQUEST_METHOD") == "PUT" and (
             "HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ
@@ -43,7 +44,64 @@ def serialise(app):
     return wrapped
 
 
+def cheap_transaction_backups():
+    """Makes moto's TransactWriteItems back up each table once, without its stream.
+
+    moto deep-copies a table for every item of a transaction (a 98-item transaction
+    copies it 98 times), and the copy includes the table's whole stream history, so
+    a streamed table got slower with every write until a test crawled. The backup is
+    now made once per table and call and shares the stream; when moto restores a
+    backup after a cancelled transaction, the stream records the cancelled writes added
+    are cut off again, as DynamoDB never shows them.
+    """
+    from moto.dynamodb import models as ddb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    backups = {}
+
+    class CopyShim:
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(x, memo=None):
+            if not isinstance(x, Table):
+                return copy.deepcopy(x, memo)
+            if id(x) in backups:
+                return backups[id(x)]
+            memo = {} if memo is None else memo
+            if x.stream_shard is not None:
+                memo[id(x.stream_shard)] = x.stream_shard
+            backups[id(x)] = copy.deepcopy(x, memo)
+            return backups[id(x)]
+
+    ddb_models.copy = CopyShim()
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        shards = {
+            name: (t.stream_shard, len(t.stream_shard.items))
+            for name, t in self.tables.items()
+            if t.stream_shard is not None
+        }
+        backups.clear()
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for name, (shard, length) in shards.items():
+                del shard.items[length:]
+                if name in self.tables:
+                    shard.table = self.tables[name]
+            raise
+        finally:
+            backups.clear()
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def main():
+    cheap_transaction_backups()
     port = int(sys.argv[1])
     os.environ.setdefault("MOTO_PORT", str(port))
     app = DomainDispatcherApplication(create_backend_app)

@@ -122,7 +122,7 @@ fn the_sam_template_substitutes_every_placeholder_and_ships_every_function() {
 }
 
 #[test]
-fn the_sam_templates_catalog_is_valid_with_and_without_green_locations() {
+fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_streams() {
     let template =
         std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
     let start = template
@@ -134,7 +134,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations() {
         .take_while(|l| !l.starts_with("          - S3Locations"))
         .map(|l| format!("{}\n", l.strip_prefix("            ").unwrap_or(l)))
         .collect();
-    let fill = |s3: &str, table: &str| {
+    let fill = |s3: &str, table: &str, feed: &str| {
         let mut t = body.replace("${AWS::StackName}", "stack");
         for (k, v) in [
             ("LedgerTable", "ledger"),
@@ -145,6 +145,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations() {
             ("DocumentsBucketName", "docs"),
             ("UsageEventsTableName", "usage"),
             ("EraseConcurrency", "8"),
+            ("UsageEventsChangeFeed", feed),
             ("S3Locations", s3),
             ("TableLocations", table),
         ] {
@@ -153,11 +154,17 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations() {
         assert!(!t.contains("${"), "unfilled placeholder in {t}");
         lifecycle::Catalog::from_toml(&t).expect("the template's catalog")
     };
-    let plain = fill("", "");
+    let plain = fill("", "", "journal");
     assert_eq!(plain.system_names(), ["s3", "analytics"]);
     let green = fill(
         "locations = { green = \"docs-green\" }",
         "locations = { green = \"usage-green\" }",
+        "streams",
+    );
+    let analytics = &green.system("analytics").expect("analytics").backend;
+    assert!(
+        format!("{analytics:?}").contains("Streams"),
+        "{analytics:?}"
     );
     for s in ["s3", "analytics"] {
         let b = &green.system(s).expect(s).backend;

@@ -110,6 +110,49 @@ async fn dynamodb_dataset_passes_the_suite() {
 }
 
 #[tokio::test]
+async fn dynamodb_dataset_with_a_stream_feed_passes_the_suite() {
+    let cfg = moto_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let name = testkit::unique("streamed");
+    e2e::streamed_table(&ddb, &name, "pk", "sk").await;
+    let ds = stores::dynamodb::DynamoDataset::new(
+        ddb.clone(),
+        "analytics",
+        "green",
+        &name,
+        "pk",
+        "sk",
+        "TENANT#{tenant_id}",
+        4,
+    )
+    .with_streams(stores::dynamodb::StreamSource::new(
+        aws_sdk_dynamodbstreams::Client::new(&cfg),
+    ));
+    testkit::dataset_suite(&ds, &ds).await;
+    // A table without a stream is refused with what to change.
+    let plain = testkit::unique("plain");
+    table(&ddb, &plain, "pk", "sk").await;
+    let no_stream = stores::dynamodb::DynamoDataset::new(
+        ddb,
+        "analytics",
+        "green",
+        &plain,
+        "pk",
+        "sk",
+        "TENANT#{tenant_id}",
+        4,
+    )
+    .with_streams(stores::dynamodb::StreamSource::new(
+        aws_sdk_dynamodbstreams::Client::new(&cfg),
+    ));
+    let t = lifecycle::TenantId::parse("t1").expect("tenant");
+    let e = stores::migrate::ChangeFeed::head(&no_stream, &t)
+        .await
+        .expect_err("no stream");
+    assert!(e.to_string().contains("NEW_IMAGE"), "{e}");
+}
+
+#[tokio::test]
 async fn s3_dataset_passes_the_suite() {
     let cfg = moto_config().await;
     let s3 = moto_s3(&cfg);
@@ -222,6 +265,22 @@ async fn a_dynamodb_system_migrates_under_load_and_erasure_reaches_both_tables()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamodb_system_caught_up_from_its_stream_migrates_under_load() {
+    let cfg = moto_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let (home, green) = (testkit::unique("usage-s"), testkit::unique("usage-s-green"));
+    e2e::streamed_table(&ddb, &home, "pk", "sk").await;
+    e2e::streamed_table(&ddb, &green, "pk", "sk").await;
+    migrate_under_load(
+        cfg,
+        "analytics",
+        "name = \"analytics\"\nkind = \"analytics\"\nholds = \"usage events in the data lake, keyed by tenant\"\nbackend = \"embedded\"",
+        &format!("name = \"analytics\"\nkind = \"analytics\"\nholds = \"usage events\"\nbackend = \"dynamodb\"\ntable = \"{home}\"\npartition_key = \"pk\"\nsort_key = \"sk\"\npartition_value = \"TENANT#{{tenant_id}}\"\nchange_feed = \"streams\"\nlocations = {{ green = \"{green}\" }}"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_system_migrates_under_load_and_erasure_reaches_both_buckets() {
     let cfg = moto_config().await;
     let s3 = moto_s3(&cfg);
@@ -283,7 +342,19 @@ async fn migrate_under_load(cfg: aws_config::SdkConfig, system: &str, embedded: 
         h.await.expect("worker");
     }
     r.shutdown().await.expect("shutdown");
-    assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
+    if exec.error.is_some() {
+        let reason = deps
+            .migrations()
+            .expect("migrations")
+            .get(&lifecycle::TenantId::parse(tenant).expect("tenant"))
+            .await
+            .expect("get")
+            .and_then(|m| m.reason);
+        panic!(
+            "{:?}: {:?}; rolled back because {reason:?}",
+            exec.error, exec.cause
+        );
+    }
     assert!(tally.ok.load(Ordering::SeqCst) > 0);
     e2e::migration::assert_migrated_then_erased(&deps, tenant, system, &tally, 60).await;
 }

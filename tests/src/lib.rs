@@ -207,10 +207,34 @@ pub async fn versioned_bucket(s3: &aws_sdk_s3::Client, name: &str) {
 
 /// Creates a DynamoDB table with string keys `pk` and `sk` (on-demand).
 pub async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str, sk: &str) {
+    create_table(ddb, name, pk, sk, false).await;
+}
+
+/// The same with a DynamoDB Stream (view `NEW_IMAGE`).
+pub async fn streamed_table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str, sk: &str) {
+    create_table(ddb, name, pk, sk, true).await;
+}
+
+async fn create_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    pk: &str,
+    sk: &str,
+    stream: bool,
+) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        StreamSpecification, StreamViewType,
     };
+    let spec = stream.then(|| {
+        StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::NewImage)
+            .build()
+            .expect("stream spec")
+    });
     ddb.create_table()
+        .set_stream_specification(spec)
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(

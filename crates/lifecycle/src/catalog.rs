@@ -113,6 +113,10 @@ pub enum Backend {
         /// Tables of the migration locations (location name to table), same keys as `table`.
         #[serde(default)]
         locations: std::collections::BTreeMap<String, String>,
+        /// Where a migration's catch-up learns of changes: a journal the writes keep, or
+        /// the table's DynamoDB Stream.
+        #[serde(default)]
+        change_feed: ChangeFeedKind,
     },
     /// A PostgreSQL database; a tenant's rows are keyed by tenant id in `schema.records`
     /// (and a migration location `green` lives in schema `<schema>__green`).
@@ -122,6 +126,19 @@ pub enum Backend {
         /// Schema holding the system's tables.
         schema: String,
     },
+}
+
+/// Where a DynamoDB system's migration catch-up reads its changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeFeedKind {
+    /// Each write also appends to a journal in the tenant's partition (one
+    /// `TransactWriteItems`); positions follow commit order.
+    #[default]
+    Journal,
+    /// Each write is one conditional `PutItem`; catch-up reads the table's stream (view
+    /// `NEW_IMAGE` or `NEW_AND_OLD_IMAGES`), which keeps 24 hours.
+    Streams,
 }
 
 fn default_concurrency() -> usize {
@@ -440,6 +457,30 @@ backend = "embedded"
             assert!(e.to_string().contains(says), "{locs}: {e}");
             assert_eq!(e.error_type(), "ConfigurationError");
         }
+    }
+
+    #[test]
+    fn a_dynamodb_change_feed_is_a_journal_unless_it_says_streams() {
+        let table = |extra: &str| {
+            format!(
+                "{GOOD}\n[[systems]]\nname = \"events\"\nkind = \"analytics\"\nholds = \"events\"\nbackend = \"dynamodb\"\ntable = \"ev\"\npartition_key = \"pk\"\nsort_key = \"sk\"\npartition_value = \"T#{{tenant_id}}\"\n{extra}"
+            )
+        };
+        let feed = |text: &str| match Catalog::from_toml(text)
+            .map(|c| c.system("events").map(|s| s.backend.clone()))
+        {
+            Ok(Some(Backend::Dynamodb { change_feed, .. })) => Ok(change_feed),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(feed(&table("")).expect("default"), ChangeFeedKind::Journal);
+        assert_eq!(
+            feed(&table("change_feed = \"streams\"")).expect("streams"),
+            ChangeFeedKind::Streams
+        );
+        let e = feed(&table("change_feed = \"stream\"")).expect_err("typo");
+        assert_eq!(e.error_type(), "ConfigurationError");
+        assert!(e.to_string().contains("streams"), "{e}");
     }
 
     #[test]

@@ -125,6 +125,11 @@ pub trait ChangeFeed: Send + Sync + Debug {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Change>, StoreError>;
+    /// Makes sure every write acknowledged before this call is on the feed (a backend
+    /// whose feed lags its writes, such as a DynamoDB Stream, waits for a barrier).
+    async fn settle(&self, _tenant: &TenantId) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Drops the changes before `upto` (after a migration ends); the head stays, so
     /// positions are never reused.
     async fn trim(&self, tenant: &TenantId, upto: u64) -> Result<(), StoreError>;

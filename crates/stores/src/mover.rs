@@ -125,11 +125,16 @@ pub async fn catch_up(
     deadline: Instant,
     page: usize,
 ) -> Result<CaughtUp, StepError> {
+    // Everything acknowledged before this call must be on the feed before it is read.
+    pair.feed.settle(tenant).await?;
+    // One call catches up to the head it found, not to a head that a busy workload keeps
+    // moving; what arrived since is reported as lag and taken by the next call.
+    let goal = pair.feed.head(tenant).await?;
     let mut out = CaughtUp {
         position: from_seq,
         ..CaughtUp::default()
     };
-    loop {
+    while out.position < goal {
         let changes = pair.feed.read(tenant, out.position, page).await?;
         let Some(last) = changes.last().map(|c| c.seq) else {
             break;

@@ -48,6 +48,9 @@ pub struct Deps {
     postgres: BTreeMap<String, (Pg, String)>,
     dynamo: BTreeMap<String, aws_sdk_dynamodb::Client>,
     s3: BTreeMap<String, aws_sdk_s3::Client>,
+    /// Each DynamoDB system whose catch-up reads its stream, with the stream source shared
+    /// by its datasets (the stream ARN is looked up once).
+    streams: BTreeMap<String, crate::dynamodb::StreamSource>,
 }
 
 /// Where the backends that need one find their world or AWS configuration.
@@ -130,6 +133,7 @@ impl Deps {
         let mut postgres = BTreeMap::new();
         let mut dynamo = BTreeMap::new();
         let mut s3 = BTreeMap::new();
+        let mut streams = BTreeMap::new();
         let mut connections: BTreeMap<String, Pg> = BTreeMap::new();
         for s in &catalog.systems {
             if let Backend::Postgres { url, schema } = &s.backend {
@@ -178,9 +182,16 @@ impl Deps {
                     partition_value,
                     max_concurrency,
                     locations,
+                    change_feed,
                 } => {
                     let client = aws_sdk_dynamodb::Client::new(aws_ref()?);
                     dynamo.insert(s.name.to_string(), client.clone());
+                    if *change_feed == lifecycle::catalog::ChangeFeedKind::Streams {
+                        streams.insert(
+                            s.name.to_string(),
+                            aws_sdk_dynamodbstreams::Client::new(aws_ref()?),
+                        );
+                    }
                     Arc::new(
                         DynamoTenantStore::new(
                             client,
@@ -238,6 +249,10 @@ impl Deps {
             postgres,
             dynamo,
             s3,
+            streams: streams
+                .into_iter()
+                .map(|(k, c)| (k, crate::dynamodb::StreamSource::new(c)))
+                .collect(),
             catalog: Arc::new(catalog),
             stores,
             holds,
@@ -360,6 +375,7 @@ impl Deps {
             partition_value,
             max_concurrency,
             locations,
+            ..
         } = &spec.backend
         else {
             return Ok(None);
@@ -379,7 +395,7 @@ impl Deps {
             }
             None => client.clone(),
         };
-        Ok(Some(DynamoDataset::new(
+        let ds = DynamoDataset::new(
             client,
             system,
             location,
@@ -388,7 +404,14 @@ impl Deps {
             sort_key,
             partition_value,
             *max_concurrency,
-        )))
+        );
+        Ok(Some(match self.streams.get(system) {
+            Some(src) => ds.with_streams(match aws_region(location) {
+                Some(r) => src.in_region(r),
+                None => src.clone(),
+            }),
+            None => ds,
+        }))
     }
 
     /// An S3 system's dataset at `location`: the home bucket, or the bucket the catalog

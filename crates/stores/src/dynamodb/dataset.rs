@@ -1,3 +1,4 @@
+use super::streams::{ORIGIN_COPY, ORIGIN_WRITE, StreamSource, Target};
 use super::{Item, get_item, get_n, get_s, n, s};
 use crate::StoreError;
 use crate::error::sdk_error;
@@ -13,11 +14,11 @@ use lifecycle::catalog::locate;
 /// Sort keys from here on hold the location's change feed, in the tenant's partition, so
 /// erasing the partition erases the feed too. Record keys may not use the prefix.
 const FEED: &str = "~feed/";
-const HEAD: &str = "~feed-head";
+pub(super) const HEAD: &str = "~feed-head";
 /// Lost races a primary write survives before it reports `Throttled`.
 const MAX_RACES: u32 = 32;
 
-fn feed_sk(seq: u64) -> String {
+pub(super) fn feed_sk(seq: u64) -> String {
     format!("{FEED}{seq:020}")
 }
 
@@ -36,6 +37,7 @@ pub struct DynamoDataset {
     sk: String,
     pk_template: String,
     concurrency: usize,
+    streams: Option<StreamSource>,
 }
 
 impl DynamoDataset {
@@ -60,6 +62,68 @@ impl DynamoDataset {
             sk: sk.to_owned(),
             pk_template: pk_template.to_owned(),
             concurrency: concurrency.max(1),
+            streams: None,
+        }
+    }
+
+    /// Reads changes from the table's DynamoDB Stream instead of keeping a journal on
+    /// every write (`change_feed = "streams"`).
+    pub fn with_streams(mut self, source: StreamSource) -> Self {
+        self.streams = Some(source);
+        self
+    }
+
+    fn pump_target(&self) -> Target<'_> {
+        Target {
+            ddb: &self.client,
+            table: &self.table,
+            pk: &self.pk,
+            sk: &self.sk,
+            pk_template: &self.pk_template,
+            system: &self.system,
+        }
+    }
+
+    /// With a stream: pumps it into the journal, so head and read see what it holds.
+    async fn pump(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        if let Some(src) = &self.streams {
+            self.pump_target().pump(src, tenant, None).await?;
+        }
+        Ok(())
+    }
+
+    /// A primary write in stream mode: one conditional PutItem, marked as a write.
+    async fn write_streamed(
+        &self,
+        tenant: &TenantId,
+        rec: Rec,
+        prev: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut item = self.rec_item(tenant, &rec);
+        item.insert("origin".into(), s(ORIGIN_WRITE));
+        let mut q = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .expression_attribute_names("#sk", &self.sk);
+        q = match prev {
+            Some(r) => q
+                .condition_expression("attribute_exists(#sk) AND rev = :r")
+                .expression_attribute_values(":r", n(r)),
+            None => {
+                q.condition_expression("attribute_not_exists(#sk) OR attribute_not_exists(rev)")
+            }
+        };
+        match q.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("PutItem", e)),
         }
     }
 
@@ -77,6 +141,10 @@ impl DynamoDataset {
     fn rec_item(&self, tenant: &TenantId, r: &Rec) -> Item {
         let mut item = self.key(tenant, &r.key);
         item.insert("rev".into(), n(r.rev));
+        if self.streams.is_some() {
+            // A copy: the stream pump leaves it out of the feed.
+            item.insert("origin".into(), s(ORIGIN_COPY));
+        }
         match &r.body {
             Some(b) => item.insert("body".into(), AttributeValue::B(Blob::new(b.clone()))),
             None => item.insert("deleted".into(), AttributeValue::Bool(true)),
@@ -221,6 +289,20 @@ impl Dataset for DynamoDataset {
         }
         for attempt in 1..=MAX_RACES {
             let cur = self.get(tenant, key).await?;
+            if self.streams.is_some() {
+                let prev = cur.as_ref().and_then(|i| get_n(i, "rev"));
+                let rec = Rec {
+                    key: key.to_owned(),
+                    rev: prev.unwrap_or(0) + 1,
+                    body: body.map(<[u8]>::to_vec),
+                };
+                let rev = rec.rev;
+                if self.write_streamed(tenant, rec, prev).await? {
+                    return Ok(rev);
+                }
+                tokio::time::sleep(backoff(attempt.min(5))).await;
+                continue;
+            }
             let head = self
                 .get(tenant, HEAD)
                 .await?
@@ -448,6 +530,7 @@ impl Dataset for DynamoDataset {
 #[async_trait]
 impl ChangeFeed for DynamoDataset {
     async fn head(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        self.pump(tenant).await?;
         Ok(self
             .get(tenant, HEAD)
             .await?
@@ -461,14 +544,15 @@ impl ChangeFeed for DynamoDataset {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Change>, StoreError> {
-        let items = self
-            .query_from(
-                tenant,
-                Some(&feed_sk(after)),
-                Some(&format!("{FEED}~")),
-                limit,
-            )
-            .await?;
+        let (from, to) = (feed_sk(after), format!("{FEED}~"));
+        let query = || self.query_from(tenant, Some(&from), Some(&to), limit);
+        let mut items = query().await?;
+        // The journal is pumped from the stream only when it runs dry, so a reader below
+        // the head costs one Query, as in journal mode.
+        if items.is_empty() && self.streams.is_some() {
+            self.pump(tenant).await?;
+            items = query().await?;
+        }
         Ok(items
             .iter()
             .filter_map(|i| {
@@ -480,6 +564,13 @@ impl ChangeFeed for DynamoDataset {
                 })
             })
             .collect())
+    }
+
+    async fn settle(&self, tenant: &TenantId) -> Result<(), StoreError> {
+        match &self.streams {
+            Some(src) => self.pump_target().settle(src, tenant).await,
+            None => Ok(()),
+        }
     }
 
     async fn trim(&self, tenant: &TenantId, upto: u64) -> Result<(), StoreError> {

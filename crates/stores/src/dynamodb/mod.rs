@@ -5,12 +5,14 @@ mod dataset;
 mod holds;
 mod ledger;
 mod routing;
+mod streams;
 mod tenant_store;
 
 pub use dataset::DynamoDataset;
 pub use holds::DynamoHolds;
 pub use ledger::DynamoLedger;
 pub use routing::{DynamoMigrations, DynamoRouting};
+pub use streams::StreamSource;
 pub use tenant_store::DynamoTenantStore;
 
 use aws_sdk_dynamodb::types::AttributeValue;
