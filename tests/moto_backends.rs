@@ -90,22 +90,27 @@ async fn dynamodb_routing_and_migrations_pass_the_suites() {
     testkit::migrations_suite(&stores::dynamodb::DynamoMigrations::new(ddb, &migrations)).await;
 }
 
+/// The `analytics` dataset of location `green` over `table`, read by the suites.
+fn usage_dataset(ddb: &aws_sdk_dynamodb::Client, table: &str) -> stores::dynamodb::DynamoDataset {
+    stores::dynamodb::DynamoDataset::new(
+        ddb.clone(),
+        "analytics",
+        "green",
+        table,
+        "pk",
+        "sk",
+        "TENANT#{tenant_id}",
+        4,
+    )
+}
+
 #[tokio::test]
 async fn dynamodb_dataset_passes_the_suite() {
     let cfg = moto_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let name = testkit::unique("dataset");
     table(&ddb, &name, "pk", "sk").await;
-    let ds = stores::dynamodb::DynamoDataset::new(
-        ddb,
-        "analytics",
-        "green",
-        &name,
-        "pk",
-        "sk",
-        "TENANT#{tenant_id}",
-        4,
-    );
+    let ds = usage_dataset(&ddb, &name);
     testkit::dataset_suite(&ds, &ds).await;
 }
 
@@ -113,38 +118,15 @@ async fn dynamodb_dataset_passes_the_suite() {
 async fn dynamodb_dataset_with_a_stream_feed_passes_the_suite() {
     let cfg = moto_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let streams = stores::dynamodb::StreamSource::new(aws_sdk_dynamodbstreams::Client::new(&cfg));
     let name = testkit::unique("streamed");
     e2e::streamed_table(&ddb, &name, "pk", "sk").await;
-    let ds = stores::dynamodb::DynamoDataset::new(
-        ddb.clone(),
-        "analytics",
-        "green",
-        &name,
-        "pk",
-        "sk",
-        "TENANT#{tenant_id}",
-        4,
-    )
-    .with_streams(stores::dynamodb::StreamSource::new(
-        aws_sdk_dynamodbstreams::Client::new(&cfg),
-    ));
+    let ds = usage_dataset(&ddb, &name).with_streams(streams.clone());
     testkit::dataset_suite(&ds, &ds).await;
     // A table without a stream is refused with what to change.
     let plain = testkit::unique("plain");
     table(&ddb, &plain, "pk", "sk").await;
-    let no_stream = stores::dynamodb::DynamoDataset::new(
-        ddb,
-        "analytics",
-        "green",
-        &plain,
-        "pk",
-        "sk",
-        "TENANT#{tenant_id}",
-        4,
-    )
-    .with_streams(stores::dynamodb::StreamSource::new(
-        aws_sdk_dynamodbstreams::Client::new(&cfg),
-    ));
+    let no_stream = usage_dataset(&ddb, &plain).with_streams(streams);
     let t = lifecycle::TenantId::parse("t1").expect("tenant");
     let e = stores::migrate::ChangeFeed::head(&no_stream, &t)
         .await

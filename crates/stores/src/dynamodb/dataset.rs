@@ -1,5 +1,5 @@
 use super::streams::{ORIGIN_COPY, ORIGIN_WRITE, StreamSource, Target};
-use super::{Item, get_item, get_n, get_s, n, s};
+use super::{Item, get_item, get_n, get_s, n, put_if, s};
 use crate::StoreError;
 use crate::error::sdk_error;
 use crate::migrate::{Change, ChangeFeed, Dataset, Rec};
@@ -115,16 +115,7 @@ impl DynamoDataset {
                 q.condition_expression("attribute_not_exists(#sk) OR attribute_not_exists(rev)")
             }
         };
-        match q.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("PutItem", e)),
-        }
+        put_if(q).await
     }
 
     fn key(&self, tenant: &TenantId, sk: &str) -> Item {
@@ -368,26 +359,15 @@ impl Dataset for DynamoDataset {
         } else {
             "attribute_not_exists(#sk) OR attribute_not_exists(rev) OR rev < :r"
         };
-        let res = self
+        let req = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.rec_item(tenant, rec)))
             .condition_expression(cond)
             .expression_attribute_names("#sk", &self.sk)
-            .expression_attribute_values(":r", n(rec.rev))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("PutItem", e)),
-        }
+            .expression_attribute_values(":r", n(rec.rev));
+        put_if(req).await
     }
 
     async fn apply_many(&self, tenant: &TenantId, recs: &[Rec]) -> Result<u64, StoreError> {

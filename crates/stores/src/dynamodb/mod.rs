@@ -57,3 +57,19 @@ pub(crate) async fn get_item(
     .await?;
     Ok(out.item)
 }
+
+/// A conditional PutItem: `true` when it wrote, `false` when its condition did not hold.
+pub(crate) async fn put_if(
+    req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+) -> Result<bool, crate::StoreError> {
+    match req.send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(crate::error::sdk_error("PutItem", e)),
+    }
+}

@@ -1,4 +1,4 @@
-use super::{Item, get_item, get_n, get_s, n, s};
+use super::{Item, get_item, get_n, get_s, n, put_if, s};
 use crate::StoreError;
 use crate::error::sdk_error;
 use crate::migrate::{Ack, Migrations, RoutingStore};
@@ -85,17 +85,12 @@ async fn conditional_put(
             .expression_attribute_names("#v", version_attr)
             .expression_attribute_values(":e", n(e)),
     };
-    match req.send().await {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-        {
-            Err(StoreError::Conflict(format!(
-                "{what} moved past {expected:?}"
-            )))
-        }
-        Err(e) => Err(sdk_error("PutItem", e)),
+    if put_if(req).await? {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "{what} moved past {expected:?}"
+        )))
     }
 }
 

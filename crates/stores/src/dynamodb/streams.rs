@@ -16,7 +16,7 @@
 //! they share one shard lineage, whose records keep the partition's write order.
 
 use super::dataset::HEAD;
-use super::{Item, get_item, get_n, n, s};
+use super::{Item, get_item, get_n, n, put_if, s};
 use crate::StoreError;
 use crate::error::sdk_error;
 use crate::retry::with_backoff;
@@ -237,16 +237,7 @@ impl Target<'_> {
             for (k, v) in vals {
                 q = q.expression_attribute_values(k, v);
             }
-            return match q.send().await {
-                Ok(_) => Ok(Some(next)),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(sdk_error("PutItem", e)),
-            };
+            return Ok(put_if(q).await?.then_some(next));
         }
         let put =
             |item: Item, cond: &str, vals: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>| {
