@@ -1,5 +1,5 @@
 use super::streams::{ORIGIN_COPY, ORIGIN_WRITE, StreamSource, Target};
-use super::{Item, get_item, get_n, get_s, n, put_if, s};
+use super::{Item, conditional_put, get_item, get_n, get_s, n, put_if, put_item_of, s};
 use crate::StoreError;
 use crate::error::sdk_error;
 use crate::migrate::{Change, ChangeFeed, Dataset, Rec};
@@ -7,7 +7,7 @@ use crate::retry::{backoff, with_backoff};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use lifecycle::TenantId;
 use lifecycle::catalog::locate;
 
@@ -101,21 +101,15 @@ impl DynamoDataset {
     ) -> Result<bool, StoreError> {
         let mut item = self.rec_item(tenant, &rec);
         item.insert("origin".into(), s(ORIGIN_WRITE));
-        let mut q = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .expression_attribute_names("#sk", &self.sk);
-        q = match prev {
-            Some(r) => q
-                .condition_expression("attribute_exists(#sk) AND rev = :r")
-                .expression_attribute_values(":r", n(r)),
-            None => {
-                q.condition_expression("attribute_not_exists(#sk) OR attribute_not_exists(rev)")
-            }
+        let (cond, vals) = match prev {
+            Some(r) => ("attribute_exists(#sk) AND rev = :r", vec![(":r", n(r))]),
+            None => (
+                "attribute_not_exists(#sk) OR attribute_not_exists(rev)",
+                vec![],
+            ),
         };
-        put_if(q).await
+        let put = conditional_put(&self.table, &self.sk, item, cond, vals)?;
+        put_if(put_item_of(&self.client, put)).await
     }
 
     fn key(&self, tenant: &TenantId, sk: &str) -> Item {
@@ -149,20 +143,7 @@ impl DynamoDataset {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut p = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition);
-        // DynamoDB refuses names an expression does not use.
-        if condition.contains("#sk") {
-            p = p.expression_attribute_names("#sk", &self.sk);
-        }
-        for (k, v) in values {
-            p = p.expression_attribute_values(k, v);
-        }
-        let p = p
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("TransactWriteItems: {e}")))?;
+        let p = conditional_put(&self.table, &self.sk, item, condition, values)?;
         Ok(TransactWriteItem::builder().put(p).build())
     }
 
@@ -359,15 +340,9 @@ impl Dataset for DynamoDataset {
         } else {
             "attribute_not_exists(#sk) OR attribute_not_exists(rev) OR rev < :r"
         };
-        let req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.rec_item(tenant, rec)))
-            .condition_expression(cond)
-            .expression_attribute_names("#sk", &self.sk)
-            .expression_attribute_values(":r", n(rec.rev));
-        put_if(req).await
+        let item = self.rec_item(tenant, rec);
+        let put = conditional_put(&self.table, &self.sk, item, cond, vec![(":r", n(rec.rev))])?;
+        put_if(put_item_of(&self.client, put)).await
     }
 
     async fn apply_many(&self, tenant: &TenantId, recs: &[Rec]) -> Result<u64, StoreError> {

@@ -73,3 +73,40 @@ pub(crate) async fn put_if(
         Err(e) => Err(crate::error::sdk_error("PutItem", e)),
     }
 }
+
+/// A `Put` of `item` into `table` under `condition`, naming the sort key `#sk` only when
+/// the condition uses it (DynamoDB refuses names an expression does not use).
+pub(crate) fn conditional_put(
+    table: &str,
+    sk: &str,
+    item: Item,
+    condition: &str,
+    values: Vec<(&str, AttributeValue)>,
+) -> Result<aws_sdk_dynamodb::types::Put, crate::StoreError> {
+    let mut p = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition);
+    if condition.contains("#sk") {
+        p = p.expression_attribute_names("#sk", sk);
+    }
+    for (k, v) in values {
+        p = p.expression_attribute_values(k, v);
+    }
+    p.build()
+        .map_err(|e| crate::StoreError::Unavailable(format!("conditional put: {e}")))
+}
+
+/// The same `Put` sent alone, as one `PutItem`.
+pub(crate) fn put_item_of(
+    client: &aws_sdk_dynamodb::Client,
+    put: aws_sdk_dynamodb::types::Put,
+) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    client
+        .put_item()
+        .table_name(put.table_name)
+        .set_item(Some(put.item))
+        .set_condition_expression(put.condition_expression)
+        .set_expression_attribute_names(put.expression_attribute_names)
+        .set_expression_attribute_values(put.expression_attribute_values)
+}

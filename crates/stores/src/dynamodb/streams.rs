@@ -16,11 +16,11 @@
 //! they share one shard lineage, whose records keep the partition's write order.
 
 use super::dataset::HEAD;
-use super::{Item, get_item, get_n, n, put_if, s};
+use super::{Item, conditional_put, get_item, get_n, n, put_if, put_item_of, s};
 use crate::StoreError;
 use crate::error::sdk_error;
 use crate::retry::with_backoff;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use lifecycle::TenantId;
 use lifecycle::catalog::locate;
@@ -223,43 +223,18 @@ impl Target<'_> {
             ),
             None => ("attribute_not_exists(#sk)", vec![]),
         };
+        let head = conditional_put(self.table, self.sk, head, cond, vals)?;
         if keys.is_empty() {
             // Only the cursor moves: one conditional PutItem.
-            let mut q = self
-                .ddb
-                .put_item()
-                .table_name(self.table)
-                .set_item(Some(head))
-                .condition_expression(cond);
-            if cond.contains("#sk") {
-                q = q.expression_attribute_names("#sk", self.sk);
-            }
-            for (k, v) in vals {
-                q = q.expression_attribute_values(k, v);
-            }
-            return Ok(put_if(q).await?.then_some(next));
+            return Ok(put_if(put_item_of(self.ddb, head)).await?.then_some(next));
         }
-        let put =
-            |item: Item, cond: &str, vals: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>| {
-                let mut p = Put::builder()
-                    .table_name(self.table)
-                    .set_item(Some(item))
-                    .condition_expression(cond);
-                if cond.contains("#sk") {
-                    p = p.expression_attribute_names("#sk", self.sk);
-                }
-                for (k, v) in vals {
-                    p = p.expression_attribute_values(k, v);
-                }
-                p.build()
-                    .map(|p| TransactWriteItem::builder().put(p).build())
-                    .map_err(|e| StoreError::Unavailable(format!("TransactWriteItems: {e}")))
-            };
-        let mut items = vec![put(head, cond, vals)?];
+        let mut items = vec![TransactWriteItem::builder().put(head).build()];
         for (i, k) in keys.iter().enumerate() {
             let mut e = self.key(tenant, &super::dataset::feed_sk(saved.head + 1 + i as u64));
             e.insert("key".into(), s(k.as_str()));
-            items.push(put(e, "attribute_not_exists(#sk)", vec![])?);
+            let entry =
+                conditional_put(self.table, self.sk, e, "attribute_not_exists(#sk)", vec![])?;
+            items.push(TransactWriteItem::builder().put(entry).build());
         }
         match self
             .ddb
