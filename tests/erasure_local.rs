@@ -132,14 +132,14 @@ async fn a_legal_hold_erases_nothing_and_records_a_refusal() {
         .await
         .expect("entries");
     assert_eq!(entries.len(), 1);
-    let e: Value = serde_json::from_str(&entries[0].1).expect("json");
+    let e: Value = serde_json::from_str(&entries[0].json).expect("json");
     assert_eq!(e["certificate"]["certificate"]["outcome"], "refused");
     assert_eq!(
         e["certificate"]["certificate"]["details"]["legal_holds"],
         json!(["CASE-7"])
     );
     assert!(
-        !entries[0].1.contains("litigation"),
+        !entries[0].json.contains("litigation"),
         "hold reasons never reach the ledger"
     );
 
@@ -481,7 +481,8 @@ async fn tampering_with_any_stored_entry_is_found_at_its_seq() {
         .entries(ERASURE_CHAIN, 0, 10)
         .await
         .expect("entries");
-    for (seq, raw) in &originals {
+    for e in &originals {
+        let (seq, raw) = (&e.seq, &e.json);
         for pos in (0..raw.len()).step_by(97) {
             let mut bytes = raw.clone().into_bytes();
             bytes[pos] = if bytes[pos] == b'1' { b'2' } else { b'1' };

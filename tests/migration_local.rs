@@ -43,7 +43,7 @@ async fn certificates(deps: &Deps) -> Vec<Value> {
         .await
         .expect("entries")
         .into_iter()
-        .map(|(_, j)| serde_json::from_str(&j).expect("json"))
+        .map(|e| serde_json::from_str(&e.json).expect("json"))
         .collect()
 }
 

@@ -78,6 +78,56 @@ async fn dynamodb_ledger_passes_the_suite_with_a_kms_signer() {
     testkit::ledger_suite(Arc::new(DynamoLedger::new(ddb, &name)), signer).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_request_log_passes_the_suite() {
+    let cfg = moto_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&cfg);
+    let name = testkit::unique("requests");
+    table(&ddb, &name, "chain", "sk").await;
+    testkit::request_log_suite(Arc::new(DynamoLedger::new(ddb, &name))).await;
+}
+
+#[tokio::test]
+async fn s3_object_lock_checkpoints_pass_the_suite() {
+    let cfg = moto_config().await;
+    let s3 = moto_s3(&cfg);
+    let bucket = testkit::unique("checkpoints").replace('_', "-");
+    e2e::object_lock_bucket(&s3, &bucket).await;
+    let store = stores::s3::S3Checkpoints::new(s3.clone(), &bucket, "checkpoints/", 1);
+    testkit::checkpoint_store_suite(&store).await;
+    // Compliance mode: the published object cannot be deleted while locked.
+    let key = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list")
+        .contents()[0]
+        .key()
+        .expect("key")
+        .to_owned();
+    let head = s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.object_lock_mode(),
+        Some(&aws_sdk_s3::types::ObjectLockMode::Compliance)
+    );
+    let version = head.version_id().expect("versioned").to_owned();
+    let del = s3
+        .delete_object()
+        .bucket(&bucket)
+        .key(&key)
+        .version_id(version)
+        .send()
+        .await;
+    assert!(del.is_err(), "a locked checkpoint version was deleted");
+}
+
 #[tokio::test]
 async fn dynamodb_routing_and_migrations_pass_the_suites() {
     let cfg = moto_config().await;
@@ -296,6 +346,7 @@ async fn migrate_under_load(cfg: aws_config::SdkConfig, system: &str, embedded: 
         stores::wiring::ConnectOptions {
             world: Some(dir.path().join("w.db")),
             aws: Some(cfg),
+            read_only: false,
         },
     )
     .await

@@ -63,6 +63,7 @@ partition_value = "TENANT#{{tenant_id}}"
         ConnectOptions {
             world: None,
             aws: Some(cfg.clone()),
+            read_only: false,
         },
     )
     .await
@@ -243,7 +244,7 @@ async fn a_legal_hold_in_dynamodb_refuses_and_records_on_the_dynamodb_ledger() {
         .await
         .expect("entries");
     assert_eq!(entries.len(), 1);
-    let e: Value = serde_json::from_str(&entries[0].1).expect("json");
+    let e: Value = serde_json::from_str(&entries[0].json).expect("json");
     assert_eq!(e["certificate"]["certificate"]["outcome"], "refused");
 }
 

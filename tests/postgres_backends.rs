@@ -50,6 +50,7 @@ async fn a_migration_of_a_postgres_system_under_load_loses_nothing() {
         stores::wiring::ConnectOptions {
             world: Some(dir.path().join("w.db")),
             aws: None,
+            read_only: false,
         },
     )
     .await

@@ -205,6 +205,16 @@ pub async fn versioned_bucket(s3: &aws_sdk_s3::Client, name: &str) {
         .expect("versioning");
 }
 
+/// Creates a bucket with Object Lock enabled (so versioned), for checkpoints.
+pub async fn object_lock_bucket(s3: &aws_sdk_s3::Client, name: &str) {
+    s3.create_bucket()
+        .bucket(name)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("create object-lock bucket");
+}
+
 /// Creates a DynamoDB table with string keys `pk` and `sk` (on-demand).
 pub async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str, sk: &str) {
     create_table(ddb, name, pk, sk, false).await;

@@ -190,6 +190,38 @@ pub enum SignerBackend {
     },
 }
 
+/// Where signed checkpoints of the ledger are published: never the ledger's own store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CheckpointBackend {
+    /// Files in a directory (default: `checkpoints/` beside the world file;
+    /// `TENANT_CHECKPOINT_DIR` overrides).
+    Directory {
+        /// The directory.
+        #[serde(default)]
+        path: Option<String>,
+    },
+    /// Objects in an S3 bucket with Object Lock, written in compliance mode.
+    S3 {
+        /// Bucket (created with Object Lock enabled).
+        bucket: String,
+        /// Key prefix.
+        #[serde(default = "default_checkpoint_prefix")]
+        prefix: String,
+        /// Days each checkpoint is locked for.
+        #[serde(default = "default_retention_days")]
+        retention_days: u32,
+    },
+}
+
+fn default_checkpoint_prefix() -> String {
+    "checkpoints/".into()
+}
+
+fn default_retention_days() -> u32 {
+    3650
+}
+
 /// One environment's catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +240,9 @@ pub struct Catalog {
     /// The migrations table; needed to migrate.
     #[serde(default)]
     pub migrations: Option<ControlBackend>,
+    /// Where ledger checkpoints are published (a directory beside the world by default).
+    #[serde(default)]
+    pub checkpoints: Option<CheckpointBackend>,
     /// Systems holding tenant data.
     pub systems: Vec<SystemSpec>,
 }
@@ -300,7 +335,15 @@ impl Catalog {
         self.systems.iter().find(|s| s.name.as_str() == name)
     }
 
-    /// Names of every system, in catalog order.
+    /// Hex SHA-256 of the catalog's RFC 8785 JSON form: which catalog an erasure proved
+    /// "everywhere" against (formatting and comments of the TOML do not change it).
+    pub fn digest(&self) -> String {
+        serde_json::to_value(self)
+            .map(|v| crate::erasure::json_digest(&v))
+            .unwrap_or_default()
+    }
+
+    /// Every system's name, in catalog order.
     pub fn system_names(&self) -> Vec<String> {
         self.systems.iter().map(|s| s.name.to_string()).collect()
     }

@@ -9,6 +9,7 @@ use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// The only signature algorithm certificates use.
 pub const ALG: &str = "ES256";
@@ -153,13 +154,114 @@ pub fn local_key_id(key: &VerifyingKey) -> Result<String, CertError> {
     Ok(format!("p256:{}", &hex::encode(digest)[..16]))
 }
 
+/// A public key an auditor trusts, ready to verify with: P-256 for parsing and signing
+/// checks, and the same key parsed by aws-lc (assembly-optimised, constant-time), which
+/// verifies several times faster than the pure-Rust crate.
+#[derive(Clone)]
+pub struct TrustedKey {
+    /// The key.
+    pub key: VerifyingKey,
+    /// Its SubjectPublicKeyInfo DER.
+    pub spki_der: Vec<u8>,
+    /// Signed-note key ID: the first 4 bytes of SHA-256 of the SPKI DER (C2SP, type 0x02).
+    pub note_id: [u8; 4],
+    fast: Option<aws_lc_rs::signature::ParsedPublicKey>,
+}
+
+impl std::fmt::Debug for TrustedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedKey")
+            .field("note_id", &hex::encode(self.note_id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrustedKey {
+    /// Prepares a key for verification.
+    pub fn new(key: VerifyingKey) -> Result<Self, CertError> {
+        let spki_der = key
+            .to_public_key_der()
+            .map_err(|e| CertError::BadKey(e.to_string()))?
+            .as_bytes()
+            .to_vec();
+        let digest = Sha256::digest(&spki_der);
+        let point = key.to_encoded_point(false);
+        let fast = aws_lc_rs::signature::ParsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            point.as_bytes(),
+        )
+        .ok();
+        Ok(Self {
+            key,
+            spki_der,
+            note_id: [digest[0], digest[1], digest[2], digest[3]],
+            fast,
+        })
+    }
+
+    /// Checks an ECDSA P-256 / SHA-256 DER signature over `message`.
+    pub fn verify(&self, message: &[u8], der: &[u8]) -> Result<(), CertError> {
+        match &self.fast {
+            Some(k) => k
+                .verify_sig(message, der)
+                .map_err(|_| CertError::BadSignature),
+            None => self.verify_portable(message, der),
+        }
+    }
+
+    /// The same check with the pure-Rust p256 crate (the cross-check in the tests).
+    pub fn verify_portable(&self, message: &[u8], der: &[u8]) -> Result<(), CertError> {
+        let signature = Signature::from_der(der).map_err(|_| CertError::BadSignature)?;
+        self.key
+            .verify(message, &signature)
+            .map_err(|_| CertError::BadSignature)
+    }
+}
+
+/// The public keys a verification accepts, by key id.
+#[derive(Debug, Default, Clone)]
+pub struct KeyRing(HashMap<String, TrustedKey>);
+
+impl KeyRing {
+    /// Adds a key under an id; a key aws-lc cannot parse still verifies with p256.
+    pub fn insert(&mut self, key_id: impl Into<String>, key: VerifyingKey) {
+        if let Ok(k) = TrustedKey::new(key) {
+            self.0.insert(key_id.into(), k);
+        }
+    }
+    /// Adds a key under the id derived from it ([`local_key_id`]); returns that id.
+    pub fn trust(&mut self, key: VerifyingKey) -> Result<String, CertError> {
+        let id = local_key_id(&key)?;
+        self.0.insert(id.clone(), TrustedKey::new(key)?);
+        Ok(id)
+    }
+    /// Looks a key up.
+    pub fn get(&self, key_id: &str) -> Option<&TrustedKey> {
+        self.0.get(key_id)
+    }
+    /// Finds a key by its signed-note key ID.
+    pub fn by_note_id(&self, id: [u8; 4]) -> Option<&TrustedKey> {
+        self.0.values().find(|k| k.note_id == id)
+    }
+    /// Key ids held, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.keys().cloned().collect();
+        v.sort();
+        v
+    }
+    /// True when no key is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Verifies a certificate document given as JSON, against the key its `key_id` names.
 ///
 /// Works on the raw JSON value, not on [`Certificate`], so that a body with fields this
 /// version does not know still verifies byte-exactly.
 pub fn verify_document<'k>(
     doc: &Value,
-    lookup: impl Fn(&str) -> Option<&'k VerifyingKey>,
+    lookup: impl Fn(&str) -> Option<&'k TrustedKey>,
 ) -> Result<(), CertError> {
     let body = doc
         .get("certificate")
@@ -174,7 +276,7 @@ pub fn verify_document<'k>(
 pub fn verify_document_with_body<'k>(
     doc: &Value,
     body_bytes: &[u8],
-    lookup: impl Fn(&str) -> Option<&'k VerifyingKey>,
+    lookup: impl Fn(&str) -> Option<&'k TrustedKey>,
 ) -> Result<(), CertError> {
     let body = doc
         .get("certificate")
@@ -203,7 +305,7 @@ fn check_signature<'k>(
     sig: &Value,
     key_id: &str,
     bytes: &[u8],
-    lookup: impl Fn(&str) -> Option<&'k VerifyingKey>,
+    lookup: impl Fn(&str) -> Option<&'k TrustedKey>,
 ) -> Result<(), CertError> {
     let b64 = sig
         .get("der_base64")
@@ -212,10 +314,8 @@ fn check_signature<'k>(
     let der = B64
         .decode(b64)
         .map_err(|e| CertError::Malformed(format!("der_base64: {e}")))?;
-    let signature = Signature::from_der(&der).map_err(|_| CertError::BadSignature)?;
     let key = lookup(key_id).ok_or_else(|| CertError::UnknownKey(key_id.to_owned()))?;
-    key.verify(bytes, &signature)
-        .map_err(|_| CertError::BadSignature)
+    key.verify(bytes, &der)
 }
 
 /// Encodes a DER signature into a signature block.
@@ -269,7 +369,8 @@ pub(crate) mod tests {
         let vk = *sk.verifying_key();
         let id = local_key_id(&vk).expect("id");
         let doc = serde_json::to_value(sign(&sk, sample(&id))).expect("json");
-        let lookup = |k: &str| (k == id).then_some(&vk);
+        let tk = TrustedKey::new(vk).expect("key");
+        let lookup = |k: &str| (k == id).then_some(&tk);
         verify_document(&doc, lookup).expect("verifies");
 
         let mut tampered = doc.clone();
@@ -290,6 +391,35 @@ pub(crate) mod tests {
             verify_document(&doc, |_| None),
             Err(CertError::UnknownKey(_))
         ));
+    }
+
+    #[test]
+    fn aws_lc_and_p256_agree_on_every_signature() {
+        use p256::elliptic_curve::ops::Neg;
+        let sk = key();
+        let tk = TrustedKey::new(*sk.verifying_key()).expect("key");
+        for i in 0..64u32 {
+            let msg = format!("message {i}").into_bytes();
+            let sig: Signature = sk.sign(&msg);
+            let der = sig.to_der();
+            assert_eq!(tk.verify(&msg, der.as_bytes()), Ok(()));
+            assert_eq!(tk.verify_portable(&msg, der.as_bytes()), Ok(()));
+            // The high-S twin of the same signature: both libraries must decide alike.
+            let (r, s) = sig.split_scalars();
+            let twin = Signature::from_scalars(r, s.neg()).expect("twin");
+            let twin = twin.to_der();
+            assert_eq!(
+                tk.verify(&msg, twin.as_bytes()).is_ok(),
+                tk.verify_portable(&msg, twin.as_bytes()).is_ok()
+            );
+            let mut bad = der.as_bytes().to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(tk.verify(&msg, &bad).is_err());
+            assert!(tk.verify_portable(&msg, &bad).is_err());
+            assert!(tk.verify(b"other", der.as_bytes()).is_err());
+            assert!(tk.verify(&msg, b"not der").is_err());
+        }
     }
 
     #[test]

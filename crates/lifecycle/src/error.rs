@@ -74,6 +74,15 @@ pub enum StepError {
     /// retry reads the new state.
     #[error("migration conflict: {0}")]
     MigrationConflict(String),
+    /// The request id was already claimed by a request that asks for something else
+    /// (another tenant, other systems, another catalog).
+    #[error("request {request_id} was already made with different content (digest {claimed}); use a new request id")]
+    RequestConflict {
+        /// The request id.
+        request_id: String,
+        /// The digest the id is bound to.
+        claimed: String,
+    },
 }
 
 /// Every error type a handler can raise, as named in ASL `ErrorEquals`.
@@ -92,11 +101,16 @@ pub const ERROR_TYPES: &[&str] = &[
     "ChecksumMismatch",
     "CatchUpTimeout",
     "MigrationConflict",
+    "RequestConflict",
 ];
 
 /// Errors a state machine itself ends with (its Fail states), after a Catch has handled
 /// the handler's error: the execution's outcome, never raised by a handler.
-pub const MACHINE_OUTCOMES: &[&str] = &["MigrationNotStarted", "MigrationRolledBack"];
+pub const MACHINE_OUTCOMES: &[&str] = &[
+    "MigrationNotStarted",
+    "MigrationRolledBack",
+    "ErasureIncomplete",
+];
 
 impl StepError {
     /// The stable name Step Functions matches in `ErrorEquals`.
@@ -116,6 +130,7 @@ impl StepError {
             Self::ChecksumMismatch { .. } => "ChecksumMismatch",
             Self::CatchUpTimeout { .. } => "CatchUpTimeout",
             Self::MigrationConflict(_) => "MigrationConflict",
+            Self::RequestConflict { .. } => "RequestConflict",
         }
     }
 
@@ -178,6 +193,10 @@ mod tests {
             },
             StepError::CatchUpTimeout { lag: 1 },
             StepError::MigrationConflict("x".into()),
+            StepError::RequestConflict {
+                request_id: "r".into(),
+                claimed: "d".into(),
+            },
         ];
         for e in &all {
             assert!(

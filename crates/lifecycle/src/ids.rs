@@ -75,6 +75,11 @@ ident!(
     RequestId, "request_id", 80
 );
 ident!(
+    /// A legal hold's identifier (a case number such as `LIT-2025-0042`). It goes on the
+    /// permanent ledger, so it is an id, never free text.
+    HoldId, "hold_id", 64
+);
+ident!(
     /// The name of a system in the catalog, e.g. `s3`.
     SystemName, "system", 64
 );

@@ -4,11 +4,11 @@
 //! `entry_hash`; each entry names its predecessor's hash; the first names 64 zeros.
 
 use crate::certificate::{self, CertError, SignedCertificate, canonical_bytes};
-use p256::ecdsa::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use crate::tree::{self, Frontier, Hash};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `prev_hash` of a chain's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -31,13 +31,30 @@ pub struct LedgerEntry {
     pub entry_hash: String,
 }
 
-/// The newest entry of a chain, as the head item stores it.
+/// The newest entry of a chain, as the head item stores it, with the right edge of the
+/// chain's Merkle tree so an append can extend the tree without reading it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
     /// Seq of the newest entry.
     pub seq: u64,
     /// Its `entry_hash`.
     pub hash: String,
+    /// The tree's frontier after this entry (hex hashes, largest subtree first); empty on
+    /// ledgers written before the tree existed.
+    #[serde(default)]
+    pub frontier: Vec<String>,
+}
+
+impl Head {
+    /// The tree frontier this head carries, if it is whole.
+    pub fn tree(&self) -> Option<Frontier> {
+        let hashes: Option<Vec<Hash>> = self
+            .frontier
+            .iter()
+            .map(|h| hex::decode(h).ok().and_then(|b| b.try_into().ok()))
+            .collect();
+        Frontier::from_parts(self.seq + 1, hashes?)
+    }
 }
 
 impl Head {
@@ -121,39 +138,188 @@ pub struct ChainFault {
     pub reason: String,
 }
 
-/// Public keys by key id.
-#[derive(Debug, Default, Clone)]
-pub struct KeyRing(HashMap<String, VerifyingKey>);
+pub use crate::certificate::KeyRing;
 
-impl KeyRing {
-    /// Adds a key under an id.
-    pub fn insert(&mut self, key_id: impl Into<String>, key: VerifyingKey) {
-        self.0.insert(key_id.into(), key);
-    }
-    /// Looks a key up.
-    pub fn get(&self, key_id: &str) -> Option<&VerifyingKey> {
-        self.0.get(key_id)
-    }
+/// One entry as a backend stores it: its seq, the `entry_hash` kept beside it (a column or
+/// attribute), and the JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// The seq it is stored under.
+    pub seq: u64,
+    /// The hash stored beside the text.
+    pub entry_hash: String,
+    /// The entry's JSON text.
+    pub json: String,
 }
 
-/// Verifies a chain entry by entry, in order, without holding it in memory.
+/// The Merkle leaf of an entry: the RFC 8785 form of its certificate document (body and
+/// signature), which is all a certificate holder has, so a receipt needs nothing else.
+pub fn leaf_of(doc: &SignedCertificate) -> Result<Hash, CertError> {
+    let v = serde_json::to_value(doc).map_err(|e| CertError::Malformed(e.to_string()))?;
+    Ok(leaf_of_value(&v)?)
+}
+
+/// [`leaf_of`] for a document given as JSON.
+pub fn leaf_of_value(doc: &Value) -> Result<Hash, CertError> {
+    Ok(tree::leaf_hash(&canonical_bytes(doc)?))
+}
+
+fn compose_doc(doc: &Value, body_bytes: &[u8]) -> Result<Vec<u8>, CertError> {
+    if doc.as_object().map(|o| o.len()) != Some(2) || doc.get("signature").is_none() {
+        return canonical_bytes(doc);
+    }
+    let mut out = Vec::with_capacity(body_bytes.len() + 200);
+    out.extend_from_slice(b"{\"certificate\":");
+    out.extend_from_slice(body_bytes);
+    out.extend_from_slice(b",\"signature\":");
+    out.extend_from_slice(&canonical_bytes(&doc["signature"])?);
+    out.push(b'}');
+    Ok(out)
+}
+
+/// What checking one entry on its own established.
+#[derive(Debug, Clone)]
+struct Checked {
+    seq: u64,
+    prev_hash: String,
+    entry_hash: String,
+    leaf: Hash,
+    key_id: String,
+}
+
+/// Checks everything about one entry that does not depend on its neighbours: shape,
+/// position claims, stored and recomputed hash, `recorded_at` equal to the signed
+/// `issued_at`, and the signature. Runs on many threads at once.
+fn check_entry(chain: &str, stored: &StoredEntry, keys: &KeyRing) -> Result<Checked, String> {
+    let mut v: Value =
+        serde_json::from_str(&stored.json).map_err(|e| format!("not valid JSON: {e}"))?;
+    let obj = v.as_object_mut().ok_or("not a JSON object")?;
+    let claimed_hash = match obj.remove("entry_hash") {
+        Some(Value::String(h)) => h,
+        _ => return Err("entry_hash is missing".into()),
+    };
+    const FIELDS: [&str; 5] = ["certificate", "chain", "prev_hash", "recorded_at", "seq"];
+    if obj.len() != FIELDS.len() || !FIELDS.iter().all(|f| obj.contains_key(*f)) {
+        return Err(format!(
+            "entry fields must be exactly {FIELDS:?} and entry_hash"
+        ));
+    }
+    if obj["chain"].as_str() != Some(chain) || obj["seq"].as_u64() != Some(stored.seq) {
+        return Err(format!(
+            "entry claims chain {:?} seq {:?}",
+            obj["chain"], obj["seq"]
+        ));
+    }
+    let prev_hash = obj["prev_hash"]
+        .as_str()
+        .ok_or("prev_hash is not a string")?
+        .to_owned();
+    let doc = &v["certificate"];
+    let body = &doc["certificate"];
+    if body["chain"].as_str() != Some(chain)
+        || body["seq"].as_u64() != Some(stored.seq)
+        || body["prev_hash"].as_str() != Some(prev_hash.as_str())
+    {
+        return Err("certificate names another ledger position".into());
+    }
+    match (v["recorded_at"].as_str(), body["issued_at"].as_str()) {
+        (Some(r), Some(i)) if r == i => {}
+        (Some(_), _) => {
+            return Err(
+                "recorded_at differs from the signed issued_at: the entry's time was changed"
+                    .into(),
+            );
+        }
+        _ => return Err("recorded_at is not a string".into()),
+    }
+    let body_bytes = canonical_bytes(body).map_err(|e| e.to_string())?;
+    let entry_bytes = compose_entry(&v, &body_bytes).map_err(|e| e.to_string())?;
+    let recomputed = hex::encode(Sha256::digest(&entry_bytes));
+    if recomputed != claimed_hash {
+        return Err(format!(
+            "entry_hash mismatch: the entry says {claimed_hash}, its content hashes to {recomputed}"
+        ));
+    }
+    if stored.entry_hash != recomputed {
+        return Err(format!(
+            "the entry_hash stored beside the entry ({}) differs from its content's hash {recomputed}",
+            stored.entry_hash
+        ));
+    }
+    let doc = &v["certificate"];
+    certificate::verify_document_with_body(doc, &body_bytes, |k| keys.get(k))
+        .map_err(|e| format!("certificate: {e}"))?;
+    let leaf = tree::leaf_hash(&compose_doc(doc, &body_bytes).map_err(|e| e.to_string())?);
+    Ok(Checked {
+        seq: stored.seq,
+        prev_hash,
+        entry_hash: recomputed,
+        leaf,
+        key_id: doc["signature"]["key_id"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+/// Verifies a chain entry by entry, in order, without holding it in memory, and rebuilds
+/// its Merkle tree on the way so roots can be compared with checkpoints.
 #[derive(Debug)]
-pub struct ChainVerifier<'k> {
+pub struct ChainVerifier {
     chain: String,
-    keys: &'k KeyRing,
+    keys: KeyRing,
     next_seq: u64,
     prev_hash: String,
+    tree: Frontier,
+    wanted: BTreeSet<u64>,
+    roots: BTreeMap<u64, Hash>,
+    threads: usize,
 }
 
-impl<'k> ChainVerifier<'k> {
-    /// Starts verifying `chain` from its first entry.
-    pub fn new(chain: &str, keys: &'k KeyRing) -> Self {
+impl ChainVerifier {
+    /// Starts verifying `chain` from its first entry, trusting exactly `keys`.
+    pub fn new(chain: &str, keys: &KeyRing) -> Self {
         Self {
             chain: chain.to_owned(),
-            keys,
+            keys: keys.clone(),
             next_seq: 0,
             prev_hash: GENESIS_HASH.to_owned(),
+            tree: Frontier::default(),
+            wanted: BTreeSet::new(),
+            roots: BTreeMap::new(),
+            threads: 1,
         }
+    }
+
+    /// Checks signatures of a batch on up to `n` threads.
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Remembers the tree's root when it reaches `size` leaves (a checkpoint's size).
+    pub fn want_root_at(&mut self, size: u64) {
+        if size == 0 {
+            self.roots.insert(0, tree::empty_root());
+        }
+        self.wanted.insert(size);
+    }
+
+    /// The root the tree had at `size`, if it was wanted and reached.
+    pub fn root_at(&self, size: u64) -> Option<Hash> {
+        self.roots.get(&size).copied()
+    }
+
+    /// The tree rebuilt from the entries verified so far.
+    pub fn frontier(&self) -> &Frontier {
+        &self.tree
+    }
+
+    /// Trusts one more key from here on (a key rotation the ledger recorded).
+    pub fn trust(&mut self, key: p256::ecdsa::VerifyingKey) -> Result<String, CertError> {
+        self.keys.trust(key)
+    }
+
+    /// The keys trusted now.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     /// How many entries have passed.
@@ -161,76 +327,83 @@ impl<'k> ChainVerifier<'k> {
         self.next_seq
     }
 
-    /// Checks the next stored entry: `stored_seq` is the seq of the key it is stored under.
-    ///
-    /// Parses the entry once and hashes it in place: this runs once per entry over the
-    /// whole ledger, so it stays close to the cost of the signature check itself.
-    pub fn check(&mut self, stored_seq: u64, raw: &str) -> Result<(), ChainFault> {
-        let seq = self.next_seq;
-        let fault = |reason: String| ChainFault {
-            seq: stored_seq.min(seq),
-            reason,
-        };
-        if stored_seq != seq {
-            return Err(ChainFault {
-                seq,
-                reason: format!("entry missing: the next stored entry is seq {stored_seq}"),
-            });
-        }
-        let mut v: Value =
-            serde_json::from_str(raw).map_err(|e| fault(format!("not valid JSON: {e}")))?;
-        let obj = v
-            .as_object_mut()
-            .ok_or_else(|| fault("not a JSON object".into()))?;
-        let stored_hash = match obj.remove("entry_hash") {
-            Some(Value::String(h)) => h,
-            _ => return Err(fault("entry_hash is missing".into())),
-        };
-        const FIELDS: [&str; 5] = ["certificate", "chain", "prev_hash", "recorded_at", "seq"];
-        if obj.len() != FIELDS.len() || !FIELDS.iter().all(|f| obj.contains_key(*f)) {
-            return Err(fault(format!(
-                "entry fields must be exactly {FIELDS:?} and entry_hash"
-            )));
-        }
-        let (chain, entry_seq, prev) = (
-            obj["chain"].as_str(),
-            obj["seq"].as_u64(),
-            obj["prev_hash"].as_str(),
-        );
-        if chain != Some(self.chain.as_str()) || entry_seq != Some(seq) {
-            return Err(fault(format!(
-                "entry claims chain {:?} seq {:?}",
-                obj["chain"], obj["seq"]
-            )));
-        }
-        if prev != Some(self.prev_hash.as_str()) {
-            return Err(fault(
+    fn fault(&self, seq: u64, reason: String) -> ChainFault {
+        ChainFault { seq, reason }
+    }
+
+    fn link(&mut self, c: Checked) -> Result<(), ChainFault> {
+        if c.prev_hash != self.prev_hash {
+            return Err(self.fault(
+                c.seq,
                 "prev_hash does not match the previous entry's hash".into(),
             ));
         }
-        if !obj["recorded_at"].is_string() {
-            return Err(fault("recorded_at is not a string".into()));
-        }
-        let doc = &v["certificate"];
-        let body = &doc["certificate"];
-        if body["chain"].as_str() != Some(self.chain.as_str())
-            || body["seq"].as_u64() != Some(seq)
-            || body["prev_hash"].as_str() != Some(self.prev_hash.as_str())
-        {
-            return Err(fault("certificate names another ledger position".into()));
-        }
-        let body_bytes = canonical_bytes(body).map_err(|e| fault(e.to_string()))?;
-        let entry_bytes = compose_entry(&v, &body_bytes).map_err(|e| fault(e.to_string()))?;
-        let recomputed = hex::encode(Sha256::digest(&entry_bytes));
-        if recomputed != stored_hash {
-            return Err(fault(format!(
-                "entry_hash mismatch: stored {stored_hash}, recomputed {recomputed}"
-            )));
-        }
-        certificate::verify_document_with_body(doc, &body_bytes, |k| self.keys.get(k))
-            .map_err(|e| fault(format!("certificate: {e}")))?;
-        self.prev_hash = recomputed;
+        self.prev_hash = c.entry_hash;
+        self.tree.push(c.leaf);
         self.next_seq += 1;
+        if self.wanted.contains(&self.next_seq) {
+            self.roots.insert(self.next_seq, self.tree.root());
+        }
+        let _ = c.key_id;
+        Ok(())
+    }
+
+    fn expect_seq(&self, stored_seq: u64) -> Result<(), ChainFault> {
+        if stored_seq != self.next_seq {
+            return Err(self.fault(
+                self.next_seq,
+                format!("entry missing: the next stored entry is seq {stored_seq}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the next stored entry (`stored_hash` is the hash kept beside it).
+    pub fn check_stored(&mut self, e: &StoredEntry) -> Result<(), ChainFault> {
+        self.expect_seq(e.seq)?;
+        let c = check_entry(&self.chain, e, &self.keys).map_err(|r| self.fault(e.seq, r))?;
+        self.link(c)
+    }
+
+    /// Checks the next stored entry whose only stored hash is the one inside it.
+    pub fn check(&mut self, stored_seq: u64, raw: &str) -> Result<(), ChainFault> {
+        let claimed = serde_json::from_str::<Value>(raw)
+            .ok()
+            .and_then(|v| v["entry_hash"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.check_stored(&StoredEntry {
+            seq: stored_seq,
+            entry_hash: claimed,
+            json: raw.to_owned(),
+        })
+    }
+
+    /// Checks a page of consecutive entries: each on its own on several threads, then the
+    /// links in order. Reports the lowest bad seq, as a sequential check would.
+    pub fn check_batch(&mut self, entries: &[StoredEntry]) -> Result<(), ChainFault> {
+        if self.threads <= 1 || entries.len() < 64 {
+            for e in entries {
+                self.check_stored(e)?;
+            }
+            return Ok(());
+        }
+        let chunk = entries.len().div_ceil(self.threads);
+        let (chain, keys) = (&self.chain, &self.keys);
+        let results: Vec<Vec<Result<Checked, String>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .chunks(chunk)
+                .map(|part| s.spawn(move || part.iter().map(|e| check_entry(chain, e, keys)).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| vec![Err("verifier thread panicked".into())]))
+                .collect()
+        });
+        for (e, r) in entries.iter().zip(results.into_iter().flatten()) {
+            self.expect_seq(e.seq)?;
+            let c = r.map_err(|reason| self.fault(e.seq, reason))?;
+            self.link(c)?;
+        }
         Ok(())
     }
 
@@ -253,6 +426,10 @@ impl<'k> ChainVerifier<'k> {
                     h.seq,
                     self.next_seq - 1
                 ),
+            }),
+            Some(h) if !h.frontier.is_empty() && h.frontier != self.tree.hashes().iter().map(hex::encode).collect::<Vec<_>>() => Err(ChainFault {
+                seq: h.seq,
+                reason: "the Merkle tree stored with the head differs from the tree of the stored entries".into(),
             }),
             Some(_) => Ok(self.next_seq),
         }
@@ -282,6 +459,7 @@ mod tests {
             head = Some(Head {
                 seq,
                 hash: e.entry_hash.clone(),
+                frontier: vec![],
             });
             out.push(e.to_json().expect("json"));
         }
@@ -300,6 +478,60 @@ mod tests {
     fn a_sound_chain_verifies() {
         let (ring, entries, head) = chain(5);
         assert_eq!(verify(&ring, &entries, &head), Ok(5));
+    }
+
+    fn stored(entries: &[String]) -> Vec<StoredEntry> {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let v: Value = serde_json::from_str(raw).expect("json");
+                StoredEntry {
+                    seq: i as u64,
+                    entry_hash: v["entry_hash"].as_str().expect("hash").to_owned(),
+                    json: raw.clone(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn threads_find_what_one_thread_finds_and_the_tree_matches() {
+        let (ring, entries, head) = chain(150);
+        let all = stored(&entries);
+        let mut v = ChainVerifier::new("gdpr-erasure", &ring).with_threads(4);
+        v.want_root_at(100);
+        v.check_batch(&all).expect("verifies");
+        let mut t = tree::MemoryTree::default();
+        for raw in &entries {
+            let e: LedgerEntry = serde_json::from_str(raw).expect("entry");
+            t.push(leaf_of(&e.certificate).expect("leaf"));
+        }
+        assert_eq!(v.root_at(100), t.root_at(100));
+        assert_eq!(v.frontier().root(), t.root());
+        assert_eq!(v.finish(Some(&head)), Ok(150));
+
+        let mut bad = all.clone();
+        bad[120].json = bad[120].json.replace("\"outcome\":\"erased\"", "\"outcome\":\"erasex\"");
+        bad[77].entry_hash = "0".repeat(64);
+        let mut v = ChainVerifier::new("gdpr-erasure", &ring).with_threads(4);
+        let f = v.check_batch(&bad).expect_err("tamper found");
+        assert_eq!(f.seq, 77, "{f}");
+        assert!(f.reason.contains("stored beside"), "{f}");
+    }
+
+    #[test]
+    fn a_changed_recorded_at_is_found_even_with_its_hash_recomputed() {
+        let (ring, entries, _) = chain(2);
+        let mut v: Value = serde_json::from_str(&entries[1]).expect("json");
+        v["recorded_at"] = "2020-01-01T00:00:00Z".into();
+        v.as_object_mut().expect("obj").remove("entry_hash");
+        let h = entry_hash(&v).expect("hash");
+        v["entry_hash"] = h.into();
+        let mut ver = ChainVerifier::new("gdpr-erasure", &ring);
+        ver.check(0, &entries[0]).expect("0");
+        let f = ver.check(1, &v.to_string()).expect_err("caught");
+        assert!(f.reason.contains("recorded_at"), "{f}");
     }
 
     #[test]

@@ -9,10 +9,13 @@ pub mod certificate;
 pub mod erasure;
 pub mod error;
 pub mod ids;
+pub mod json;
 pub mod ledger;
 pub mod migration;
+pub mod note;
+pub mod tree;
 
-pub use catalog::{Backend, Capabilities, Catalog, EraseMethod, SystemKind, SystemSpec};
+pub use catalog::{Backend, Capabilities, Catalog, CheckpointBackend, EraseMethod, SystemKind, SystemSpec};
 pub use certificate::{Certificate, SignatureBlock, SignedCertificate};
 pub use error::StepError;
-pub use ids::{RequestId, SystemName, TenantId};
+pub use ids::{HoldId, RequestId, SystemName, TenantId};

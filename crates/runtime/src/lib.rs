@@ -100,6 +100,22 @@ pub async fn init_deps() -> Result<std::sync::Arc<Deps>, lambda_runtime::Error> 
     }
 }
 
+/// The largest event a handler accepts (Step Functions passes at most 256 KiB of state).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// Parses an event strictly: over [`MAX_EVENT_BYTES`] or with a key twice in one object
+/// is `InvalidRequest` (serde_json would silently keep the last of two `tenant_id`s).
+pub fn parse_event(raw: &str) -> Result<serde_json::Value, StepError> {
+    if raw.len() > MAX_EVENT_BYTES {
+        return Err(StepError::invalid(format!(
+            "event is {} bytes; the limit is {MAX_EVENT_BYTES}",
+            raw.len()
+        )));
+    }
+    lifecycle::json::parse_strict(raw)
+        .map_err(|e| StepError::invalid(format!("event is not acceptable JSON: {e}")))
+}
+
 /// Expands to a Lambda `main` that serves one handler.
 #[macro_export]
 macro_rules! lambda_main {
@@ -113,15 +129,17 @@ macro_rules! lambda_main {
                     let deps = $crate::init_deps().await?;
                     $crate::lambda_runtime::run($crate::lambda_runtime::service_fn(
                         move |event: $crate::lambda_runtime::LambdaEvent<
-                            $crate::serde_json::Value,
+                            ::std::boxed::Box<$crate::serde_json::value::RawValue>,
                         >| {
                             let deps = deps.clone();
                             async move {
                                 let budget =
                                     $crate::Budget::from_lambda_deadline(event.context.deadline());
+                                let input = $crate::parse_event(event.payload.get())
+                                    .map_err($crate::StepFailure::from)?;
                                 // Boxed: the handlers' futures are deep, and boxing keeps the
                                 // runtime's future type shallow.
-                                ::std::boxed::Box::pin($handler(event.payload, &deps, budget))
+                                ::std::boxed::Box::pin($handler(input, &deps, budget))
                                     .await
                                     .map_err($crate::StepFailure::from)
                             }
@@ -142,6 +160,16 @@ mod tests {
         let d: lambda_runtime::Diagnostic = StepFailure(StepError::invalid("bad")).into();
         assert_eq!(d.error_type, "InvalidRequest");
         assert!(d.error_message.contains("bad"));
+    }
+
+    #[test]
+    fn events_with_a_key_twice_or_too_large_are_invalid() {
+        let e = parse_event(r#"{"tenant_id":"a","tenant_id":"b"}"#).expect_err("dup");
+        assert_eq!(e.error_type(), "InvalidRequest");
+        assert!(e.to_string().contains("duplicate key"), "{e}");
+        let big = format!("{{\"x\":\"{}\"}}", "a".repeat(MAX_EVENT_BYTES));
+        assert_eq!(parse_event(&big).expect_err("big").error_type(), "InvalidRequest");
+        assert!(parse_event(r#"{"a":1}"#).is_ok());
     }
 
     #[test]

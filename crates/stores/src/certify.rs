@@ -5,7 +5,7 @@ use crate::retry::backoff;
 use crate::{Clock, Ledger, NewEntry, Signer, StoreError};
 use lifecycle::StepError;
 use lifecycle::certificate::{Certificate, SignedCertificate, signature_block};
-use lifecycle::ledger::{Head, LedgerEntry};
+use lifecycle::ledger::{Head, LedgerEntry, leaf_of};
 use serde_json::Value;
 
 /// How many lost races an append survives before it reports `LedgerConflict`.
@@ -89,11 +89,13 @@ pub async fn certify(
         let json = entry
             .to_json()
             .map_err(|e| StepError::Internal(e.to_string()))?;
+        let leaf = leaf_of(&entry.certificate).map_err(|e| StepError::Internal(e.to_string()))?;
         let new = NewEntry {
             seq,
             entry_hash: &entry.entry_hash,
             json: &json,
             unique_request: draft.unique.then_some(draft.request_id.as_str()),
+            leaf,
         };
         match ledger.append(chain, head.as_ref(), new).await {
             Ok(()) => {

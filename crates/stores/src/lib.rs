@@ -5,6 +5,7 @@
 //! Every backend passes the one conformance suite in [`testkit`].
 
 pub mod certify;
+pub mod checkpoint;
 pub mod dynamodb;
 mod error;
 pub mod kms;
@@ -22,7 +23,9 @@ pub use error::StoreError;
 pub use wiring::Deps;
 
 use async_trait::async_trait;
-use lifecycle::ledger::Head;
+use lifecycle::erasure::SystemProgress;
+use lifecycle::ledger::{Head, StoredEntry};
+use lifecycle::tree::{Hash, NodeId};
 use lifecycle::{Capabilities, SystemKind, TenantId};
 use p256::ecdsa::VerifyingKey;
 use serde::{Deserialize, Serialize};
@@ -100,6 +103,9 @@ pub struct NewEntry<'a> {
     pub json: &'a str,
     /// When set, the append fails with `Duplicate` if this request id is already recorded.
     pub unique_request: Option<&'a str>,
+    /// Its RFC 6962 leaf hash ([`lifecycle::ledger::leaf_of`]); the backend extends the
+    /// chain's Merkle tree with it in the same transaction.
+    pub leaf: Hash,
 }
 
 /// The append-only ledger: one hash chain per kind of certificate.
@@ -120,14 +126,71 @@ pub trait Ledger: Send + Sync + Debug {
         chain: &str,
         request_id: &str,
     ) -> Result<Option<String>, StoreError>;
-    /// Up to `limit` stored entries from `from_seq` on, in order, as `(seq, json)`.
+    /// Up to `limit` stored entries from `from_seq` on, in order.
     async fn entries(
         &self,
         chain: &str,
         from_seq: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, String)>, StoreError>;
+    ) -> Result<Vec<StoredEntry>, StoreError>;
     /// Every chain that has a head.
+    async fn chains(&self) -> Result<Vec<String>, StoreError>;
+    /// Stored nodes of the chain's Merkle tree (`None` where a node is not stored).
+    async fn tree_nodes(
+        &self,
+        chain: &str,
+        ids: &[NodeId],
+    ) -> Result<Vec<Option<Hash>>, StoreError>;
+}
+
+/// How a request id's claim went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First use of the id: it is now bound to the digest.
+    New,
+    /// The id is already bound to this same digest: a replay or a resume.
+    Same,
+    /// The id is bound to another digest (returned): a different request.
+    Other(String),
+}
+
+/// Requests in flight: the claim that binds a request id to what it asks, written
+/// atomically at validation, and the erasure progress per system that survives a kill.
+/// Unlike the ledger this is erasable: it holds the request's free-text reason.
+#[async_trait]
+pub trait RequestLog: Send + Sync + Debug {
+    /// Binds `request_id` to `digest` unless it is bound already (atomic check-and-claim).
+    async fn claim(
+        &self,
+        request_id: &str,
+        digest: &str,
+        reason: &str,
+        at: &str,
+    ) -> Result<Claim, StoreError>;
+    /// Adds one pass's result to a system's progress; `found` is kept from the first call
+    /// that gives it.
+    async fn record_pass(
+        &self,
+        request_id: &str,
+        system: &str,
+        found: Option<u64>,
+        erased: u64,
+        done: bool,
+    ) -> Result<SystemProgress, StoreError>;
+    /// Every system's progress for the request.
+    async fn progress(&self, request_id: &str) -> Result<Vec<SystemProgress>, StoreError>;
+}
+
+/// Where signed checkpoints are published: outside the ledger's own store, write-once
+/// (a directory locally, an S3 bucket with Object Lock on AWS).
+#[async_trait]
+pub trait CheckpointStore: Send + Sync + Debug {
+    /// Publishes the checkpoint of `chain` at `size`; publishing the same text again is a
+    /// no-op, a different text for a published size is `Conflict`.
+    async fn publish(&self, chain: &str, size: u64, note: &str) -> Result<String, StoreError>;
+    /// The checkpoint of the largest size published for `chain`.
+    async fn latest(&self, chain: &str) -> Result<Option<String>, StoreError>;
+    /// Chains that have a published checkpoint.
     async fn chains(&self) -> Result<Vec<String>, StoreError>;
 }
 

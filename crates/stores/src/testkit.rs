@@ -251,6 +251,7 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
     let bogus = Head {
         seq: 0,
         hash: "f".repeat(64),
+        frontier: vec![],
     };
     let e = ledger
         .append(
@@ -261,6 +262,7 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
                 entry_hash: "x",
                 json: "{}",
                 unique_request: None,
+                leaf: [0; 32],
             },
         )
         .await;
@@ -284,7 +286,10 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
         h0,
         Head {
             seq: 0,
-            hash: first.entry.entry_hash.clone()
+            hash: first.entry.entry_hash.clone(),
+            frontier: vec![hex::encode(
+                lifecycle::ledger::leaf_of(&first.entry.certificate).expect("leaf")
+            )],
         }
     );
 
@@ -300,6 +305,7 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
                 entry_hash: "y",
                 json: "{}",
                 unique_request: None,
+                leaf: [0; 32],
             },
         )
         .await;
@@ -337,14 +343,12 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
     assert_eq!(entries.len(), total);
     let mut ring = KeyRing::default();
     ring.insert(signer.key_id(), *signer.public_key());
-    let mut v = ChainVerifier::new(&chain, &ring);
-    for (seq, raw) in &entries {
-        v.check(*seq, raw).expect("chain verifies");
-    }
+    let mut v = ChainVerifier::new(&chain, &ring).with_threads(2);
+    v.check_batch(&entries).expect("chain verifies");
     assert_eq!(v.finish(Some(&head)).expect("head matches"), total as u64);
 
     let window = ledger.entries(&chain, 3, 2).await.expect("window");
-    assert_eq!(window.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(window.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
     assert!(ledger.chains().await.expect("chains").contains(&chain));
     let found = ledger
         .find_request(&chain, "race-2-1")
@@ -357,6 +361,114 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
         None,
         "non-unique requests are not indexed"
     );
+
+    // The Merkle tree the backend kept in step with the chain: its nodes give proofs that
+    // verify against the root the verifier rebuilt from the entries alone.
+    let size = total as u64;
+    let root = v_root(&entries);
+    assert_eq!(
+        crate::checkpoint::root_at(&*ledger, &chain, size)
+            .await
+            .expect("root"),
+        root
+    );
+    for (i, e) in entries.iter().enumerate() {
+        let doc: serde_json::Value = serde_json::from_str(&e.json).expect("json");
+        let leaf = lifecycle::ledger::leaf_of_value(&doc["certificate"]).expect("leaf");
+        let proof = crate::checkpoint::inclusion_proof(&*ledger, &chain, i as u64, size)
+            .await
+            .expect("proof");
+        lifecycle::tree::verify_inclusion(i as u64, size, &leaf, &proof, &root)
+            .expect("inclusion verifies");
+    }
+    for old in [1u64, 2, 5, size - 1] {
+        let r1 = crate::checkpoint::root_at(&*ledger, &chain, old)
+            .await
+            .expect("old root");
+        let proof = crate::checkpoint::consistency_proof(&*ledger, &chain, old, size)
+            .await
+            .expect("proof");
+        lifecycle::tree::verify_consistency(old, size, &r1, &root, &proof)
+            .expect("consistency verifies");
+    }
+}
+
+fn v_root(entries: &[lifecycle::ledger::StoredEntry]) -> lifecycle::tree::Hash {
+    let mut t = lifecycle::tree::Frontier::default();
+    for e in entries {
+        let doc: serde_json::Value = serde_json::from_str(&e.json).expect("json");
+        t.push(lifecycle::ledger::leaf_of_value(&doc["certificate"]).expect("leaf"));
+    }
+    t.root()
+}
+
+/// The `RequestLog` contract: one claim per request id, atomically, even under a race of
+/// different digests; progress adds up and keeps the first count found.
+pub async fn request_log_suite(log: Arc<dyn crate::RequestLog>) {
+    use crate::Claim;
+    let id = unique("req").replace('_', "-");
+    let at = "2026-01-01T00:00:00Z";
+    assert_eq!(log.claim(&id, "d1", "why", at).await.expect("claim"), Claim::New);
+    assert_eq!(log.claim(&id, "d1", "why", at).await.expect("again"), Claim::Same);
+    assert_eq!(
+        log.claim(&id, "d2", "why", at).await.expect("other"),
+        Claim::Other("d1".into())
+    );
+    // Eight racers with eight digests: exactly one wins, all others see the winner's.
+    let raced = unique("race").replace('_', "-");
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let (l, r) = (log.clone(), raced.clone());
+        handles.push(tokio::spawn(async move {
+            (i, l.claim(&r, &format!("digest-{i}"), "", at).await.expect("claim"))
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut seen = Vec::new();
+    for h in handles {
+        let (i, c) = h.await.expect("task");
+        match c {
+            Claim::New => winners.push(format!("digest-{i}")),
+            Claim::Other(d) => seen.push(d),
+            Claim::Same => panic!("a different digest was taken as the same"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claim wins");
+    assert!(seen.iter().all(|d| *d == winners[0]));
+
+    assert!(log.progress(&id).await.expect("progress").is_empty());
+    let p = log.record_pass(&id, "s3", Some(10), 4, false).await.expect("pass");
+    assert_eq!((p.records_found, p.records_erased, p.done), (Some(10), 4, false));
+    let p = log.record_pass(&id, "s3", Some(99), 6, true).await.expect("pass");
+    assert_eq!((p.records_found, p.records_erased, p.done), (Some(10), 10, true));
+    log.record_pass(&id, "redis", None, 0, true).await.expect("pass");
+    let all = log.progress(&id).await.expect("progress");
+    assert_eq!(
+        all.iter().map(|p| p.system.as_str()).collect::<Vec<_>>(),
+        ["redis", "s3"]
+    );
+    assert_eq!(all[1].certified_count(), 10);
+}
+
+/// The `CheckpointStore` contract: write-once per size, the same text again is fine, the
+/// latest is the largest size, and names that are paths are refused.
+pub async fn checkpoint_store_suite(store: &dyn crate::CheckpointStore) {
+    let chain = unique("cp").replace('_', "-");
+    assert_eq!(store.latest(&chain).await.expect("latest"), None);
+    store.publish(&chain, 2, "two\n").await.expect("publish");
+    store.publish(&chain, 10, "ten\n").await.expect("publish");
+    store.publish(&chain, 9, "nine\n").await.expect("publish");
+    assert_eq!(store.latest(&chain).await.expect("latest").as_deref(), Some("ten\n"));
+    store.publish(&chain, 10, "ten\n").await.expect("same text again");
+    assert!(matches!(
+        store.publish(&chain, 10, "forged\n").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.latest(&chain).await.expect("latest").as_deref(), Some("ten\n"));
+    assert!(store.chains().await.expect("chains").contains(&chain));
+    for bad in ["../x", "a/b", "", "UPPER"] {
+        assert!(store.publish(bad, 1, "x\n").await.is_err(), "{bad:?}");
+    }
 }
 
 /// The contract of a [`crate::migrate::Dataset`] and its [`crate::migrate::ChangeFeed`]:

@@ -10,8 +10,8 @@ use crate::local::{
 use crate::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
 use crate::postgres::{Pg, PgDataset, PgTenantStore};
 use crate::s3::{S3Dataset, S3TenantStore};
-use crate::{Clock, Ledger, LegalHolds, Signer, SystemClock, TenantStore};
-use lifecycle::catalog::{Backend, ControlBackend, SignerBackend};
+use crate::{CheckpointStore, Clock, Ledger, LegalHolds, RequestLog, Signer, SystemClock, TenantStore};
+use lifecycle::catalog::{Backend, CheckpointBackend, ControlBackend, SignerBackend};
 use lifecycle::{Catalog, StepError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +34,10 @@ pub struct Deps {
     pub holds: Arc<dyn LegalHolds>,
     /// The certificate ledger.
     pub ledger: Arc<dyn Ledger>,
+    /// Request claims and erasure progress (beside the ledger, erasable).
+    pub requests: Arc<dyn RequestLog>,
+    checkpoints: Option<Arc<dyn CheckpointStore>>,
+    read_only: bool,
     /// The certificate signer, connected on first use so only the functions that sign
     /// need KMS permissions and pay for GetPublicKey.
     signer: Arc<tokio::sync::OnceCell<Arc<dyn Signer>>>,
@@ -60,6 +64,9 @@ pub struct ConnectOptions {
     pub world: Option<PathBuf>,
     /// AWS configuration; loaded from the environment when absent and needed.
     pub aws: Option<aws_config::SdkConfig>,
+    /// Open an existing world only and never create a signing key: for commands that
+    /// only read, so a mistyped data dir is an error and not a new, empty world.
+    pub read_only: bool,
 }
 
 fn needs_world(c: &Catalog) -> bool {
@@ -110,7 +117,11 @@ impl Deps {
                     "the catalog uses the embedded world; set {ENV_WORLD} to its data file"
                 ))
             })?;
-            Some(World::open(&path)?)
+            Some(if opts.read_only {
+                World::open_existing(&path)?
+            } else {
+                World::open(&path)?
+            })
         } else {
             None
         };
@@ -211,12 +222,47 @@ impl Deps {
             };
             stores.insert(s.name.to_string(), store);
         }
-        let ledger: Arc<dyn Ledger> = match &catalog.ledger {
-            ControlBackend::Embedded => Arc::new(LocalLedger::new(world_ref()?)),
-            ControlBackend::Dynamodb { table } => Arc::new(DynamoLedger::new(
-                aws_sdk_dynamodb::Client::new(aws_ref()?),
-                table,
-            )),
+        let (ledger, requests): (Arc<dyn Ledger>, Arc<dyn RequestLog>) = match &catalog.ledger {
+            ControlBackend::Embedded => {
+                let l = Arc::new(LocalLedger::new(world_ref()?));
+                (l.clone(), l)
+            }
+            ControlBackend::Dynamodb { table } => {
+                let l = Arc::new(DynamoLedger::new(
+                    aws_sdk_dynamodb::Client::new(aws_ref()?),
+                    table,
+                ));
+                (l.clone(), l)
+            }
+        };
+        let checkpoints: Option<Arc<dyn CheckpointStore>> = match &catalog.checkpoints {
+            Some(CheckpointBackend::S3 {
+                bucket,
+                prefix,
+                retention_days,
+            }) => Some(Arc::new(crate::s3::S3Checkpoints::new(
+                s3_client(aws_ref()?),
+                bucket,
+                prefix,
+                *retention_days,
+            ))),
+            Some(CheckpointBackend::Directory { path: Some(p) }) => {
+                Some(Arc::new(crate::local::DirectoryCheckpoints::new(p)))
+            }
+            Some(CheckpointBackend::Directory { path: None }) | None => {
+                match (std::env::var_os(crate::local::ENV_CHECKPOINT_DIR), &world) {
+                    (Some(d), _) if !d.is_empty() => {
+                        Some(Arc::new(crate::local::DirectoryCheckpoints::new(PathBuf::from(d))))
+                    }
+                    (_, Some(w)) => Some(Arc::new(crate::local::DirectoryCheckpoints::new(
+                        w.path()
+                            .parent()
+                            .unwrap_or_else(|| std::path::Path::new("."))
+                            .join("checkpoints"),
+                    ))),
+                    _ => None,
+                }
+            }
         };
         let holds: Arc<dyn LegalHolds> = match &catalog.legal_holds {
             ControlBackend::Embedded => Arc::new(LocalHolds::new(world_ref()?)),
@@ -257,6 +303,9 @@ impl Deps {
             stores,
             holds,
             ledger,
+            requests,
+            checkpoints,
+            read_only: opts.read_only,
             signer: Arc::new(tokio::sync::OnceCell::new()),
             signer_backend,
             world,
@@ -281,7 +330,15 @@ impl Deps {
         };
         let catalog = Catalog::from_toml(&text)?;
         let world = std::env::var_os(ENV_WORLD).map(PathBuf::from);
-        Self::connect(catalog, ConnectOptions { world, aws: None }).await
+        Self::connect(
+            catalog,
+            ConnectOptions {
+                world,
+                aws: None,
+                read_only: false,
+            },
+        )
+        .await
     }
 
     /// The certificate signer (connected on first call).
@@ -294,10 +351,14 @@ impl Deps {
                             .world
                             .as_ref()
                             .ok_or_else(|| StepError::Internal("world not opened".into()))?;
-                        Arc::new(LocalSigner::load_or_create(
-                            world,
-                            &self.clock.now_rfc3339(),
-                        )?)
+                        if self.read_only {
+                            Arc::new(LocalSigner::load(&crate::local::key_file_for(world.path()))?)
+                        } else {
+                            Arc::new(LocalSigner::load_or_create(
+                                world,
+                                &self.clock.now_rfc3339(),
+                            )?)
+                        }
                     }
                     SignerBackend::Kms { key_id } => {
                         let aws = self
@@ -311,6 +372,15 @@ impl Deps {
             })
             .await
             .cloned()
+    }
+
+    /// Where checkpoints are published, or a configuration error naming the catalog key.
+    pub fn checkpoints(&self) -> Result<&Arc<dyn CheckpointStore>, StepError> {
+        self.checkpoints.as_ref().ok_or_else(|| {
+            StepError::Configuration(
+                "the catalog names no checkpoint store: set checkpoints = { backend = \"s3\", bucket = \"...\" } (or a directory)".into(),
+            )
+        })
     }
 
     /// Replaces the clock (the simulator pins time; tests pin it too).

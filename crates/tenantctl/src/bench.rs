@@ -5,19 +5,14 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use lifecycle::certificate::local_key_id;
-use lifecycle::ledger::KeyRing;
 use lifecycle::{SystemKind, TenantId};
-use p256::ecdsa::signature::Verifier as _;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stores::certify::{Draft, certify};
 use stores::dynamodb::DynamoTenantStore;
-use stores::local::{LocalLedger, LocalSigner, World};
 use stores::s3::S3TenantStore;
-use stores::{Ledger, Signer, SystemClock, TenantStore};
+use stores::TenantStore;
 
 /// Benchmarks.
 #[derive(Subcommand)]
@@ -79,18 +74,46 @@ pub enum BenchCmd {
         #[arg(long, default_value = "rclone")]
         rclone: String,
     },
-    /// Verify a ledger of N entries, against the raw P-256 verify rate.
+    /// Verify a ledger of N entries on one thread and on every core, against
+    /// `openssl speed ecdsap256` measured in the same run.
     LedgerVerify {
         /// Entries.
         #[arg(long, default_value_t = 100_000)]
         entries: usize,
+    },
+    /// Verify one certificate's receipt against a checkpoint of a tree of N entries.
+    Receipt {
+        /// Entries in the tree.
+        #[arg(long, default_value_t = 1_000_000)]
+        size: u64,
+    },
+    /// Appends with the Merkle tree kept, against appends without it.
+    LedgerAppend {
+        /// Embedded appends.
+        #[arg(long, default_value_t = 4_000)]
+        entries: usize,
+        /// Also on DynamoDB at this endpoint (moto's URL).
+        #[arg(long)]
+        dynamodb_endpoint: Option<String>,
+        /// DynamoDB appends.
+        #[arg(long, default_value_t = 600)]
+        dynamodb_entries: usize,
     },
 }
 
 /// Runs a benchmark.
 pub async fn run(cmd: BenchCmd, data_dir: &Path) -> Result<()> {
     match cmd {
-        BenchCmd::LedgerVerify { entries } => ledger_verify(entries, data_dir).await,
+        BenchCmd::LedgerVerify { entries } => crate::bench_ledger::verify(entries, data_dir).await,
+        BenchCmd::Receipt { size } => crate::bench_ledger::receipt(size, data_dir).await,
+        BenchCmd::LedgerAppend {
+            entries,
+            dynamodb_endpoint,
+            dynamodb_entries,
+        } => {
+            let ddb = dynamodb_endpoint.as_deref().map(|e| (e, dynamodb_entries));
+            crate::bench_ledger::append(entries, ddb, data_dir).await
+        }
         BenchCmd::Migrate {
             records,
             trials,
@@ -126,99 +149,13 @@ pub async fn run(cmd: BenchCmd, data_dir: &Path) -> Result<()> {
     }
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let b = ProgressBar::new(len);
     b.set_style(
         ProgressStyle::with_template(&format!("  {what} {{bar:30}} {{pos}}/{{len}} {{per_sec}}"))
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b
-}
-
-async fn ledger_verify(n: usize, data_dir: &Path) -> Result<()> {
-    let dir = data_dir.join("bench-ledger");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    let world = World::open(&dir.join("world.db"))?;
-    let signer = LocalSigner::load_or_create(&world, "bench")?;
-    let ledger = LocalLedger::new(world.clone());
-    let chain = "bench";
-    let b = bar(n as u64, "appending");
-    for i in 0..n {
-        let systems: Vec<serde_json::Value> = ["postgresql", "redis", "pinecone", "s3", "cloudwatch", "backups", "analytics"]
-            .iter()
-            .map(|s| serde_json::json!({"system": s, "records_erased": i, "residual_records": 0, "verified_at": "2026-01-01T00:00:00Z"}))
-            .collect();
-        let draft = Draft {
-            kind: chain.into(),
-            outcome: "erased".into(),
-            request_id: format!("req-{i:07}"),
-            tenant_id: format!("tenant_{:05}", i % 5000),
-            details: serde_json::json!({
-                "legal_basis": "GDPR Art. 17(1)",
-                "records_erased_total": 7 * i,
-                "systems": systems,
-            }),
-            unique: false,
-        };
-        certify(&ledger, &signer, &SystemClock, &draft).await?;
-        b.inc(1);
-    }
-    b.finish_and_clear();
-
-    let mut ring = KeyRing::default();
-    ring.insert(local_key_id(signer.public_key())?, *signer.public_key());
-    let started = Instant::now();
-    let results = tenantctl::verify::verify_ledger(&ledger, &ring, Some(chain), false).await?;
-    let full = started.elapsed();
-    match &results[0].outcome {
-        Ok(v) if *v == n as u64 => {}
-        other => bail!("the benchmark ledger did not verify: {other:?}"),
-    }
-
-    // The peer: bare P-256 verification of the same signed bodies, nothing else.
-    let entries = ledger.entries(chain, 0, n).await?;
-    let mut prepared = Vec::with_capacity(entries.len());
-    for (_, raw) in &entries {
-        let v: serde_json::Value = serde_json::from_str(raw)?;
-        let body = lifecycle::certificate::canonical_bytes(&v["certificate"]["certificate"])?;
-        let der = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            v["certificate"]["signature"]["der_base64"]
-                .as_str()
-                .context("sig")?,
-        )?;
-        prepared.push((body, p256::ecdsa::Signature::from_der(&der)?));
-    }
-    let key = *signer.public_key();
-    let started = Instant::now();
-    for (body, sig) in &prepared {
-        key.verify(body, sig)
-            .map_err(|_| anyhow::anyhow!("raw verify failed"))?;
-    }
-    let raw = started.elapsed();
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("ledger verify, {n} entries, one core each:");
-    println!("  {:<44} {:>10} {:>14}", "", "seconds", "entries/s");
-    println!(
-        "  {:<44} {:>10.2} {:>14.0}",
-        "tenantctl ledger verify (hash+links+JCS+sig)",
-        full.as_secs_f64(),
-        rate(full)
-    );
-    println!(
-        "  {:<44} {:>10.2} {:>14.0}",
-        "raw p256 verify of the same bodies",
-        raw.as_secs_f64(),
-        rate(raw)
-    );
-    println!(
-        "  ratio: ledger verify runs at {:.0} % of the raw verify rate (target >= 80 %)",
-        100.0 * rate(full) / rate(raw)
-    );
-    std::fs::remove_dir_all(&dir).ok();
-    Ok(())
 }
 
 /// The AWS configuration and a path-style S3 client for a moto endpoint.
@@ -510,6 +447,16 @@ async fn seed_ddb(
 
 /// Creates an on-demand DynamoDB table keyed by string `pk` and `sk`.
 pub(crate) async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> Result<()> {
+    create_table_keyed(ddb, name, "pk", "sk").await
+}
+
+/// Creates an on-demand DynamoDB table with string hash key `pk` and range key `sk`.
+pub(crate) async fn create_table_keyed(
+    ddb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    pk: &str,
+    sk: &str,
+) -> Result<()> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
@@ -528,10 +475,10 @@ pub(crate) async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> 
     ddb.create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr(pk)?)
+        .attribute_definitions(attr(sk)?)
+        .key_schema(key(pk, KeyType::Hash)?)
+        .key_schema(key(sk, KeyType::Range)?)
         .send()
         .await
         .with_context(|| format!("CreateTable {name}"))?;

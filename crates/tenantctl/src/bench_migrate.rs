@@ -155,6 +155,7 @@ pub async fn run(
                 stores::wiring::ConnectOptions {
                     world: Some(dir.join("pg-world.db")),
                     aws: None,
+                    read_only: false,
                 },
             )
             .await?,
@@ -374,6 +375,7 @@ async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
             stores::wiring::ConnectOptions {
                 world: Some(dir.join("ddb-world.db")),
                 aws: Some(cfg),
+                read_only: false,
             },
         )
         .await?,

@@ -194,6 +194,7 @@ pub async fn run(data_dir: &Path, endpoint: &str, o: S3CopyOptions) -> Result<()
             stores::wiring::ConnectOptions {
                 world: Some(data_dir.join(format!("s3copy-{stamp}.db"))),
                 aws: Some(cfg),
+                read_only: false,
             },
         )
         .await?,

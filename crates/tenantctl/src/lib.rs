@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod demo;
+pub mod input;
 pub mod migrate;
 pub mod registry;
 pub mod verify;

@@ -1,22 +1,23 @@
 //! `tenantctl`: the tenant-lifecycle command line.
 
 use anyhow::{Context, Result, bail};
-use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use lifecycle::TenantId;
-use lifecycle::certificate::{canonical_bytes, public_key_to_pem};
+use lifecycle::certificate::public_key_to_pem;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use stores::LegalHold;
 use tenantctl::demo::{self, Scenarios};
-use tenantctl::verify::{key_ring, verify_certificate_file, verify_ledger};
-use tenantctl::world::{connect, load_machine, simulate, world_file, write_history};
+use tenantctl::verify::{key_ring, verify_certificate_file};
+use tenantctl::world::{connect, connect_existing, load_machine, simulate, world_file, write_history};
 
 mod bench;
+mod bench_ledger;
 mod bench_migrate;
 mod bench_s3copy;
+mod ledger_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -77,15 +78,16 @@ enum Cmd {
         #[command(flatten)]
         start: MigrateArgs,
     },
-    /// Inspect and verify the certificate ledger.
+    /// Verify the certificate ledger against named keys and checkpoints; publish
+    /// checkpoints; rotate the signing key.
     Ledger {
         #[command(subcommand)]
-        cmd: LedgerCmd,
+        cmd: ledger_cmd::LedgerCmd,
     },
-    /// Verify or export certificates.
+    /// Verify, export or prove certificates.
     Cert {
         #[command(subcommand)]
-        cmd: CertCmd,
+        cmd: ledger_cmd::CertCmd,
     },
     /// Place, release and list legal holds.
     Hold {
@@ -174,53 +176,6 @@ enum SimCmd {
 }
 
 #[derive(Subcommand)]
-enum LedgerCmd {
-    /// Recompute every hash and signature; name the first bad seq and why.
-    Verify {
-        /// Only this chain.
-        #[arg(long)]
-        chain: Option<String>,
-        /// Extra public keys (PEM) to trust, e.g. an older or a KMS key.
-        #[arg(long = "public-key")]
-        public_keys: Vec<PathBuf>,
-    },
-    /// Print the signing public key (SubjectPublicKeyInfo PEM).
-    PublicKey,
-    /// Print entries as JSON lines.
-    Show {
-        /// Chain.
-        #[arg(long, default_value = "gdpr-erasure")]
-        chain: String,
-        /// First seq.
-        #[arg(long, default_value_t = 0)]
-        from: u64,
-        /// Most entries.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-}
-
-#[derive(Subcommand)]
-enum CertCmd {
-    /// Verify a certificate file (or a ledger entry file).
-    Verify {
-        /// The certificate JSON.
-        file: PathBuf,
-        /// Public keys (PEM) to trust; the world's key is always trusted.
-        #[arg(long = "public-key")]
-        public_keys: Vec<PathBuf>,
-    },
-    /// Write the canonical body, the DER signature and the public key, for openssl.
-    Export {
-        /// The certificate JSON.
-        file: PathBuf,
-        /// Output directory.
-        #[arg(long)]
-        out_dir: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
 enum HoldCmd {
     /// Place a legal hold.
     Place {
@@ -252,12 +207,33 @@ enum HoldCmd {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+    tenantctl::input::read_json_strict(path, tenantctl::input::MAX_REQUEST_BYTES)
+}
+
+/// An execution name from user input: the same charset as request ids, so that it can
+/// never become a path outside the history directory.
+fn execution_name(name: &str) -> Result<String> {
+    Ok(lifecycle::RequestId::parse(name)
+        .map_err(|e| anyhow::anyhow!("InvalidRequest: execution name: {e}"))?
+        .to_string())
 }
 
 fn main() -> ExitCode {
+    // `tenantctl count | head -1`: printing to a closed pipe is not a crash. Leave quietly
+    // with the status a process killed by SIGPIPE has.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") || msg.contains("failed printing to stdout") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt()
@@ -298,18 +274,19 @@ async fn run(cli: Cli) -> Result<()> {
                     history,
                 },
         } => {
-            let text = std::fs::read_to_string(&asl)
-                .with_context(|| format!("cannot read {}", asl.display()))?;
+            let text = tenantctl::input::read_text(&asl, 1 << 20)?;
             let machine = load_machine(&text, &asl.display().to_string())?;
             let input = read_json(&input)?;
-            let name = name
-                .or_else(|| {
-                    input
-                        .get("request_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| "local".into());
+            // Only a valid id may name the history file: a refused request must not write
+            // anywhere its id points.
+            let name = match name {
+                Some(n) => execution_name(&n)?,
+                None => input
+                    .get("request_id")
+                    .and_then(Value::as_str)
+                    .and_then(|r| lifecycle::RequestId::parse(r).ok())
+                    .map_or_else(|| "local".to_owned(), |r| r.to_string()),
+            };
             let deps = Arc::new(connect(&data_dir, catalog.as_deref()).await?);
             println!("simulating {} as execution {name}", asl.display());
             let exec = simulate(deps, &machine, &name, input, true).await;
@@ -344,13 +321,14 @@ async fn run(cli: Cli) -> Result<()> {
                 tenantctl::GDPR_ERASURE_ASL,
                 "statemachines/gdpr-erasure.asl.json",
             )?;
-            let deps = Arc::new(connect(&data_dir, catalog.as_deref()).await?);
-            let name = input
-                .get("request_id")
-                .and_then(Value::as_str)
-                .unwrap_or("erasure")
-                .to_owned();
-            let exec = simulate(deps, &machine, &name, input, true).await;
+            // Validated before anything is opened or written: a refused request changes
+            // nothing, and only a valid request id names the files written for it.
+            let cat = tenantctl::world::load_catalog(catalog.as_deref())?;
+            let valid = lifecycle::erasure::ErasureRequest::parse(&input, &cat)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", e.error_type()))?;
+            let name = valid.request_id.to_string();
+            let deps = Arc::new(tenantctl::world::connect_with(&data_dir, cat, false).await?);
+            let exec = simulate(deps.clone(), &machine, &name, input, true).await;
             let hist =
                 history.unwrap_or_else(|| data_dir.join("history").join(format!("{name}.json")));
             write_history(&hist, &exec)?;
@@ -360,107 +338,19 @@ async fn run(cli: Cli) -> Result<()> {
                 std::fs::write(&path, serde_json::to_vec_pretty(cert)?)?;
                 println!("certificate: {}", path.display());
             }
+            // Whatever the outcome, what the ledger now holds is checkpointed outside it.
+            if deps.ledger.head(lifecycle::erasure::ERASURE_CHAIN).await?.is_some() {
+                ledger_cmd::publish_all(&deps, Some(lifecycle::erasure::ERASURE_CHAIN)).await?;
+            }
             finish(&exec)
         }
-        Cmd::Ledger { cmd } => {
-            let deps = connect(&data_dir, catalog.as_deref()).await?;
-            match cmd {
-                LedgerCmd::Verify { chain, public_keys } => {
-                    let pems: Vec<&Path> = public_keys.iter().map(PathBuf::as_path).collect();
-                    let ring = key_ring(&pems, Some(deps.signer().await?.public_key()))?;
-                    let results =
-                        verify_ledger(&*deps.ledger, &ring, chain.as_deref(), true).await?;
-                    if results.is_empty() {
-                        println!("the ledger is empty");
-                    }
-                    let mut bad = None;
-                    for r in &results {
-                        match &r.outcome {
-                            Ok(n) => println!(
-                                "chain {}: {n} entries verified (hashes, links, positions, signatures, head)",
-                                r.chain
-                            ),
-                            Err(f) => {
-                                println!(
-                                    "chain {}: FAILED at seq {}: {}",
-                                    r.chain, f.seq, f.reason
-                                );
-                                bad.get_or_insert(format!(
-                                    "chain {} is broken at seq {}: {}",
-                                    r.chain, f.seq, f.reason
-                                ));
-                            }
-                        }
-                    }
-                    match bad {
-                        Some(b) => bail!(b),
-                        None => Ok(()),
-                    }
-                }
-                LedgerCmd::PublicKey => {
-                    print!("{}", public_key_to_pem(deps.signer().await?.public_key())?);
-                    Ok(())
-                }
-                LedgerCmd::Show { chain, from, limit } => {
-                    for (_, raw) in deps.ledger.entries(&chain, from, limit).await? {
-                        println!("{raw}");
-                    }
-                    Ok(())
-                }
-            }
-        }
-        Cmd::Cert {
-            cmd: CertCmd::Verify { file, public_keys },
-        } => {
-            let deps = connect(&data_dir, catalog.as_deref()).await?;
-            let pems: Vec<&Path> = public_keys.iter().map(PathBuf::as_path).collect();
-            let ring = key_ring(&pems, Some(deps.signer().await?.public_key()))?;
-            let body = verify_certificate_file(&file, &ring)?;
-            println!(
-                "valid: {} certificate, outcome {}, request {}, tenant {}, ledger {} seq {}",
-                body["kind"].as_str().unwrap_or("?"),
-                body["outcome"].as_str().unwrap_or("?"),
-                body["request_id"].as_str().unwrap_or("?"),
-                body["tenant_id"].as_str().unwrap_or("?"),
-                body["chain"].as_str().unwrap_or("?"),
-                body["seq"]
-            );
-            Ok(())
-        }
-        Cmd::Cert {
-            cmd: CertCmd::Export { file, out_dir },
-        } => {
-            let doc = read_json(&file)?;
-            let body = doc
-                .get("certificate")
-                .context("no \"certificate\" object in the file")?;
-            let sig = doc
-                .pointer("/signature/der_base64")
-                .and_then(Value::as_str)
-                .context("no signature.der_base64 in the file")?;
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(sig)
-                .context("signature.der_base64 is not base64")?;
-            let deps = connect(&data_dir, catalog.as_deref()).await?;
-            std::fs::create_dir_all(&out_dir)?;
-            std::fs::write(out_dir.join("body.json"), canonical_bytes(body)?)?;
-            std::fs::write(out_dir.join("sig.der"), der)?;
-            std::fs::write(
-                out_dir.join("key.pem"),
-                public_key_to_pem(deps.signer().await?.public_key())?,
-            )?;
-            println!(
-                "wrote body.json (RFC 8785 canonical), sig.der and key.pem to {}",
-                out_dir.display()
-            );
-            println!(
-                "check: openssl dgst -sha256 -verify {0}/key.pem -signature {0}/sig.der {0}/body.json",
-                out_dir.display()
-            );
-            Ok(())
-        }
+        Cmd::Ledger { cmd } => ledger_cmd::ledger(cmd, &data_dir, catalog.as_deref()).await,
+        Cmd::Cert { cmd } => ledger_cmd::cert(cmd, &data_dir, catalog.as_deref()).await,
         Cmd::Hold { cmd } => {
-            let deps = connect(&data_dir, catalog.as_deref()).await?;
+            let deps = match &cmd {
+                HoldCmd::List { .. } => connect_existing(&data_dir, catalog.as_deref()).await?,
+                _ => connect(&data_dir, catalog.as_deref()).await?,
+            };
             match cmd {
                 HoldCmd::Place {
                     tenant,
@@ -468,9 +358,9 @@ async fn run(cli: Cli) -> Result<()> {
                     reason,
                 } => {
                     TenantId::parse(&tenant)?;
-                    if hold_id.trim().is_empty() {
-                        bail!("--hold-id is empty");
-                    }
+                    // The id goes on the permanent ledger when a hold refuses an erasure:
+                    // an id, never free text (the reason stays in the erasable hold store).
+                    lifecycle::HoldId::parse(&hold_id)?;
                     deps.holds
                         .place(&LegalHold {
                             tenant_id: tenant.clone(),
@@ -501,7 +391,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Count { tenant } => {
-            let deps = connect(&data_dir, catalog.as_deref()).await?;
+            let deps = connect_existing(&data_dir, catalog.as_deref()).await?;
             let tid = TenantId::parse(&tenant)?;
             for s in deps.catalog.system_names() {
                 println!("{s:<12} {}", deps.store(&s)?.count(&tid).await?);
@@ -574,7 +464,7 @@ async fn migrate(
 ) -> Result<()> {
     match cmd {
         Some(MigrateCmd::Status { tenant }) => {
-            let deps = connect(data_dir, catalog).await?;
+            let deps = connect_existing(data_dir, catalog).await?;
             let t = TenantId::parse(&tenant)?;
             let rec = deps.migrations()?.get(&t).await?;
             let routing = deps.routing()?.get(&t).await?;
@@ -715,11 +605,26 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
     if !(scale > 0.0 && scale <= 100.0) {
         bail!("--scale must be in (0, 100], got {scale}");
     }
-    let dir = data_dir.join("demo");
-    // The demo owns its own directory and starts it afresh; the user's world is elsewhere.
+    // The demo writes its world into the data dir itself, so that afterwards the plain
+    // commands (no flags) act on it. It starts afresh only a directory it made (marked),
+    // and refuses to touch a world it did not make.
+    let dir = data_dir.to_path_buf();
+    let marker = dir.join(".tenant-demo");
     if dir.exists() {
+        let empty = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .next()
+            .is_none();
+        if !empty && !marker.exists() {
+            bail!(
+                "{} holds a world the demo did not make; run the demo elsewhere with --data-dir <dir>",
+                dir.display()
+            );
+        }
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
     }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(&marker, "made by tenantctl demo; the next demo run replaces this directory\n")?;
     println!(
         "tenantctl demo: GDPR Art. 17 erasure and zero-downtime migration in the local simulator (no AWS account, no services)"
     );
@@ -876,12 +781,25 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
         }
     }
 
-    println!("\nverifying offline:");
-    let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;
-    for r in verify_ledger(&*deps.ledger, &ring, None, false).await? {
+    println!("\npublishing checkpoints outside the ledger (signed notes, C2SP tlog-checkpoint):");
+    ledger_cmd::publish_all(&deps, None).await?;
+    let pem_path = dir.join("ledger-public-key.pem");
+    std::fs::write(
+        &pem_path,
+        public_key_to_pem(deps.signer().await?.public_key())?,
+    )?;
+
+    println!("\nverifying offline, trusting only {}:", pem_path.display());
+    let ring = key_ring(&[pem_path.as_path()], None)?;
+    let expected = tenantctl::verify::published(&**deps.checkpoints()?, &ring).await?;
+    let opts = tenantctl::verify::VerifyOptions {
+        checkpoints: expected,
+        ..Default::default()
+    };
+    for r in tenantctl::verify::verify_ledger_with(&*deps.ledger, &ring, &opts).await? {
         match r.outcome {
             Ok(n) => println!(
-                "  ledger chain {}: {n} entries, every hash, link and signature valid",
+                "  ledger chain {}: {n} entries, every hash, link, signature and Merkle root valid; consistent with its checkpoint",
                 r.chain
             ),
             Err(f) => bail!(
@@ -895,18 +813,40 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
     for req in &scenarios.erasure_requests {
         let id = req["request_id"].as_str().unwrap_or("?");
         let path = dir.join("certificates").join(format!("{id}.json"));
-        verify_certificate_file(&path, &ring)?;
-        println!("  certificate {} valid", path.display());
+        let doc = verify_certificate_file(&path, &ring)?;
+        let seq = doc["certificate"]["seq"].as_u64().unwrap_or(0);
+        let r = stores::checkpoint::receipt(
+            &*deps.ledger,
+            &**deps.checkpoints()?,
+            lifecycle::erasure::ERASURE_CHAIN,
+            seq,
+        )
+        .await?;
+        let proof_path = path.with_extension("tlog-proof");
+        std::fs::write(&proof_path, r.to_text())?;
+        ledger_cmd::verify_receipt(&doc, &r.to_text(), &ring)?;
+        println!(
+            "  certificate {} valid; receipt {} ({} hashes) proves it is on the ledger",
+            path.display(),
+            proof_path.display(),
+            r.proof.len()
+        );
     }
-    let pem_path = dir.join("ledger-public-key.pem");
-    std::fs::write(
-        &pem_path,
-        public_key_to_pem(deps.signer().await?.public_key())?,
-    )?;
     let first = scenarios.erasure_requests[0]["request_id"]
         .as_str()
         .unwrap_or("?");
     println!("\npublic key: {}", pem_path.display());
+    println!("next, on this world (no flags needed):");
+    println!(
+        "  cargo run -q -- ledger verify --trust {}",
+        pem_path.display()
+    );
+    println!(
+        "  cargo run -q -- cert verify {0}/certificates/{first}.json --trust {1} --receipt {0}/certificates/{first}.tlog-proof",
+        dir.display(),
+        pem_path.display()
+    );
+    println!("  cargo run -q -- count --tenant tenant_004_departed_customer");
     println!("check a certificate with openssl alone:");
     println!("  cert={}/certificates/{first}.json", dir.display());
     println!(

@@ -15,19 +15,35 @@ pub fn world_file(data_dir: &Path) -> PathBuf {
     data_dir.join("world.db")
 }
 
-/// Connects to the catalog (the embedded local one unless a file is given).
-pub async fn connect(data_dir: &Path, catalog: Option<&Path>) -> Result<Deps> {
+/// Reads the catalog (the embedded local one unless a file is given).
+pub fn load_catalog(catalog: Option<&Path>) -> Result<Catalog> {
     let text = match catalog {
-        Some(p) => std::fs::read_to_string(p)
+        Some(p) => crate::input::read_text(p, crate::input::MAX_CATALOG_BYTES)
             .with_context(|| format!("cannot read catalog {}", p.display()))?,
         None => crate::LOCAL_CATALOG.to_owned(),
     };
-    let catalog = Catalog::from_toml(&text)?;
+    Ok(Catalog::from_toml(&text)?)
+}
+
+/// Connects to the catalog, creating the world if it is new (commands that act).
+pub async fn connect(data_dir: &Path, catalog: Option<&Path>) -> Result<Deps> {
+    connect_with(data_dir, load_catalog(catalog)?, false).await
+}
+
+/// Connects to an existing world only, never creating a world or a key (commands that
+/// only read: a mistyped data dir is an error, not an empty ledger that "verifies").
+pub async fn connect_existing(data_dir: &Path, catalog: Option<&Path>) -> Result<Deps> {
+    connect_with(data_dir, load_catalog(catalog)?, true).await
+}
+
+/// Connects with a catalog already read.
+pub async fn connect_with(data_dir: &Path, catalog: Catalog, read_only: bool) -> Result<Deps> {
     let deps = Deps::connect(
         catalog,
         ConnectOptions {
             world: Some(world_file(data_dir)),
             aws: None,
+            read_only,
         },
     )
     .await?;

@@ -16,6 +16,7 @@ struct Input {
     request_id: RequestId,
     tenant_id: TenantId,
     system: SystemName,
+    // Echoed back by a continuation; the persisted progress is what counts.
     #[serde(default)]
     records_erased: u64,
     #[serde(default)]
@@ -32,7 +33,8 @@ struct Input {
     done: Option<bool>,
 }
 
-/// The continuation, and once `done`, the system's result.
+/// The continuation, and once `done`, the system's result. `records_erased` is read back
+/// from the persisted progress, never summed from the input.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Output {
     /// Request id.
@@ -65,9 +67,28 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
             holds: holds.into_iter().map(|h| h.hold_id).collect(),
         });
     }
+    // What the tenant holds before the first pass of this execution: the first count
+    // ever taken is kept, so a certificate after a kill still counts what was there.
+    let found = if input.passes == 0 {
+        Some(store.count(&input.tenant_id).await?)
+    } else {
+        None
+    };
     let pass = store.erase(&input.tenant_id, budget.deadline()).await?;
+    // Persisted after every pass, so a kill and a resume lose no count.
+    let progress = deps
+        .requests
+        .record_pass(
+            input.request_id.as_str(),
+            input.system.as_str(),
+            found,
+            pass.erased,
+            pass.complete,
+        )
+        .await?;
+    let _ = input.records_erased;
     let out = Output {
-        records_erased: input.records_erased + pass.erased,
+        records_erased: progress.certified_count(),
         passes: input.passes + 1,
         done: pass.complete,
         kind: store.kind(),

@@ -37,6 +37,15 @@ pub struct Output {
     pub discovered_clean: Vec<String>,
 }
 
+impl Output {
+    /// Every system the re-scan covered.
+    pub fn scanned(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.verifications.iter().map(|v| v.system.clone()).collect();
+        v.extend(self.discovered_clean.iter().cloned());
+        v
+    }
+}
+
 /// Re-scans and fails on the first residue found.
 pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Output, StepError> {
     let input: Input = from_input(input, "verify-erasure")?;
@@ -45,6 +54,7 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         let e: Erased = from_input(e, "verify-erasure erasure item")?;
         erased.push(e);
     }
+    let progress = deps.requests.progress(input.request_id.as_str()).await?;
     let mut verifications = Vec::new();
     for system in &input.systems {
         let store = deps.store(system.as_str())?;
@@ -66,11 +76,13 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
                 records: residual,
             });
         }
+        let persisted = progress.iter().find(|p| p.system == system.as_str());
         verifications.push(SystemVerification {
             system: system.to_string(),
             kind: store.kind(),
             method: store.capabilities().erase_method,
-            records_erased: result.records_erased,
+            records_erased: persisted.map_or(result.records_erased, |p| p.certified_count()),
+            records_found: persisted.and_then(|p| p.records_found).unwrap_or(0),
             residual_records: 0,
             verified_at: deps.clock.now_rfc3339(),
         });

@@ -1,22 +1,38 @@
 use super::{Item, get_n, get_s, n, s};
 use crate::error::sdk_error;
 use crate::retry::with_backoff;
-use crate::{Ledger, NewEntry, StoreError};
+use crate::{Claim, Ledger, NewEntry, RequestLog, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
-use lifecycle::ledger::Head;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use lifecycle::erasure::SystemProgress;
+use lifecycle::ledger::{Head, StoredEntry};
+use lifecycle::tree::{Hash, NodeId};
 
 /// The ledger in one DynamoDB table: partition key `chain`, sort key `sk` holding `HEAD`,
-/// `E#<seq, 20 digits>` for entries, and `R#<request id>` for request markers.
+/// `E#<seq, 20 digits>` for entries, `R#<request id>` for request markers and
+/// `N#<level>#<index>` for the Merkle tree's complete nodes. Request claims and erasure
+/// progress live in the partition `requests` (`C#<request id>`, `P#<request id>#<system>`).
 ///
 /// An append is one `TransactWriteItems`: the entry (`attribute_not_exists`), the head
-/// (conditioned on its seq and hash) and, when unique, the request marker
-/// (`attribute_not_exists`). A lost race is a `Conflict` the caller retries from the new head.
+/// (conditioned on its seq and hash, carrying the tree's frontier), the nodes the entry
+/// completes and, when unique, the request marker (`attribute_not_exists`). A lost race is a
+/// `Conflict` the caller retries from the new head.
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
     client: Client,
     table: String,
+    tree: bool,
+}
+
+const REQUESTS: &str = "requests";
+
+fn node_sk(id: NodeId) -> String {
+    format!("N#{:02}#{:020}", id.level, id.index)
+}
+
+fn frontier_attr(f: &[String]) -> AttributeValue {
+    AttributeValue::L(f.iter().map(|h| s(h.clone())).collect())
 }
 
 const HEAD: &str = "HEAD";
@@ -35,6 +51,16 @@ impl DynamoLedger {
         Self {
             client,
             table: table.to_owned(),
+            tree: true,
+        }
+    }
+
+    /// The same ledger without Merkle tree maintenance: only for the benchmark that
+    /// prices the tree.
+    pub fn without_tree(client: Client, table: &str) -> Self {
+        Self {
+            tree: false,
+            ..Self::new(client, table)
         }
     }
 
@@ -54,10 +80,20 @@ impl Ledger for DynamoLedger {
         let Some(item) = self.get(chain, HEAD).await? else {
             return Ok(None);
         };
+        let frontier = item
+            .get("frontier")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_s().ok().cloned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
         match (get_n(&item, "seq"), get_s(&item, "hash")) {
             (Some(seq), Some(hash)) => Ok(Some(Head {
                 seq,
                 hash: hash.to_owned(),
+                frontier,
             })),
             _ => Err(StoreError::Corrupt(format!(
                 "head item of chain {chain} lacks seq or hash"
@@ -73,8 +109,28 @@ impl Ledger for DynamoLedger {
     ) -> Result<(), StoreError> {
         let (next, _) = Head::next(expected);
         if entry.seq != next {
-            return Err(StoreError::Conflict(chain.to_owned()));
+            return Err(StoreError::Conflict(format!(
+                "ledger chain {chain}: entry seq {} is not the next seq {next}",
+                entry.seq
+            )));
         }
+        let mut tree = match expected {
+            None => Some(lifecycle::tree::Frontier::default()),
+            Some(h) => h.tree(),
+        };
+        if self.tree && tree.is_none() {
+            return Err(StoreError::Config(format!(
+                "ledger chain {chain} predates the Merkle tree (its head has no frontier); start a new ledger table"
+            )));
+        }
+        let nodes = match (&mut tree, self.tree) {
+            (Some(f), true) => f.push(entry.leaf),
+            _ => Vec::new(),
+        };
+        let frontier: Vec<String> = match (&tree, self.tree) {
+            (Some(f), true) => f.hashes().iter().map(hex::encode).collect(),
+            _ => Vec::new(),
+        };
         let put_entry = Put::builder()
             .table_name(&self.table)
             .item("chain", s(chain))
@@ -94,6 +150,7 @@ impl Ledger for DynamoLedger {
                         .item("sk", s(HEAD))
                         .item("seq", n(entry.seq))
                         .item("hash", s(entry.entry_hash))
+                        .item("frontier", frontier_attr(&frontier))
                         .condition_expression("attribute_not_exists(sk)")
                         .build()
                         .map_err(build_err)?,
@@ -105,10 +162,12 @@ impl Ledger for DynamoLedger {
                         .table_name(&self.table)
                         .key("chain", s(chain))
                         .key("sk", s(HEAD))
-                        .update_expression("SET #seq = :new, #hash = :newhash")
+                        .update_expression("SET #seq = :new, #hash = :newhash, #frontier = :frontier")
                         .condition_expression("#seq = :old AND #hash = :oldhash")
                         .expression_attribute_names("#seq", "seq")
                         .expression_attribute_names("#hash", "hash")
+                        .expression_attribute_names("#frontier", "frontier")
+                        .expression_attribute_values(":frontier", frontier_attr(&frontier))
                         .expression_attribute_values(":new", n(entry.seq))
                         .expression_attribute_values(":newhash", s(entry.entry_hash))
                         .expression_attribute_values(":old", n(h.seq))
@@ -119,6 +178,21 @@ impl Ledger for DynamoLedger {
                 .build(),
         };
         let mut items = vec![TransactWriteItem::builder().put(put_entry).build(), head];
+        for (id, h) in &nodes {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .item("chain", s(chain))
+                            .item("sk", s(node_sk(*id)))
+                            .item("hash", s(hex::encode(h)))
+                            .build()
+                            .map_err(build_err)?,
+                    )
+                    .build(),
+            );
+        }
         if let Some(req) = entry.unique_request {
             items.push(
                 TransactWriteItem::builder()
@@ -153,7 +227,9 @@ impl Ledger for DynamoLedger {
                 // Which condition failed decides the answer; re-reading is exact whether or
                 // not the service returned cancellation reasons.
                 if self.head(chain).await?.as_ref() != expected {
-                    return Err(StoreError::Conflict(chain.to_owned()));
+                    return Err(StoreError::Conflict(format!(
+                        "ledger head of chain {chain} moved"
+                    )));
                 }
                 if let Some(req) = entry.unique_request
                     && self.get(chain, &request_sk(req)).await?.is_some()
@@ -161,7 +237,9 @@ impl Ledger for DynamoLedger {
                     return Err(StoreError::Duplicate(req.to_owned()));
                 }
                 // Cancelled for another reason (e.g. a transaction conflict): retryable.
-                Err(StoreError::Conflict(chain.to_owned()))
+                Err(StoreError::Conflict(format!(
+                    "ledger append on chain {chain} was cancelled by a concurrent transaction"
+                )))
             }
         }
     }
@@ -185,7 +263,7 @@ impl Ledger for DynamoLedger {
         chain: &str,
         from_seq: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, String)>, StoreError> {
+    ) -> Result<Vec<StoredEntry>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         while out.len() < limit {
@@ -219,7 +297,11 @@ impl Ledger for DynamoLedger {
                         get_s(item, "sk")
                     )));
                 };
-                out.push((seq, body.to_owned()));
+                out.push(StoredEntry {
+                    seq,
+                    entry_hash: get_s(item, "entry_hash").unwrap_or_default().to_owned(),
+                    json: body.to_owned(),
+                });
             }
             match page.last_evaluated_key.filter(|k| !k.is_empty()) {
                 Some(k) => start = Some(k),
@@ -258,5 +340,200 @@ impl Ledger for DynamoLedger {
         }
         chains.sort();
         Ok(chains)
+    }
+
+    async fn tree_nodes(
+        &self,
+        chain: &str,
+        ids: &[NodeId],
+    ) -> Result<Vec<Option<Hash>>, StoreError> {
+        let mut found: std::collections::HashMap<String, Hash> = std::collections::HashMap::new();
+        let mut wanted: Vec<String> = ids.iter().map(|id| node_sk(*id)).collect();
+        wanted.sort();
+        wanted.dedup();
+        for part in wanted.chunks(100) {
+            let mut keys: Vec<Item> = part
+                .iter()
+                .map(|sk| Item::from([("chain".to_owned(), s(chain)), ("sk".to_owned(), s(sk.clone()))]))
+                .collect();
+            let mut round = 0u32;
+            while !keys.is_empty() {
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(keys.clone()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(format!("BatchGetItem: {e}")))?;
+                let out = with_backoff(|| async {
+                    self.client
+                        .batch_get_item()
+                        .request_items(&self.table, ka.clone())
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("BatchGetItem", e))
+                })
+                .await?;
+                for item in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                    if let (Some(sk), Some(h)) = (get_s(item, "sk"), get_s(item, "hash"))
+                        && let Some(h) = hex::decode(h).ok().and_then(|b| b.try_into().ok())
+                    {
+                        found.insert(sk.to_owned(), h);
+                    }
+                }
+                keys = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                round += 1;
+                if !keys.is_empty() {
+                    tokio::time::sleep(crate::retry::backoff(round.min(6))).await;
+                }
+            }
+        }
+        Ok(ids.iter().map(|id| found.get(&node_sk(*id)).copied()).collect())
+    }
+}
+
+fn claim_sk(request_id: &str) -> String {
+    format!("C#{request_id}")
+}
+
+fn progress_sk(request_id: &str, system: &str) -> String {
+    format!("P#{request_id}#{system}")
+}
+
+fn progress_of(item: &Item) -> SystemProgress {
+    SystemProgress {
+        system: get_s(item, "system").unwrap_or_default().to_owned(),
+        records_found: get_n(item, "found"),
+        records_erased: get_n(item, "erased").unwrap_or(0),
+        done: item.get("done").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+    }
+}
+
+#[async_trait]
+impl RequestLog for DynamoLedger {
+    async fn claim(
+        &self,
+        request_id: &str,
+        digest: &str,
+        reason: &str,
+        at: &str,
+    ) -> Result<Claim, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("chain", s(REQUESTS))
+            .item("sk", s(claim_sk(request_id)))
+            .item("digest", s(digest))
+            .item("reason", s(reason))
+            .item("claimed_at", s(at))
+            .condition_expression("attribute_not_exists(sk)");
+        match with_backoff(|| async {
+            put.clone()
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception())
+                    {
+                        StoreError::Duplicate(request_id.to_owned())
+                    } else {
+                        sdk_error("PutItem", e)
+                    }
+                })
+        })
+        .await
+        {
+            Ok(_) => Ok(Claim::New),
+            Err(StoreError::Duplicate(_)) => {
+                let item = self
+                    .get(REQUESTS, &claim_sk(request_id))
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("claim of {request_id} vanished")))?;
+                let held = get_s(&item, "digest").unwrap_or_default();
+                Ok(if held == digest {
+                    Claim::Same
+                } else {
+                    Claim::Other(held.to_owned())
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_pass(
+        &self,
+        request_id: &str,
+        system: &str,
+        found: Option<u64>,
+        erased: u64,
+        done: bool,
+    ) -> Result<SystemProgress, StoreError> {
+        let mut expr = "SET #system = :system, #done = :done ADD #erased :erased".to_owned();
+        let mut up = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("chain", s(REQUESTS))
+            .key("sk", s(progress_sk(request_id, system)))
+            .expression_attribute_names("#system", "system")
+            .expression_attribute_names("#done", "done")
+            .expression_attribute_names("#erased", "erased")
+            .expression_attribute_values(":system", s(system))
+            .expression_attribute_values(":done", AttributeValue::Bool(done))
+            .expression_attribute_values(":erased", n(erased))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        if let Some(f) = found {
+            expr = "SET #system = :system, #done = :done, #found = if_not_exists(#found, :found) ADD #erased :erased".to_owned();
+            up = up
+                .expression_attribute_names("#found", "found")
+                .expression_attribute_values(":found", n(f));
+        }
+        let up = up.update_expression(expr);
+        let out = with_backoff(|| async {
+            up.clone()
+                .send()
+                .await
+                .map_err(|e| sdk_error("UpdateItem", e))
+        })
+        .await?;
+        Ok(out.attributes.as_ref().map(progress_of).unwrap_or(SystemProgress {
+            system: system.to_owned(),
+            records_found: found,
+            records_erased: erased,
+            done,
+        }))
+    }
+
+    async fn progress(&self, request_id: &str) -> Result<Vec<SystemProgress>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = with_backoff(|| async {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("#c = :c AND begins_with(#sk, :p)")
+                    .expression_attribute_names("#c", "chain")
+                    .expression_attribute_names("#sk", "sk")
+                    .expression_attribute_values(":c", s(REQUESTS))
+                    .expression_attribute_values(":p", s(format!("P#{request_id}#")))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Query", e))
+            })
+            .await?;
+            out.extend(page.items().iter().map(progress_of));
+            match page.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        out.sort_by(|a, b| a.system.cmp(&b.system));
+        Ok(out)
     }
 }

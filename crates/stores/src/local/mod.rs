@@ -2,6 +2,7 @@
 //! the legal holds, the ledger and the local signing key, so state survives between
 //! commands and the whole product runs with no AWS account and no services.
 
+mod checkpoints;
 mod dataset;
 mod holds;
 mod ledger;
@@ -9,11 +10,12 @@ mod routing;
 mod signer;
 mod tenant_store;
 
+pub use checkpoints::{DirectoryCheckpoints, ENV_CHECKPOINT_DIR};
 pub use dataset::LocalDataset;
 pub use holds::LocalHolds;
 pub use ledger::LocalLedger;
 pub use routing::{LocalMigrations, LocalRouting};
-pub use signer::LocalSigner;
+pub use signer::{ENV_KEY_FILE, LocalSigner, key_file_for};
 pub use tenant_store::LocalTenantStore;
 
 use crate::StoreError;
@@ -21,9 +23,9 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
 const SCHEMA: &str = r#"
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS records (
     system TEXT NOT NULL, tenant TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
     body BLOB, excluded INTEGER NOT NULL DEFAULT 0, purge_after TEXT,
@@ -37,9 +39,20 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
     chain TEXT NOT NULL, seq INTEGER NOT NULL, entry_hash TEXT NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (chain, seq)
 );
-CREATE TABLE IF NOT EXISTS ledger_heads (chain TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_heads (chain TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, frontier TEXT NOT NULL DEFAULT '[]');
 CREATE TABLE IF NOT EXISTS ledger_requests (
     chain TEXT NOT NULL, request_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (chain, request_id)
+);
+CREATE TABLE IF NOT EXISTS ledger_nodes (
+    chain TEXT NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (chain, level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS request_claims (
+    request_id TEXT PRIMARY KEY, digest TEXT NOT NULL, reason TEXT NOT NULL, claimed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS request_progress (
+    request_id TEXT NOT NULL, system TEXT NOT NULL, found INTEGER, erased INTEGER NOT NULL,
+    done INTEGER NOT NULL, PRIMARY KEY (request_id, system)
 );
 CREATE TABLE IF NOT EXISTS signing_keys (key_id TEXT PRIMARY KEY, pkcs8_pem TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (
@@ -71,7 +84,38 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch("ALTER TABLE records ADD COLUMN rev INTEGER NOT NULL DEFAULT 0")
             .map_err(|e| db_err("schema", e))?;
     }
+    // Worlds written before the Merkle tree lack the frontier; the next append rebuilds it.
+    let has_frontier: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('ledger_heads') WHERE name = 'frontier'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(|e| db_err("schema", e))?;
+    if !has_frontier {
+        conn.execute_batch("ALTER TABLE ledger_heads ADD COLUMN frontier TEXT NOT NULL DEFAULT '[]'")
+            .map_err(|e| db_err("schema", e))?;
+    }
     Ok(())
+}
+
+/// WAL mode, then the schema and its upgrades in one IMMEDIATE transaction, so that
+/// processes opening an empty data dir together never both add the same column.
+fn init(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(PRAGMAS)
+        .map_err(|e| db_err("schema", e))?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| db_err("schema", e))?;
+    let made = conn
+        .execute_batch(SCHEMA)
+        .map_err(|e| db_err("schema", e))
+        .and_then(|()| upgrade(conn));
+    match made {
+        Ok(()) => conn
+            .execute_batch("COMMIT")
+            .map_err(|e| db_err("schema", e)),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// A handle on the embedded world's data file. Cheap to clone; several handles (or
@@ -97,6 +141,18 @@ pub(crate) fn db_err(op: &str, e: rusqlite::Error) -> StoreError {
 }
 
 impl World {
+    /// Opens an existing world; a missing file is `NotFound`, and nothing is created.
+    /// Read-only commands use this, so a mistyped data dir never verifies as empty.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Config(format!(
+                "no world at {}: run `tenantctl demo` first, or point --data-dir (TENANT_DATA_DIR) at an existing world",
+                path.display()
+            )));
+        }
+        Self::open(path)
+    }
+
     /// Opens (creating if needed) the world file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -111,9 +167,20 @@ impl World {
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| db_err("open", e))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| db_err("schema", e))?;
-        upgrade(&conn)?;
+        // Opening an empty data dir from several processes at once: the switch to WAL and
+        // the schema take locks that SQLite's busy handler does not always wait for, so
+        // the whole initialisation is retried while the file is busy.
+        let mut attempt = 0u32;
+        loop {
+            match init(&conn) {
+                Ok(()) => break,
+                Err(StoreError::Throttled(_)) if attempt < 200 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(attempt % 20)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),

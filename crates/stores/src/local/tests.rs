@@ -99,3 +99,121 @@ async fn embedded_migration_ports_pass_the_suites() {
     testkit::routing_suite(&crate::local::LocalRouting::new(w.clone())).await;
     testkit::migrations_suite(&crate::local::LocalMigrations::new(w)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_log_passes_the_suite() {
+    let (_d, w) = world();
+    testkit::request_log_suite(Arc::new(LocalLedger::new(w))).await;
+}
+
+#[tokio::test]
+async fn directory_checkpoints_pass_the_suite() {
+    let dir = tempfile::tempdir().expect("dir");
+    testkit::checkpoint_store_suite(&DirectoryCheckpoints::new(dir.path().join("cp"))).await;
+}
+
+#[test]
+fn first_use_from_many_connections_at_once_makes_one_key() {
+    // Each trial: an empty data dir, eight connections (as eight processes would open the
+    // file) asking for the key at the same moment. Before the key left the world this
+    // made two keys in 3 runs of 10.
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("world.db");
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    let (p, b) = (path.clone(), barrier.clone());
+                    s.spawn(move || {
+                        b.wait();
+                        let w = World::open(&p).map_err(|e| e.to_string())?;
+                        let k = LocalSigner::load_or_create(&w, "now").map_err(|e| e.to_string())?;
+                        Ok::<_, String>(crate::Signer::key_id(&k).to_owned())
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("thread").expect("open and load"))
+                .collect()
+        });
+        assert!(ids.iter().all(|i| *i == ids[0]), "two keys: {ids:?}");
+        let left = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".signing-key"))
+            .count();
+        assert_eq!(left, 0, "no temporary key file is left behind");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_key_lives_outside_the_world_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (d, w) = world();
+    let s = LocalSigner::load_or_create(&w, "now").expect("key");
+    let file = d.path().join("signing-key.pem");
+    let mode = std::fs::metadata(&file).expect("key file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let in_world: i64 = w
+        .conn()
+        .query_row("SELECT COUNT(*) FROM signing_keys", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(in_world, 0, "no private key in the data file");
+    let loaded = LocalSigner::load(&file).expect("load");
+    assert_eq!(crate::Signer::key_id(&loaded), crate::Signer::key_id(&s));
+    assert!(LocalSigner::load(&d.path().join("absent.pem")).is_err());
+}
+
+#[test]
+fn a_key_an_older_world_kept_inside_moves_out_and_keeps_signing() {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let (d, w) = world();
+    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let pem = key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).expect("pem");
+    w.conn()
+        .execute(
+            "INSERT INTO signing_keys (key_id, pkcs8_pem, created_at) VALUES ('old', ?1, '2020')",
+            [pem.as_str()],
+        )
+        .expect("insert");
+    let s = LocalSigner::load_or_create(&w, "now").expect("key");
+    assert_eq!(
+        crate::Signer::public_key(&s),
+        key.verifying_key(),
+        "the world's existing key keeps signing"
+    );
+    assert!(d.path().join("signing-key.pem").is_file());
+}
+
+#[tokio::test]
+async fn a_chain_written_before_the_tree_gets_its_tree_on_the_next_append() {
+    let (_d, w) = world();
+    let ledger = LocalLedger::new(w.clone());
+    let signer = LocalSigner::load_or_create(&w, "now").expect("key");
+    let draft = |r: &str| crate::certify::Draft {
+        kind: "legacy".into(),
+        outcome: "erased".into(),
+        request_id: r.into(),
+        tenant_id: "t1".into(),
+        details: serde_json::json!({}),
+        unique: false,
+    };
+    let old = LocalLedger::without_tree(w.clone());
+    for i in 0..5 {
+        crate::certify::certify(&old, &signer, &crate::SystemClock, &draft(&format!("r{i}")))
+            .await
+            .expect("append");
+    }
+    crate::certify::certify(&ledger, &signer, &crate::SystemClock, &draft("r5"))
+        .await
+        .expect("append");
+    let head = crate::Ledger::head(&ledger, "legacy").await.expect("head").expect("some");
+    let f = head.tree().expect("tree rebuilt");
+    assert_eq!(f.size(), 6);
+    assert_eq!(
+        crate::checkpoint::root_at(&ledger, "legacy", 6).await.expect("root"),
+        f.root()
+    );
+}

@@ -13,7 +13,9 @@ use lifecycle::{SystemKind, TenantId};
 use std::time::Instant;
 use tokio::task::JoinSet;
 
+mod checkpoints;
 mod dataset;
+pub use checkpoints::S3Checkpoints;
 pub use dataset::S3Dataset;
 
 /// DeleteObjects takes at most this many keys.

@@ -1,0 +1,456 @@
+//! `tenantctl ledger ...` and `tenantctl cert ...`: verify the ledger against named keys
+//! and checkpoints, publish checkpoints, prove a certificate's inclusion, rotate the key.
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use clap::Subcommand;
+use lifecycle::certificate::{TrustedKey, canonical_bytes, public_key_to_pem};
+use lifecycle::ledger::{KeyRing, leaf_of_value};
+use lifecycle::note::{Checkpoint, Receipt, SignedNote, verifier_key};
+use lifecycle::tree;
+use p256::pkcs8::EncodePublicKey as _;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use stores::{Deps, Signer as _};
+use stores::certify::{Draft, certify};
+use tenantctl::input::{MAX_NOTE_BYTES, read_json_strict, read_text};
+use tenantctl::verify::{
+    Expected, KEY_ROTATION, KEYS_CHAIN, VerifyOptions, expected_from_note, key_ring, published,
+    verify_certificate_file, verify_ledger_with,
+};
+use tenantctl::world::{connect, connect_existing};
+
+/// Ledger subcommands.
+#[derive(Subcommand)]
+pub enum LedgerCmd {
+    /// Recompute every hash, link, signature and Merkle root; name the first bad seq.
+    Verify {
+        /// Only this chain.
+        #[arg(long)]
+        chain: Option<String>,
+        /// Trust exactly these public keys (PEM), not the key stored beside the ledger.
+        #[arg(long = "trust", alias = "public-key")]
+        trust: Vec<PathBuf>,
+        /// A signed checkpoint the ledger must still contain (repeatable); by default the
+        /// newest published checkpoint of every chain.
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+        /// Threads checking signatures (0 = every core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Print the signing public key (SubjectPublicKeyInfo PEM) and its signed-note name.
+    PublicKey,
+    /// Print entries as JSON lines.
+    Show {
+        /// Chain.
+        #[arg(long, default_value = "gdpr-erasure")]
+        chain: String,
+        /// First seq.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most entries.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Sign and publish a checkpoint of every chain (or one) outside the ledger.
+    Checkpoint {
+        /// Only this chain.
+        #[arg(long)]
+        chain: Option<String>,
+    },
+    /// Prove that a newer checkpoint extends an older one (nothing changed or dropped).
+    Consistency {
+        /// The older checkpoint file.
+        #[arg(long)]
+        old: PathBuf,
+        /// The newer one (default: the newest published for the same chain).
+        #[arg(long)]
+        new: Option<PathBuf>,
+        /// Trust exactly these public keys (PEM).
+        #[arg(long = "trust")]
+        trust: Vec<PathBuf>,
+    },
+    /// Replace the local signing key; the rotation is itself a signed ledger entry.
+    RotateKey,
+}
+
+/// Certificate subcommands.
+#[derive(Subcommand)]
+pub enum CertCmd {
+    /// Verify a certificate file (or a ledger entry file), and its receipt if given.
+    Verify {
+        /// The certificate JSON.
+        file: PathBuf,
+        /// Trust exactly these public keys (PEM); needs no world then.
+        #[arg(long = "trust", alias = "public-key")]
+        trust: Vec<PathBuf>,
+        /// A receipt (`tlog-proof`) proving the certificate is on the ledger.
+        #[arg(long)]
+        receipt: Option<PathBuf>,
+    },
+    /// Write the canonical body, the DER signature and the public key, for openssl.
+    Export {
+        /// The certificate JSON.
+        file: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+    /// Write the certificate's receipt: its inclusion proof against the newest checkpoint.
+    Prove {
+        /// The certificate JSON.
+        file: PathBuf,
+        /// Where to write it (default: beside the certificate, `.tlog-proof`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The keys to trust: exactly the named ones, or (with a warning) the world's own key.
+async fn trusted(deps: &Deps, trust: &[PathBuf]) -> Result<KeyRing> {
+    if trust.is_empty() {
+        eprintln!(
+            "note: trusting the signing key stored beside this ledger; an auditor names the keys with --trust key.pem"
+        );
+        return key_ring(&[], Some(deps.signer().await?.public_key()));
+    }
+    let pems: Vec<&Path> = trust.iter().map(PathBuf::as_path).collect();
+    key_ring(&pems, None)
+}
+
+fn read_note(p: &Path) -> Result<String> {
+    read_text(p, MAX_NOTE_BYTES)
+}
+
+/// Runs a ledger subcommand.
+pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> Result<()> {
+    match cmd {
+        LedgerCmd::Verify {
+            chain,
+            trust,
+            checkpoints,
+            threads,
+        } => {
+            let deps = connect_existing(data_dir, catalog).await?;
+            let ring = trusted(&deps, &trust).await?;
+            let mut expected: Vec<Expected> = Vec::new();
+            for p in &checkpoints {
+                expected.push(expected_from_note(&read_note(p)?, &ring, &p.display().to_string())?);
+            }
+            if checkpoints.is_empty()
+                && let Ok(store) = deps.checkpoints()
+            {
+                expected = published(&**store, &ring).await?;
+            }
+            let opts = VerifyOptions {
+                only: chain,
+                checkpoints: expected,
+                progress: true,
+                threads,
+            };
+            let results = verify_ledger_with(&*deps.ledger, &ring, &opts).await?;
+            if results.is_empty() {
+                println!("the ledger is empty (no chain, no checkpoint)");
+            }
+            let mut bad = None;
+            for r in &results {
+                match &r.outcome {
+                    Ok(n) => println!(
+                        "chain {}: {n} entries verified (hashes, links, positions, signatures, head, Merkle tree){}",
+                        r.chain,
+                        match r.checkpoints_met.as_slice() {
+                            [] => String::new(),
+                            s => format!("; consistent with checkpoint(s) of size {s:?}"),
+                        }
+                    ),
+                    Err(f) => {
+                        println!("chain {}: FAILED at seq {}: {}", r.chain, f.seq, f.reason);
+                        bad.get_or_insert(format!(
+                            "chain {} is broken at seq {}: {}",
+                            r.chain, f.seq, f.reason
+                        ));
+                    }
+                }
+            }
+            match bad {
+                Some(b) => bail!(b),
+                None => Ok(()),
+            }
+        }
+        LedgerCmd::PublicKey => {
+            let deps = connect_existing(data_dir, catalog).await?;
+            let signer = deps.signer().await?;
+            print!("{}", public_key_to_pem(signer.public_key())?);
+            let key = TrustedKey::new(*signer.public_key())?;
+            eprintln!(
+                "signed-note verifier key: {}",
+                verifier_key(
+                    &stores::checkpoint::origin(&deps.catalog.environment, "<chain>"),
+                    &key
+                )
+            );
+            Ok(())
+        }
+        LedgerCmd::Show { chain, from, limit } => {
+            let deps = connect_existing(data_dir, catalog).await?;
+            for e in deps.ledger.entries(&chain, from, limit).await? {
+                println!("{}", e.json);
+            }
+            Ok(())
+        }
+        LedgerCmd::Checkpoint { chain } => {
+            let deps = connect(data_dir, catalog).await?;
+            publish_all(&deps, chain.as_deref()).await
+        }
+        LedgerCmd::Consistency { old, new, trust } => {
+            let deps = connect_existing(data_dir, catalog).await?;
+            let ring = trusted(&deps, &trust).await?;
+            let old_e = expected_from_note(&read_note(&old)?, &ring, &old.display().to_string())?;
+            let new_note = match &new {
+                Some(p) => read_note(p)?,
+                None => deps
+                    .checkpoints()?
+                    .latest(&old_e.chain)
+                    .await?
+                    .with_context(|| format!("no checkpoint of {} is published", old_e.chain))?,
+            };
+            let new_e = expected_from_note(&new_note, &ring, "the newer checkpoint")?;
+            if new_e.chain != old_e.chain {
+                bail!("the checkpoints are of chains {} and {}", old_e.chain, new_e.chain);
+            }
+            let (m, n) = (old_e.checkpoint.size, new_e.checkpoint.size);
+            let proof =
+                stores::checkpoint::consistency_proof(&*deps.ledger, &old_e.chain, m, n).await?;
+            tree::verify_consistency(m, n, &old_e.checkpoint.root, &new_e.checkpoint.root, &proof)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "chain {}: the checkpoint of size {n} does not extend the one of size {m}: {e}",
+                        old_e.chain
+                    )
+                })?;
+            println!(
+                "chain {}: checkpoint {n} extends checkpoint {m}; consistency proof ({} hashes):",
+                old_e.chain,
+                proof.len()
+            );
+            for h in &proof {
+                println!("{}", base64::engine::general_purpose::STANDARD.encode(h));
+            }
+            Ok(())
+        }
+        LedgerCmd::RotateKey => rotate_key(data_dir, catalog).await,
+    }
+}
+
+/// Publishes a checkpoint of every chain (or one) and prints where.
+pub async fn publish_all(deps: &Deps, only: Option<&str>) -> Result<()> {
+    let signer = deps.signer().await?;
+    let store = deps.checkpoints()?;
+    let chains = match only {
+        Some(c) => vec![c.to_owned()],
+        None => deps.ledger.chains().await?,
+    };
+    for chain in chains {
+        let p = stores::checkpoint::publish(
+            &*deps.ledger,
+            &*signer,
+            &**store,
+            &*deps.clock,
+            &deps.catalog.environment,
+            &chain,
+        )
+        .await?;
+        if p.new {
+            println!("checkpoint of {} at size {}: {}", p.chain, p.size, p.location);
+        } else {
+            println!(
+                "checkpoint of {} at size {}: already published",
+                p.chain, p.size
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn rotate_key(data_dir: &Path, catalog: Option<&Path>) -> Result<()> {
+    let deps = connect_existing(data_dir, catalog).await?;
+    let world = deps
+        .world()
+        .context("key rotation here is for the local key; rotate a KMS key in KMS")?;
+    let path = stores::local::key_file_for(world.path());
+    let (old, new) = stores::local::LocalSigner::rotate(&path)?;
+    let der = new
+        .public_key()
+        .to_public_key_der()
+        .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
+    let draft = Draft {
+        kind: KEYS_CHAIN.to_owned(),
+        outcome: KEY_ROTATION.to_owned(),
+        request_id: format!("rotate-{}", new.key_id().replace(':', "-")),
+        tenant_id: "ledger".to_owned(),
+        details: serde_json::json!({
+            "old_key_id": old.key_id(),
+            "new_key_id": new.key_id(),
+            "new_public_key_spki_base64": base64::engine::general_purpose::STANDARD.encode(der.as_bytes()),
+        }),
+        unique: false,
+    };
+    // Signed by the key it retires, so trust in the old key carries over to the new one.
+    let done = certify(&*deps.ledger, &old, &*deps.clock, &draft).await?;
+    println!(
+        "signing key rotated: {} -> {}; recorded on chain {KEYS_CHAIN} at seq {}",
+        old.key_id(),
+        new.key_id(),
+        done.entry.seq
+    );
+    print!("{}", public_key_to_pem(new.public_key())?);
+    Ok(())
+}
+
+/// Runs a cert subcommand.
+pub async fn cert(cmd: CertCmd, data_dir: &Path, catalog: Option<&Path>) -> Result<()> {
+    match cmd {
+        CertCmd::Verify {
+            file,
+            trust,
+            receipt,
+        } => {
+            let ring = if trust.is_empty() {
+                let deps = connect_existing(data_dir, catalog).await?;
+                trusted(&deps, &trust).await?
+            } else {
+                let pems: Vec<&Path> = trust.iter().map(PathBuf::as_path).collect();
+                key_ring(&pems, None)?
+            };
+            let doc = verify_certificate_file(&file, &ring)?;
+            let body = &doc["certificate"];
+            println!(
+                "valid: {} certificate, outcome {}, request {}, tenant {}, ledger {} seq {}",
+                body["kind"].as_str().unwrap_or("?"),
+                body["outcome"].as_str().unwrap_or("?"),
+                body["request_id"].as_str().unwrap_or("?"),
+                body["tenant_id"].as_str().unwrap_or("?"),
+                body["chain"].as_str().unwrap_or("?"),
+                body["seq"]
+            );
+            if let Some(r) = receipt {
+                let started = std::time::Instant::now();
+                let cp = verify_receipt(&doc, &read_note(&r)?, &ring)?;
+                println!(
+                    "receipt valid: entry {} is in the tree of {} entries whose checkpoint a trusted key signed ({} us)",
+                    body["seq"],
+                    cp.size,
+                    started.elapsed().as_micros()
+                );
+            }
+            Ok(())
+        }
+        CertCmd::Export { file, out_dir } => {
+            let doc = read_json_strict(&file, tenantctl::input::MAX_CERTIFICATE_BYTES)?;
+            let body = doc
+                .get("certificate")
+                .context("no \"certificate\" object in the file")?;
+            let sig = doc
+                .pointer("/signature/der_base64")
+                .and_then(Value::as_str)
+                .context("no signature.der_base64 in the file")?;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(sig)
+                .context("signature.der_base64 is not base64")?;
+            let deps = connect_existing(data_dir, catalog).await?;
+            std::fs::create_dir_all(&out_dir)?;
+            std::fs::write(out_dir.join("body.json"), canonical_bytes(body)?)?;
+            std::fs::write(out_dir.join("sig.der"), der)?;
+            std::fs::write(
+                out_dir.join("key.pem"),
+                public_key_to_pem(deps.signer().await?.public_key())?,
+            )?;
+            println!(
+                "wrote body.json (RFC 8785 canonical), sig.der and key.pem to {}",
+                out_dir.display()
+            );
+            println!(
+                "check: openssl dgst -sha256 -verify {0}/key.pem -signature {0}/sig.der {0}/body.json",
+                out_dir.display()
+            );
+            Ok(())
+        }
+        CertCmd::Prove { file, out } => {
+            let deps = connect_existing(data_dir, catalog).await?;
+            let doc = read_json_strict(&file, tenantctl::input::MAX_CERTIFICATE_BYTES)?;
+            let doc = if doc.get("entry_hash").is_some() {
+                doc["certificate"].clone()
+            } else {
+                doc
+            };
+            let body = &doc["certificate"];
+            let (Some(chain), Some(seq)) = (body["chain"].as_str(), body["seq"].as_u64()) else {
+                bail!("{} names no ledger chain and seq", file.display());
+            };
+            let r = stores::checkpoint::receipt(&*deps.ledger, &**deps.checkpoints()?, chain, seq)
+                .await?;
+            // The receipt must prove this very certificate, not whatever sits at its seq.
+            let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;
+            let ring = rotated_ring(&deps, ring).await?;
+            verify_receipt(&doc, &r.to_text(), &ring).with_context(|| {
+                format!(
+                    "the ledger's entry at {chain} seq {seq} is not this certificate"
+                )
+            })?;
+            let out = out.unwrap_or_else(|| file.with_extension("tlog-proof"));
+            std::fs::write(&out, r.to_text())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "receipt: {} ({} proof hashes, {} bytes); check offline with: tenantctl cert verify {} --trust key.pem --receipt {}",
+                out.display(),
+                r.proof.len(),
+                r.to_text().len(),
+                file.display(),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The world's key plus every key its rotation chain introduced.
+async fn rotated_ring(deps: &Deps, ring: KeyRing) -> Result<KeyRing> {
+    let mut out = ring.clone();
+    let mut from = 0;
+    loop {
+        let page = deps.ledger.entries(KEYS_CHAIN, from, 1000).await?;
+        for e in &page {
+            let v: Value = serde_json::from_str(&e.json)?;
+            if let Some(der) = v["certificate"]["certificate"]["details"]["new_public_key_spki_base64"].as_str()
+                && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(der)
+                && let Ok(k) = lifecycle::certificate::public_key_from_der(&der)
+            {
+                out.trust(k)?;
+            }
+        }
+        if page.len() < 1000 {
+            return Ok(out);
+        }
+        from += 1000;
+    }
+}
+
+/// Verifies a receipt for a certificate document: the checkpoint is signed by a trusted
+/// key for the certificate's chain, and the certificate is the leaf at its seq.
+pub fn verify_receipt(doc: &Value, receipt: &str, ring: &KeyRing) -> Result<Checkpoint> {
+    let r = Receipt::parse(receipt)?;
+    let body = &doc["certificate"];
+    let chain = body["chain"].as_str().context("the certificate names no chain")?;
+    let seq = body["seq"].as_u64().context("the certificate names no seq")?;
+    if r.index != seq {
+        bail!("the receipt proves entry {} but the certificate is entry {seq}", r.index);
+    }
+    let note = SignedNote::parse(&r.checkpoint)?;
+    let origin = Checkpoint::parse_body(&note.text)?.origin;
+    if stores::checkpoint::chain_of_origin(&origin) != Some(chain) {
+        bail!("the receipt's checkpoint is of {origin}, not of chain {chain}");
+    }
+    let leaf = leaf_of_value(doc)?;
+    Ok(r.verify(&leaf, &origin, ring)?)
+}
