@@ -119,6 +119,9 @@ pub enum HookAction {
     Write(String, String, String),
     /// Replace the task's result with this error.
     Fail(TaskError),
+    /// Never return, as a process killed in the middle of a task: the execution stops
+    /// here (the test drops it) and nothing after this task runs.
+    Hang,
 }
 
 /// Wraps the handlers to inject faults between states.
@@ -153,6 +156,7 @@ impl TaskInvoker for Hooked {
                 res
             }
             Some(HookAction::Fail(e)) => Err(e),
+            Some(HookAction::Hang) => std::future::pending().await,
             None => res,
         }
     }
@@ -325,6 +329,32 @@ pub async fn key_ring(deps: &Deps) -> lifecycle::ledger::KeyRing {
     let mut r = lifecycle::ledger::KeyRing::default();
     r.insert(s.key_id(), *s.public_key());
     r
+}
+
+/// The cause of the last task failure of an execution (a Catch turns the task's error
+/// into the state machine's own, so this is where the details are).
+pub fn task_cause(exec: &sim::Execution) -> String {
+    exec.history
+        .iter()
+        .rev()
+        .find(|e| e.kind == "LambdaFunctionFailed")
+        .and_then(|e| e.details["cause"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The bodies of every certificate on the erasure chain, in order.
+pub async fn erasure_bodies(deps: &Deps) -> Vec<Value> {
+    deps.ledger
+        .entries(lifecycle::erasure::ERASURE_CHAIN, 0, 10_000)
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|e| {
+            let v: Value = serde_json::from_str(&e.json).expect("json");
+            v["certificate"]["certificate"].clone()
+        })
+        .collect()
 }
 
 /// True while the erasure chain has no entry.

@@ -467,10 +467,16 @@ backend = "embedded"
         assert_eq!(a.digest(&c), b.digest(&c));
         let mut other = good();
         other["tenant_id"] = "t2".into();
-        assert_ne!(a.digest(&c), ErasureRequest::parse(&other, &c).expect("ok").digest(&c));
+        assert_ne!(
+            a.digest(&c),
+            ErasureRequest::parse(&other, &c).expect("ok").digest(&c)
+        );
         let mut fewer = good();
         fewer["systems"] = json!(["s3"]);
-        assert_ne!(a.digest(&c), ErasureRequest::parse(&fewer, &c).expect("ok").digest(&c));
+        assert_ne!(
+            a.digest(&c),
+            ErasureRequest::parse(&fewer, &c).expect("ok").digest(&c)
+        );
         let mut c2 = c.clone();
         c2.environment = "other".into();
         assert_ne!(a.digest(&c), a.digest(&c2));

@@ -76,7 +76,9 @@ pub enum StepError {
     MigrationConflict(String),
     /// The request id was already claimed by a request that asks for something else
     /// (another tenant, other systems, another catalog).
-    #[error("request {request_id} was already made with different content (digest {claimed}); use a new request id")]
+    #[error(
+        "request {request_id} was already made with different content (digest {claimed}); use a new request id"
+    )]
     RequestConflict {
         /// The request id.
         request_id: String,

@@ -4,9 +4,9 @@
 //! `entry_hash`; each entry names its predecessor's hash; the first names 64 zeros.
 
 use crate::certificate::{self, CertError, SignedCertificate, canonical_bytes};
+use crate::tree::{self, Frontier, Hash};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use crate::tree::{self, Frontier, Hash};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -255,7 +255,10 @@ fn check_entry(chain: &str, stored: &StoredEntry, keys: &KeyRing) -> Result<Chec
         prev_hash,
         entry_hash: recomputed,
         leaf,
-        key_id: doc["signature"]["key_id"].as_str().unwrap_or_default().to_owned(),
+        key_id: doc["signature"]["key_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     })
 }
 
@@ -392,11 +395,20 @@ impl ChainVerifier {
         let results: Vec<Vec<Result<Checked, String>>> = std::thread::scope(|s| {
             let handles: Vec<_> = entries
                 .chunks(chunk)
-                .map(|part| s.spawn(move || part.iter().map(|e| check_entry(chain, e, keys)).collect::<Vec<_>>()))
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|e| check_entry(chain, e, keys))
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| vec![Err("verifier thread panicked".into())]))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| vec![Err("verifier thread panicked".into())])
+                })
                 .collect()
         });
         for (e, r) in entries.iter().zip(results.into_iter().flatten()) {
@@ -512,7 +524,9 @@ mod tests {
         assert_eq!(v.finish(Some(&head)), Ok(150));
 
         let mut bad = all.clone();
-        bad[120].json = bad[120].json.replace("\"outcome\":\"erased\"", "\"outcome\":\"erasex\"");
+        bad[120].json = bad[120]
+            .json
+            .replace("\"outcome\":\"erased\"", "\"outcome\":\"erasex\"");
         bad[77].entry_hash = "0".repeat(64);
         let mut v = ChainVerifier::new("gdpr-erasure", &ring).with_threads(4);
         let f = v.check_batch(&bad).expect_err("tamper found");

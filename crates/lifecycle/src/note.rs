@@ -66,7 +66,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text: origin, size, base64 root, extensions, each ending in a newline.
     pub fn body(&self) -> String {
-        let mut s = format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root));
+        let mut s = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        );
         for e in &self.extensions {
             s.push_str(e);
             s.push('\n');
@@ -82,10 +87,7 @@ impl Checkpoint {
         };
         let lines: Vec<&str> = body.split('\n').collect();
         if lines.len() < 3 {
-            return Err(bad(
-                what,
-                "needs origin, tree size and root hash lines",
-            ));
+            return Err(bad(what, "needs origin, tree size and root hash lines"));
         }
         let origin = lines[0];
         if origin.is_empty() || origin.contains('+') || origin.chars().any(char::is_whitespace) {
@@ -96,12 +98,16 @@ impl Checkpoint {
             || !size_line.bytes().all(|b| b.is_ascii_digit())
             || (size_line.len() > 1 && size_line.starts_with('0'))
         {
-            return Err(bad(what, "tree size is not a decimal without leading zeros"));
+            return Err(bad(
+                what,
+                "tree size is not a decimal without leading zeros",
+            ));
         }
         let size: u64 = size_line
             .parse()
             .map_err(|_| bad(what, "tree size is out of range"))?;
-        let root = decode_hash(lines[2]).ok_or_else(|| bad(what, "root hash is not 32 bytes of base64"))?;
+        let root = decode_hash(lines[2])
+            .ok_or_else(|| bad(what, "root hash is not 32 bytes of base64"))?;
         let extensions: Vec<String> = lines[3..].iter().map(|l| (*l).to_owned()).collect();
         if extensions.iter().any(String::is_empty) {
             return Err(bad(what, "an extension line is empty"));
@@ -179,9 +185,12 @@ impl SignedNote {
         };
         let mut signatures = Vec::new();
         for line in sigs.split('\n') {
-            let rest = line
-                .strip_prefix(EM_DASH)
-                .ok_or_else(|| bad(what, "a signature line must start with an em dash and a space"))?;
+            let rest = line.strip_prefix(EM_DASH).ok_or_else(|| {
+                bad(
+                    what,
+                    "a signature line must start with an em dash and a space",
+                )
+            })?;
             let (name, b64) = rest
                 .split_once(' ')
                 .ok_or_else(|| bad(what, "a signature line needs a key name and a signature"))?;
@@ -384,12 +393,16 @@ mod tests {
         // transparency-dev/formats note_verifier_test.go: a real Rekor checkpoint.
         let vkey = "rekor.sigstore.dev+c0d23d6a+AjBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABNhtmPtrWm3U1eQXBogSMdGvXwBcK5AW5i0hrZLOC96l+smGNM7nwZ4QvFK/4sueRoVj//QP22Ni4Qt9DPfkWLc=";
         let note = "Rekor\n798034\nf+7CoKgXKE/tNys9TTXcr/ad6U/K3xvznmzew9y6SP0=\n\n\u{2014} rekor.sigstore.dev wNI9ajBEAiARInWIWyCdyG27CO6LPnPekyw20qO0YJfoaPaowGp/XgIgc+qEHS3+GKVClgqq20uDLet7MCoTURUCRdxwWBHHufk=\n";
-        let material = B64.decode(vkey.splitn(3, '+').nth(2).expect("b64")).expect("b64");
+        let material = B64
+            .decode(vkey.splitn(3, '+').nth(2).expect("b64"))
+            .expect("b64");
         assert_eq!(material[0], 0x02);
         let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&material[1..]).expect("spki");
         let mut ring = KeyRing::default();
         ring.trust(vk).expect("trust");
-        let tk = ring.by_note_id([0xc0, 0xd2, 0x3d, 0x6a]).expect("key id matches");
+        let tk = ring
+            .by_note_id([0xc0, 0xd2, 0x3d, 0x6a])
+            .expect("key id matches");
         assert_eq!(verifier_key("rekor.sigstore.dev", tk), vkey);
         let signed = SignedNote::parse(note).expect("parse");
         assert_eq!(signed.to_text(), note);
@@ -399,7 +412,9 @@ mod tests {
         // One changed byte of the text breaks it.
         let changed = note.replace("798034", "798035");
         assert!(matches!(
-            SignedNote::parse(&changed).expect("parse").open("rekor.sigstore.dev", &ring),
+            SignedNote::parse(&changed)
+                .expect("parse")
+                .open("rekor.sigstore.dev", &ring),
             Err(NoteError::BadSignature(_))
         ));
         assert!(matches!(
@@ -474,14 +489,19 @@ mod tests {
         for pos in 0..bytes.len() {
             let mut b = bytes.to_vec();
             b[pos] = if b[pos] == b'A' { b'B' } else { b'A' };
-            let Ok(t) = String::from_utf8(b) else { continue };
+            let Ok(t) = String::from_utf8(b) else {
+                continue;
+            };
             if t == text {
                 continue;
             }
             let ok = Receipt::parse(&t)
                 .map_err(ReceiptError::from)
                 .and_then(|r| r.verify(&leaf, origin, &ring));
-            assert!(ok.is_err(), "byte {pos} changed and the receipt still verified");
+            assert!(
+                ok.is_err(),
+                "byte {pos} changed and the receipt still verified"
+            );
         }
     }
 }

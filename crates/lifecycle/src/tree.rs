@@ -195,11 +195,7 @@ pub fn range_nodes(start: u64, end: u64) -> Vec<NodeId> {
     let mut at = start;
     while at < end {
         // The largest aligned power of two that starts here and fits.
-        let mut level = if at == 0 {
-            63
-        } else {
-            at.trailing_zeros()
-        };
+        let mut level = if at == 0 { 63 } else { at.trailing_zeros() };
         while level > 0 && at + (1u64 << level) > end {
             level -= 1;
         }
@@ -393,7 +389,10 @@ impl MemoryTree {
     pub fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
         inclusion_ranges(index, size)?
             .into_iter()
-            .map(|(a, b)| self.range(a, b).ok_or(ProofError::OutOfRange { index, size }))
+            .map(|(a, b)| {
+                self.range(a, b)
+                    .ok_or(ProofError::OutOfRange { index, size })
+            })
             .collect()
     }
 

@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(e.error_type(), "InvalidRequest");
         assert!(e.to_string().contains("duplicate key"), "{e}");
         let big = format!("{{\"x\":\"{}\"}}", "a".repeat(MAX_EVENT_BYTES));
-        assert_eq!(parse_event(&big).expect_err("big").error_type(), "InvalidRequest");
+        assert_eq!(
+            parse_event(&big).expect_err("big").error_type(),
+            "InvalidRequest"
+        );
         assert!(parse_event(r#"{"a":1}"#).is_ok());
     }
 

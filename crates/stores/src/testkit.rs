@@ -408,8 +408,14 @@ pub async fn request_log_suite(log: Arc<dyn crate::RequestLog>) {
     use crate::Claim;
     let id = unique("req").replace('_', "-");
     let at = "2026-01-01T00:00:00Z";
-    assert_eq!(log.claim(&id, "d1", "why", at).await.expect("claim"), Claim::New);
-    assert_eq!(log.claim(&id, "d1", "why", at).await.expect("again"), Claim::Same);
+    assert_eq!(
+        log.claim(&id, "d1", "why", at).await.expect("claim"),
+        Claim::New
+    );
+    assert_eq!(
+        log.claim(&id, "d1", "why", at).await.expect("again"),
+        Claim::Same
+    );
     assert_eq!(
         log.claim(&id, "d2", "why", at).await.expect("other"),
         Claim::Other("d1".into())
@@ -420,7 +426,12 @@ pub async fn request_log_suite(log: Arc<dyn crate::RequestLog>) {
     for i in 0..8 {
         let (l, r) = (log.clone(), raced.clone());
         handles.push(tokio::spawn(async move {
-            (i, l.claim(&r, &format!("digest-{i}"), "", at).await.expect("claim"))
+            (
+                i,
+                l.claim(&r, &format!("digest-{i}"), "", at)
+                    .await
+                    .expect("claim"),
+            )
         }));
     }
     let mut winners = Vec::new();
@@ -437,11 +448,25 @@ pub async fn request_log_suite(log: Arc<dyn crate::RequestLog>) {
     assert!(seen.iter().all(|d| *d == winners[0]));
 
     assert!(log.progress(&id).await.expect("progress").is_empty());
-    let p = log.record_pass(&id, "s3", Some(10), 4, false).await.expect("pass");
-    assert_eq!((p.records_found, p.records_erased, p.done), (Some(10), 4, false));
-    let p = log.record_pass(&id, "s3", Some(99), 6, true).await.expect("pass");
-    assert_eq!((p.records_found, p.records_erased, p.done), (Some(10), 10, true));
-    log.record_pass(&id, "redis", None, 0, true).await.expect("pass");
+    let p = log
+        .record_pass(&id, "s3", Some(10), 4, false)
+        .await
+        .expect("pass");
+    assert_eq!(
+        (p.records_found, p.records_erased, p.done),
+        (Some(10), 4, false)
+    );
+    let p = log
+        .record_pass(&id, "s3", Some(99), 6, true)
+        .await
+        .expect("pass");
+    assert_eq!(
+        (p.records_found, p.records_erased, p.done),
+        (Some(10), 10, true)
+    );
+    log.record_pass(&id, "redis", None, 0, true)
+        .await
+        .expect("pass");
     let all = log.progress(&id).await.expect("progress");
     assert_eq!(
         all.iter().map(|p| p.system.as_str()).collect::<Vec<_>>(),
@@ -458,13 +483,22 @@ pub async fn checkpoint_store_suite(store: &dyn crate::CheckpointStore) {
     store.publish(&chain, 2, "two\n").await.expect("publish");
     store.publish(&chain, 10, "ten\n").await.expect("publish");
     store.publish(&chain, 9, "nine\n").await.expect("publish");
-    assert_eq!(store.latest(&chain).await.expect("latest").as_deref(), Some("ten\n"));
-    store.publish(&chain, 10, "ten\n").await.expect("same text again");
+    assert_eq!(
+        store.latest(&chain).await.expect("latest").as_deref(),
+        Some("ten\n")
+    );
+    store
+        .publish(&chain, 10, "ten\n")
+        .await
+        .expect("same text again");
     assert!(matches!(
         store.publish(&chain, 10, "forged\n").await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.latest(&chain).await.expect("latest").as_deref(), Some("ten\n"));
+    assert_eq!(
+        store.latest(&chain).await.expect("latest").as_deref(),
+        Some("ten\n")
+    );
     assert!(store.chains().await.expect("chains").contains(&chain));
     for bad in ["../x", "a/b", "", "UPPER"] {
         assert!(store.publish(bad, 1, "x\n").await.is_err(), "{bad:?}");

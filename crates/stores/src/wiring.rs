@@ -10,7 +10,9 @@ use crate::local::{
 use crate::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
 use crate::postgres::{Pg, PgDataset, PgTenantStore};
 use crate::s3::{S3Dataset, S3TenantStore};
-use crate::{CheckpointStore, Clock, Ledger, LegalHolds, RequestLog, Signer, SystemClock, TenantStore};
+use crate::{
+    CheckpointStore, Clock, Ledger, LegalHolds, RequestLog, Signer, SystemClock, TenantStore,
+};
 use lifecycle::catalog::{Backend, CheckpointBackend, ControlBackend, SignerBackend};
 use lifecycle::{Catalog, StepError};
 use std::collections::BTreeMap;
@@ -251,9 +253,9 @@ impl Deps {
             }
             Some(CheckpointBackend::Directory { path: None }) | None => {
                 match (std::env::var_os(crate::local::ENV_CHECKPOINT_DIR), &world) {
-                    (Some(d), _) if !d.is_empty() => {
-                        Some(Arc::new(crate::local::DirectoryCheckpoints::new(PathBuf::from(d))))
-                    }
+                    (Some(d), _) if !d.is_empty() => Some(Arc::new(
+                        crate::local::DirectoryCheckpoints::new(PathBuf::from(d)),
+                    )),
                     (_, Some(w)) => Some(Arc::new(crate::local::DirectoryCheckpoints::new(
                         w.path()
                             .parent()
@@ -352,7 +354,9 @@ impl Deps {
                             .as_ref()
                             .ok_or_else(|| StepError::Internal("world not opened".into()))?;
                         if self.read_only {
-                            Arc::new(LocalSigner::load(&crate::local::key_file_for(world.path()))?)
+                            Arc::new(LocalSigner::load(&crate::local::key_file_for(
+                                world.path(),
+                            ))?)
                         } else {
                             Arc::new(LocalSigner::load_or_create(
                                 world,

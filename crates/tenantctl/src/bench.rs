@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stores::TenantStore;
 use stores::dynamodb::DynamoTenantStore;
 use stores::s3::S3TenantStore;
-use stores::TenantStore;
 
 /// Benchmarks.
 #[derive(Subcommand)]

@@ -106,7 +106,9 @@ pub async fn verify(n: usize, data_dir: &Path) -> Result<()> {
     }
     let openssl = openssl_verify_rate(3)?;
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("ledger verify, {n} entries (hash, links, JCS, Merkle leaf, ECDSA P-256 via aws-lc), {cores} cores:");
+    println!(
+        "ledger verify, {n} entries (hash, links, JCS, Merkle leaf, ECDSA P-256 via aws-lc), {cores} cores:"
+    );
     println!(
         "  {:<48} {:>9} {:>12} {:>14}",
         "", "seconds", "entries/s", "per core"
@@ -211,7 +213,12 @@ pub async fn receipt(size: u64, data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn append_rate(ledger: &dyn Ledger, signer: &dyn Signer, chain: &str, n: usize) -> Result<f64> {
+async fn append_rate(
+    ledger: &dyn Ledger,
+    signer: &dyn Signer,
+    chain: &str,
+    n: usize,
+) -> Result<f64> {
     let started = Instant::now();
     for i in 0..n {
         certify(ledger, signer, &SystemClock, &draft(chain, i)).await?;

@@ -24,7 +24,10 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if buf.len() as u64 > cap {
-        bail!("{} is larger than {cap} bytes; refusing to read it", path.display());
+        bail!(
+            "{} is larger than {cap} bytes; refusing to read it",
+            path.display()
+        );
     }
     Ok(buf)
 }

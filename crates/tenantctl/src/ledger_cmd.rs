@@ -11,12 +11,12 @@ use lifecycle::tree;
 use p256::pkcs8::EncodePublicKey as _;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use stores::{Deps, Signer as _};
 use stores::certify::{Draft, certify};
+use stores::{Deps, Signer as _};
 use tenantctl::input::{MAX_NOTE_BYTES, read_json_strict, read_text};
 use tenantctl::verify::{
     Expected, KEY_ROTATION, KEYS_CHAIN, VerifyOptions, expected_from_note, key_ring, published,
-    verify_certificate_file, verify_ledger_with,
+    verify_certificate_file, verify_ledger_with, with_rotations,
 };
 use tenantctl::world::{connect, connect_existing};
 
@@ -110,10 +110,11 @@ pub enum CertCmd {
 /// The keys to trust: exactly the named ones, or (with a warning) the world's own key.
 async fn trusted(deps: &Deps, trust: &[PathBuf]) -> Result<KeyRing> {
     if trust.is_empty() {
-        eprintln!(
+        println!(
             "note: trusting the signing key stored beside this ledger; an auditor names the keys with --trust key.pem"
         );
-        return key_ring(&[], Some(deps.signer().await?.public_key()));
+        let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;
+        return keys_named_by_rotations(deps, ring).await;
     }
     let pems: Vec<&Path> = trust.iter().map(PathBuf::as_path).collect();
     key_ring(&pems, None)
@@ -134,14 +135,23 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
         } => {
             let deps = connect_existing(data_dir, catalog).await?;
             let ring = trusted(&deps, &trust).await?;
+            // Checkpoints may be signed by a key the named keys rotated to.
+            let note_ring = match with_rotations(&*deps.ledger, &ring).await {
+                Ok(r) => r,
+                Err(_) => ring.clone(),
+            };
             let mut expected: Vec<Expected> = Vec::new();
             for p in &checkpoints {
-                expected.push(expected_from_note(&read_note(p)?, &ring, &p.display().to_string())?);
+                expected.push(expected_from_note(
+                    &read_note(p)?,
+                    &note_ring,
+                    &p.display().to_string(),
+                )?);
             }
             if checkpoints.is_empty()
                 && let Ok(store) = deps.checkpoints()
             {
-                expected = published(&**store, &ring).await?;
+                expected = published(&**store, &note_ring).await?;
             }
             let opts = VerifyOptions {
                 only: chain,
@@ -206,6 +216,7 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
         LedgerCmd::Consistency { old, new, trust } => {
             let deps = connect_existing(data_dir, catalog).await?;
             let ring = trusted(&deps, &trust).await?;
+            let ring = with_rotations(&*deps.ledger, &ring).await?;
             let old_e = expected_from_note(&read_note(&old)?, &ring, &old.display().to_string())?;
             let new_note = match &new {
                 Some(p) => read_note(p)?,
@@ -217,7 +228,11 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
             };
             let new_e = expected_from_note(&new_note, &ring, "the newer checkpoint")?;
             if new_e.chain != old_e.chain {
-                bail!("the checkpoints are of chains {} and {}", old_e.chain, new_e.chain);
+                bail!(
+                    "the checkpoints are of chains {} and {}",
+                    old_e.chain,
+                    new_e.chain
+                );
             }
             let (m, n) = (old_e.checkpoint.size, new_e.checkpoint.size);
             let proof =
@@ -262,7 +277,10 @@ pub async fn publish_all(deps: &Deps, only: Option<&str>) -> Result<()> {
         )
         .await?;
         if p.new {
-            println!("checkpoint of {} at size {}: {}", p.chain, p.size, p.location);
+            println!(
+                "checkpoint of {} at size {}: {}",
+                p.chain, p.size, p.location
+            );
         } else {
             println!(
                 "checkpoint of {} at size {}: already published",
@@ -284,6 +302,10 @@ async fn rotate_key(data_dir: &Path, catalog: Option<&Path>) -> Result<()> {
         .public_key()
         .to_public_key_der()
         .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
+    let old_der = old
+        .public_key()
+        .to_public_key_der()
+        .map_err(|e| anyhow::anyhow!("encode key: {e}"))?;
     let draft = Draft {
         kind: KEYS_CHAIN.to_owned(),
         outcome: KEY_ROTATION.to_owned(),
@@ -292,6 +314,7 @@ async fn rotate_key(data_dir: &Path, catalog: Option<&Path>) -> Result<()> {
         details: serde_json::json!({
             "old_key_id": old.key_id(),
             "new_key_id": new.key_id(),
+            "old_public_key_spki_base64": base64::engine::general_purpose::STANDARD.encode(old_der.as_bytes()),
             "new_public_key_spki_base64": base64::engine::general_purpose::STANDARD.encode(der.as_bytes()),
         }),
         unique: false,
@@ -392,11 +415,9 @@ pub async fn cert(cmd: CertCmd, data_dir: &Path, catalog: Option<&Path>) -> Resu
                 .await?;
             // The receipt must prove this very certificate, not whatever sits at its seq.
             let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;
-            let ring = rotated_ring(&deps, ring).await?;
+            let ring = keys_named_by_rotations(&deps, ring).await?;
             verify_receipt(&doc, &r.to_text(), &ring).with_context(|| {
-                format!(
-                    "the ledger's entry at {chain} seq {seq} is not this certificate"
-                )
+                format!("the ledger's entry at {chain} seq {seq} is not this certificate")
             })?;
             let out = out.unwrap_or_else(|| file.with_extension("tlog-proof"));
             std::fs::write(&out, r.to_text())
@@ -414,19 +435,23 @@ pub async fn cert(cmd: CertCmd, data_dir: &Path, catalog: Option<&Path>) -> Resu
     }
 }
 
-/// The world's key plus every key its rotation chain introduced.
-async fn rotated_ring(deps: &Deps, ring: KeyRing) -> Result<KeyRing> {
-    let mut out = ring.clone();
+/// The world's own keys: `ring` plus every key, old or new, its rotation chain names.
+/// Only for the modes that already trust what sits beside the ledger.
+async fn keys_named_by_rotations(deps: &Deps, ring: KeyRing) -> Result<KeyRing> {
+    let mut out = ring;
     let mut from = 0;
     loop {
         let page = deps.ledger.entries(KEYS_CHAIN, from, 1000).await?;
         for e in &page {
             let v: Value = serde_json::from_str(&e.json)?;
-            if let Some(der) = v["certificate"]["certificate"]["details"]["new_public_key_spki_base64"].as_str()
-                && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(der)
-                && let Ok(k) = lifecycle::certificate::public_key_from_der(&der)
-            {
-                out.trust(k)?;
+            let d = &v["certificate"]["certificate"]["details"];
+            for field in ["old_public_key_spki_base64", "new_public_key_spki_base64"] {
+                if let Some(der) = d[field].as_str()
+                    && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(der)
+                    && let Ok(k) = lifecycle::certificate::public_key_from_der(&der)
+                {
+                    out.trust(k)?;
+                }
             }
         }
         if page.len() < 1000 {
@@ -441,10 +466,17 @@ async fn rotated_ring(deps: &Deps, ring: KeyRing) -> Result<KeyRing> {
 pub fn verify_receipt(doc: &Value, receipt: &str, ring: &KeyRing) -> Result<Checkpoint> {
     let r = Receipt::parse(receipt)?;
     let body = &doc["certificate"];
-    let chain = body["chain"].as_str().context("the certificate names no chain")?;
-    let seq = body["seq"].as_u64().context("the certificate names no seq")?;
+    let chain = body["chain"]
+        .as_str()
+        .context("the certificate names no chain")?;
+    let seq = body["seq"]
+        .as_u64()
+        .context("the certificate names no seq")?;
     if r.index != seq {
-        bail!("the receipt proves entry {} but the certificate is entry {seq}", r.index);
+        bail!(
+            "the receipt proves entry {} but the certificate is entry {seq}",
+            r.index
+        );
     }
     let note = SignedNote::parse(&r.checkpoint)?;
     let origin = Checkpoint::parse_body(&note.text)?.origin;

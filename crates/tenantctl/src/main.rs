@@ -11,7 +11,9 @@ use std::sync::Arc;
 use stores::LegalHold;
 use tenantctl::demo::{self, Scenarios};
 use tenantctl::verify::{key_ring, verify_certificate_file};
-use tenantctl::world::{connect, connect_existing, load_machine, simulate, world_file, write_history};
+use tenantctl::world::{
+    connect, connect_existing, load_machine, simulate, world_file, write_history,
+};
 
 mod bench;
 mod bench_ledger;
@@ -339,7 +341,12 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("certificate: {}", path.display());
             }
             // Whatever the outcome, what the ledger now holds is checkpointed outside it.
-            if deps.ledger.head(lifecycle::erasure::ERASURE_CHAIN).await?.is_some() {
+            if deps
+                .ledger
+                .head(lifecycle::erasure::ERASURE_CHAIN)
+                .await?
+                .is_some()
+            {
                 ledger_cmd::publish_all(&deps, Some(lifecycle::erasure::ERASURE_CHAIN)).await?;
             }
             finish(&exec)
@@ -624,7 +631,10 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot reset {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(&marker, "made by tenantctl demo; the next demo run replaces this directory\n")?;
+    std::fs::write(
+        &marker,
+        "made by tenantctl demo; the next demo run replaces this directory\n",
+    )?;
     println!(
         "tenantctl demo: GDPR Art. 17 erasure and zero-downtime migration in the local simulator (no AWS account, no services)"
     );

@@ -25,7 +25,8 @@ pub fn key_ring(pems: &[&Path], extra: Option<&p256::ecdsa::VerifyingKey>) -> Re
     let mut ring = KeyRing::default();
     for p in pems {
         let text = read_capped(p, 64 * 1024)?;
-        let text = String::from_utf8(text).with_context(|| format!("{} is not text", p.display()))?;
+        let text =
+            String::from_utf8(text).with_context(|| format!("{} is not text", p.display()))?;
         let key = public_key_from_pem(&text)
             .with_context(|| format!("{} is not a P-256 public key PEM", p.display()))?;
         ring.trust(key)?;
@@ -134,7 +135,11 @@ pub async fn verify_ledger_with(
     let mut ring = keys.clone();
     let mut out = Vec::new();
     for chain in chains {
-        let expected: Vec<&Expected> = opts.checkpoints.iter().filter(|e| e.chain == chain).collect();
+        let expected: Vec<&Expected> = opts
+            .checkpoints
+            .iter()
+            .filter(|e| e.chain == chain)
+            .collect();
         if !stored.contains(&chain) {
             let fault = match expected.first() {
                 Some(e) => ChainFault {
@@ -169,7 +174,8 @@ pub async fn verify_ledger_with(
             ProgressBar::hidden()
         };
         let rotations = chain == KEYS_CHAIN;
-        let mut v = ChainVerifier::new(&chain, &ring).with_threads(if rotations { 1 } else { threads });
+        let mut v =
+            ChainVerifier::new(&chain, &ring).with_threads(if rotations { 1 } else { threads });
         for e in &expected {
             v.want_root_at(e.checkpoint.size);
         }
@@ -187,7 +193,10 @@ pub async fn verify_ledger_with(
                         break;
                     }
                     if let Err(f) = trust_rotation(&mut v, &e.json) {
-                        r = Err(ChainFault { seq: e.seq, reason: f });
+                        r = Err(ChainFault {
+                            seq: e.seq,
+                            reason: f,
+                        });
                         break;
                     }
                 }
@@ -268,6 +277,47 @@ fn trust_rotation(v: &mut ChainVerifier, raw: &str) -> std::result::Result<(), S
     let key = public_key_from_der(&der).map_err(|e| e.to_string())?;
     v.trust(key).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// `keys` and every key a verified rotation on the `ledger-keys` chain moved trust to.
+/// A rotation chain that does not verify with `keys` is an error.
+pub async fn with_rotations(ledger: &dyn Ledger, keys: &KeyRing) -> Result<KeyRing> {
+    if !ledger.chains().await?.iter().any(|c| c == KEYS_CHAIN) {
+        return Ok(keys.clone());
+    }
+    let head = ledger.head(KEYS_CHAIN).await?;
+    let mut v = ChainVerifier::new(KEYS_CHAIN, keys);
+    let mut from = 0;
+    loop {
+        let page = ledger.entries(KEYS_CHAIN, from, PAGE).await?;
+        for e in &page {
+            v.check_stored(e)
+                .and_then(|()| {
+                    trust_rotation(&mut v, &e.json)
+                        .map_err(|reason| ChainFault { seq: e.seq, reason })
+                })
+                .map_err(|f| {
+                    anyhow::anyhow!(
+                        "chain {KEYS_CHAIN} is broken at seq {}: {}",
+                        f.seq,
+                        f.reason
+                    )
+                })?;
+        }
+        if page.len() < PAGE {
+            break;
+        }
+        from += PAGE as u64;
+    }
+    let ring = v.keys().clone();
+    v.finish(head.as_ref()).map_err(|f| {
+        anyhow::anyhow!(
+            "chain {KEYS_CHAIN} is broken at seq {}: {}",
+            f.seq,
+            f.reason
+        )
+    })?;
+    Ok(ring)
 }
 
 /// Reads every published checkpoint as what the chains must meet, opened with `keys`.

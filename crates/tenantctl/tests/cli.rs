@@ -31,11 +31,11 @@ fn demo_then_verify_then_tamper() {
     assert!(text.contains("refused with LegalHoldActive"));
     assert!(text.contains("already certified"));
     assert!(
-        text.contains("3 entries, every hash, link and signature valid"),
+        text.contains("3 entries, every hash, link, signature and Merkle root valid"),
         "{text}"
     );
 
-    let demo = dir.path().join("demo");
+    let demo = dir.path().to_path_buf();
     let ok = tenantctl(&demo, &["ledger", "verify"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stdout(&ok).contains("chain gdpr-erasure: 3 entries verified"));

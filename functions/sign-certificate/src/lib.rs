@@ -122,7 +122,11 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
                 )));
             }
             let scope = scope(&deps.catalog, &scanned);
-            (erased_details(&request, &digest, &verified, scope), true, "erased")
+            (
+                erased_details(&request, &digest, &verified, scope),
+                true,
+                "erased",
+            )
         }
         Outcome::Refused => {
             let holds: Vec<String> = deps
@@ -212,7 +216,10 @@ mod tests {
         assert_eq!(certifiable_hold("LIT-2025-0042"), "LIT-2025-0042");
         let personal = certifiable_hold("Jane Doe, born 1980-02-03\n\u{1b}[31m");
         assert!(personal.starts_with("sha256:") && personal.len() == 71);
-        assert_eq!(certifiable_error(Some("ResidualDataFound")), "ResidualDataFound");
+        assert_eq!(
+            certifiable_error(Some("ResidualDataFound")),
+            "ResidualDataFound"
+        );
         assert_eq!(certifiable_error(Some("jane@example.com")), "Unknown");
         assert_eq!(certifiable_error(None), "Unknown");
     }

@@ -40,7 +40,11 @@ pub struct Output {
 impl Output {
     /// Every system the re-scan covered.
     pub fn scanned(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.verifications.iter().map(|v| v.system.clone()).collect();
+        let mut v: Vec<String> = self
+            .verifications
+            .iter()
+            .map(|v| v.system.clone())
+            .collect();
         v.extend(self.discovered_clean.iter().cloned());
         v
     }

@@ -153,7 +153,11 @@ fn inclusion_vectors_are_built_and_verified() {
     let t = reference_tree();
     for (index, size, want) in INCLUSION {
         let want = proof(want);
-        assert_eq!(t.inclusion(index, size).expect("proof"), want, "{index}/{size}");
+        assert_eq!(
+            t.inclusion(index, size).expect("proof"),
+            want,
+            "{index}/{size}"
+        );
         let leaf = leaf_hash(&hex::decode(LEAVES[index as usize]).expect("hex"));
         let root = h(ROOTS[size as usize]);
         verify_inclusion(index, size, &leaf, &want, &root).expect("verifies");
@@ -165,7 +169,11 @@ fn consistency_vectors_are_built_and_verified() {
     let t = reference_tree();
     for (old, new, want) in CONSISTENCY {
         let want = proof(want);
-        assert_eq!(t.consistency(old, new).expect("proof"), want, "{old}->{new}");
+        assert_eq!(
+            t.consistency(old, new).expect("proof"),
+            want,
+            "{old}->{new}"
+        );
         let (r1, r2) = (h(ROOTS[old as usize]), h(ROOTS[new as usize]));
         verify_consistency(old, new, &r1, &r2, &want).expect("verifies");
     }

@@ -162,7 +162,9 @@ impl Ledger for DynamoLedger {
                         .table_name(&self.table)
                         .key("chain", s(chain))
                         .key("sk", s(HEAD))
-                        .update_expression("SET #seq = :new, #hash = :newhash, #frontier = :frontier")
+                        .update_expression(
+                            "SET #seq = :new, #hash = :newhash, #frontier = :frontier",
+                        )
                         .condition_expression("#seq = :old AND #hash = :oldhash")
                         .expression_attribute_names("#seq", "seq")
                         .expression_attribute_names("#hash", "hash")
@@ -354,7 +356,12 @@ impl Ledger for DynamoLedger {
         for part in wanted.chunks(100) {
             let mut keys: Vec<Item> = part
                 .iter()
-                .map(|sk| Item::from([("chain".to_owned(), s(chain)), ("sk".to_owned(), s(sk.clone()))]))
+                .map(|sk| {
+                    Item::from([
+                        ("chain".to_owned(), s(chain)),
+                        ("sk".to_owned(), s(sk.clone())),
+                    ])
+                })
                 .collect();
             let mut round = 0u32;
             while !keys.is_empty() {
@@ -372,7 +379,12 @@ impl Ledger for DynamoLedger {
                         .map_err(|e| sdk_error("BatchGetItem", e))
                 })
                 .await?;
-                for item in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
                     if let (Some(sk), Some(h)) = (get_s(item, "sk"), get_s(item, "hash"))
                         && let Some(h) = hex::decode(h).ok().and_then(|b| b.try_into().ok())
                     {
@@ -390,7 +402,10 @@ impl Ledger for DynamoLedger {
                 }
             }
         }
-        Ok(ids.iter().map(|id| found.get(&node_sk(*id)).copied()).collect())
+        Ok(ids
+            .iter()
+            .map(|id| found.get(&node_sk(*id)).copied())
+            .collect())
     }
 }
 
@@ -407,7 +422,11 @@ fn progress_of(item: &Item) -> SystemProgress {
         system: get_s(item, "system").unwrap_or_default().to_owned(),
         records_found: get_n(item, "found"),
         records_erased: get_n(item, "erased").unwrap_or(0),
-        done: item.get("done").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        done: item
+            .get("done")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     }
 }
 
@@ -431,18 +450,15 @@ impl RequestLog for DynamoLedger {
             .item("claimed_at", s(at))
             .condition_expression("attribute_not_exists(sk)");
         match with_backoff(|| async {
-            put.clone()
-                .send()
-                .await
-                .map_err(|e| {
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception())
-                    {
-                        StoreError::Duplicate(request_id.to_owned())
-                    } else {
-                        sdk_error("PutItem", e)
-                    }
-                })
+            put.clone().send().await.map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception())
+                {
+                    StoreError::Duplicate(request_id.to_owned())
+                } else {
+                    sdk_error("PutItem", e)
+                }
+            })
         })
         .await
         {
@@ -451,7 +467,9 @@ impl RequestLog for DynamoLedger {
                 let item = self
                     .get(REQUESTS, &claim_sk(request_id))
                     .await?
-                    .ok_or_else(|| StoreError::Corrupt(format!("claim of {request_id} vanished")))?;
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("claim of {request_id} vanished"))
+                    })?;
                 let held = get_s(&item, "digest").unwrap_or_default();
                 Ok(if held == digest {
                     Claim::Same
@@ -499,12 +517,16 @@ impl RequestLog for DynamoLedger {
                 .map_err(|e| sdk_error("UpdateItem", e))
         })
         .await?;
-        Ok(out.attributes.as_ref().map(progress_of).unwrap_or(SystemProgress {
-            system: system.to_owned(),
-            records_found: found,
-            records_erased: erased,
-            done,
-        }))
+        Ok(out
+            .attributes
+            .as_ref()
+            .map(progress_of)
+            .unwrap_or(SystemProgress {
+                system: system.to_owned(),
+                records_found: found,
+                records_erased: erased,
+                done,
+            }))
     }
 
     async fn progress(&self, request_id: &str) -> Result<Vec<SystemProgress>, StoreError> {

@@ -90,8 +90,10 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
         .and_then(|mut s| s.exists([]))
         .map_err(|e| db_err("schema", e))?;
     if !has_frontier {
-        conn.execute_batch("ALTER TABLE ledger_heads ADD COLUMN frontier TEXT NOT NULL DEFAULT '[]'")
-            .map_err(|e| db_err("schema", e))?;
+        conn.execute_batch(
+            "ALTER TABLE ledger_heads ADD COLUMN frontier TEXT NOT NULL DEFAULT '[]'",
+        )
+        .map_err(|e| db_err("schema", e))?;
     }
     Ok(())
 }
@@ -176,7 +178,9 @@ impl World {
                 Ok(()) => break,
                 Err(StoreError::Throttled(_)) if attempt < 200 => {
                     attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(attempt % 20)));
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        5 + u64::from(attempt % 20),
+                    ));
                 }
                 Err(e) => return Err(e),
             }

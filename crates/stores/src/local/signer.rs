@@ -46,17 +46,17 @@ pub fn key_file_for(world: &Path) -> PathBuf {
 
 fn read_key(path: &Path) -> Result<SigningKey, StoreError> {
     use std::io::Read as _;
-    let f = std::fs::File::open(path)
-        .map_err(|e| StoreError::Config(format!("cannot read signing key {}: {e}", path.display())))?;
+    let f = std::fs::File::open(path).map_err(|e| {
+        StoreError::Config(format!("cannot read signing key {}: {e}", path.display()))
+    })?;
     let mut pem = String::new();
     f.take(MAX_KEY_BYTES)
         .read_to_string(&mut pem)
-        .map_err(|e| StoreError::Config(format!("cannot read signing key {}: {e}", path.display())))?;
+        .map_err(|e| {
+            StoreError::Config(format!("cannot read signing key {}: {e}", path.display()))
+        })?;
     SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "{} is not a P-256 PKCS#8 key: {e}",
-            path.display()
-        ))
+        StoreError::Corrupt(format!("{} is not a P-256 PKCS#8 key: {e}", path.display()))
     })
 }
 
@@ -137,25 +137,27 @@ impl LocalSigner {
     /// `<file>.<old key id>.retired` (0600) for the record. Returns the new signer.
     pub fn rotate(path: &Path) -> Result<(Self, Self), StoreError> {
         let old = Self::load(path)?;
-        let retired = path.with_extension(format!(
-            "{}.retired",
-            old.key_id.replace(':', "-")
-        ));
+        let retired = path.with_extension(format!("{}.retired", old.key_id.replace(':', "-")));
         std::fs::copy(path, &retired).map_err(|e| {
-            StoreError::Config(format!("cannot keep the old key as {}: {e}", retired.display()))
+            StoreError::Config(format!(
+                "cannot keep the old key as {}: {e}",
+                retired.display()
+            ))
         })?;
         let key = SigningKey::random(&mut rand_core::OsRng);
         let pem = key
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| StoreError::Corrupt(format!("encode key: {e}")))?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
-        let mut tmp = private_tempfile(dir)
-            .map_err(|e| StoreError::Config(format!("cannot write a key in {}: {e}", dir.display())))?;
+        let mut tmp = private_tempfile(dir).map_err(|e| {
+            StoreError::Config(format!("cannot write a key in {}: {e}", dir.display()))
+        })?;
         tmp.write_all(pem.as_bytes())
             .and_then(|()| tmp.as_file().sync_all())
             .map_err(|e| StoreError::Config(format!("cannot write a key: {e}")))?;
-        tmp.persist(path)
-            .map_err(|e| StoreError::Config(format!("cannot replace {}: {}", path.display(), e.error)))?;
+        tmp.persist(path).map_err(|e| {
+            StoreError::Config(format!("cannot replace {}: {}", path.display(), e.error))
+        })?;
         Ok((old, Self::from_key(key)?))
     }
 

@@ -128,7 +128,8 @@ fn first_use_from_many_connections_at_once_makes_one_key() {
                     s.spawn(move || {
                         b.wait();
                         let w = World::open(&p).map_err(|e| e.to_string())?;
-                        let k = LocalSigner::load_or_create(&w, "now").map_err(|e| e.to_string())?;
+                        let k =
+                            LocalSigner::load_or_create(&w, "now").map_err(|e| e.to_string())?;
                         Ok::<_, String>(crate::Signer::key_id(&k).to_owned())
                     })
                 })
@@ -154,7 +155,10 @@ fn the_key_lives_outside_the_world_readable_by_its_owner_only() {
     let (d, w) = world();
     let s = LocalSigner::load_or_create(&w, "now").expect("key");
     let file = d.path().join("signing-key.pem");
-    let mode = std::fs::metadata(&file).expect("key file").permissions().mode();
+    let mode = std::fs::metadata(&file)
+        .expect("key file")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
     let in_world: i64 = w
         .conn()
@@ -209,11 +213,16 @@ async fn a_chain_written_before_the_tree_gets_its_tree_on_the_next_append() {
     crate::certify::certify(&ledger, &signer, &crate::SystemClock, &draft("r5"))
         .await
         .expect("append");
-    let head = crate::Ledger::head(&ledger, "legacy").await.expect("head").expect("some");
+    let head = crate::Ledger::head(&ledger, "legacy")
+        .await
+        .expect("head")
+        .expect("some");
     let f = head.tree().expect("tree rebuilt");
     assert_eq!(f.size(), 6);
     assert_eq!(
-        crate::checkpoint::root_at(&ledger, "legacy", 6).await.expect("root"),
+        crate::checkpoint::root_at(&ledger, "legacy", 6)
+            .await
+            .expect("root"),
         f.root()
     );
 }

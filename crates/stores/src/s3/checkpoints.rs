@@ -82,7 +82,11 @@ impl S3Checkpoints {
                         .filter_map(|p| p.prefix().map(str::to_owned)),
                 );
             } else {
-                out.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+                out.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(str::to_owned)),
+                );
             }
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
