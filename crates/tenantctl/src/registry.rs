@@ -25,6 +25,7 @@ pub const FUNCTIONS: &[&str] = &[
     "check-health",
     "rollback",
     "finalize",
+    "publish-checkpoint",
 ];
 
 /// The function a Task resource names: `${FooBarFunctionArn}` or a Lambda ARN ending in
@@ -88,6 +89,7 @@ pub async fn call(
     match function {
         "validate-request" => done(validate_request::handler(input, deps, budget).await),
         "check-legal-hold" => done(check_legal_hold::handler(input, deps, budget).await),
+        "publish-checkpoint" => done(publish_checkpoint::handler(input, deps, budget).await),
         "delete-system" => done(delete_system::handler(input, deps, budget).await),
         "verify-erasure" => done(verify_erasure::handler(input, deps, budget).await),
         "sign-certificate" => done(sign_certificate::handler(input, deps, budget).await),

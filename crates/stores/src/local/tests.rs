@@ -226,3 +226,72 @@ async fn a_chain_written_before_the_tree_gets_its_tree_on_the_next_append() {
         f.root()
     );
 }
+
+#[tokio::test]
+async fn the_publisher_refuses_to_sign_over_a_rewritten_or_truncated_ledger() {
+    let (d, w) = world();
+    let ledger = LocalLedger::new(w.clone());
+    let signer = LocalSigner::load_or_create(&w, "now").expect("key");
+    let store = DirectoryCheckpoints::new(d.path().join("checkpoints"));
+    let draft = |r: &str| crate::certify::Draft {
+        kind: "cp-test".into(),
+        outcome: "erased".into(),
+        request_id: r.into(),
+        tenant_id: "t1".into(),
+        details: serde_json::json!({}),
+        unique: false,
+    };
+    let publish = || {
+        crate::checkpoint::publish(
+            &ledger,
+            &signer,
+            &store,
+            &crate::SystemClock,
+            "local",
+            "cp-test",
+        )
+    };
+    for i in 0..5 {
+        crate::certify::certify(
+            &ledger,
+            &signer,
+            &crate::SystemClock,
+            &draft(&format!("r{i}")),
+        )
+        .await
+        .expect("append");
+    }
+    let first = publish().await.expect("publish");
+    assert!(first.new && first.size == 5);
+    assert!(
+        !publish().await.expect("again").new,
+        "nothing new: nothing published"
+    );
+    // Rewrite the history: drop everything and re-append a different chain of 6.
+    for t in ["ledger_entries", "ledger_heads", "ledger_nodes"] {
+        w.execute_raw(&format!("DELETE FROM {t} WHERE chain = 'cp-test'"), &[])
+            .expect("rewrite");
+    }
+    for i in 0..6 {
+        crate::certify::certify(
+            &ledger,
+            &signer,
+            &crate::SystemClock,
+            &draft(&format!("x{i}")),
+        )
+        .await
+        .expect("append");
+    }
+    let e = publish().await.expect_err("rewritten");
+    assert!(e.to_string().contains("rewritten"), "{e}");
+    // Truncated below the published size.
+    for t in ["ledger_entries", "ledger_heads", "ledger_nodes"] {
+        w.execute_raw(&format!("DELETE FROM {t} WHERE chain = 'cp-test'"), &[])
+            .expect("truncate");
+    }
+    crate::certify::certify(&ledger, &signer, &crate::SystemClock, &draft("y"))
+        .await
+        .expect("append");
+    let e = publish().await.expect_err("truncated");
+    assert!(e.to_string().contains("truncated"), "{e}");
+}
