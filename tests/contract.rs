@@ -145,6 +145,8 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
             ("DocumentsBucketName", "docs"),
             ("UsageEventsTableName", "usage"),
             ("EraseConcurrency", "8"),
+            ("CheckpointBucket", "checkpoints"),
+            ("CheckpointRetentionDays", "3650"),
             ("UsageEventsChangeFeed", feed),
             ("S3Locations", s3),
             ("TableLocations", table),
@@ -156,6 +158,10 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
     };
     let plain = fill("", "", "journal");
     assert_eq!(plain.system_names(), ["s3", "analytics"]);
+    assert!(
+        matches!(plain.checkpoints, Some(lifecycle::CheckpointBackend::S3 { ref bucket, .. }) if bucket == "checkpoints"),
+        "checkpoints are published to the Object Lock bucket"
+    );
     let green = fill(
         "locations = { green = \"docs-green\" }",
         "locations = { green = \"usage-green\" }",

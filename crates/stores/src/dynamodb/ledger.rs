@@ -119,6 +119,12 @@ impl Ledger for DynamoLedger {
             Some(h) => h.tree(),
         };
         if self.tree && tree.is_none() {
+            // A stale or made-up expected head is a lost race like any other.
+            if self.head(chain).await?.as_ref() != expected {
+                return Err(StoreError::Conflict(format!(
+                    "ledger head of chain {chain} moved"
+                )));
+            }
             return Err(StoreError::Config(format!(
                 "ledger chain {chain} predates the Merkle tree (its head has no frontier); start a new ledger table"
             )));
