@@ -35,9 +35,12 @@ async fn aws_world() -> Aws {
     table(&ddb, &ledger, "chain", "sk").await;
     table(&ddb, &holds, "tenant_id", "hold_id").await;
     let key = kms_key(&aws_sdk_kms::Client::new(&cfg)).await;
+    let checkpoints = format!("{base}-checkpoints");
+    e2e::object_lock_bucket(&s3, &checkpoints).await;
     let catalog = format!(
         r#"
 environment = "moto"
+checkpoints = {{ backend = "s3", bucket = "{checkpoints}", retention_days = 1 }}
 ledger = {{ backend = "dynamodb", table = "{ledger}" }}
 legal_holds = {{ backend = "dynamodb", table = "{holds}" }}
 signer = {{ backend = "kms", key_id = "{key}" }}
@@ -168,6 +171,42 @@ async fn erasure_on_aws_apis_removes_every_version_and_item_and_certifies() {
         .await
         .expect("verify");
     assert_eq!(chains[0].outcome, Ok(1));
+
+    // The scheduled publisher checkpoints the DynamoDB ledger's tree to the Object Lock
+    // bucket with the KMS key; the certificate's receipt verifies against it.
+    let out = publish_checkpoint::handler(
+        serde_json::json!({}),
+        &w.deps,
+        tenant_runtime::Budget::of(std::time::Duration::from_secs(60)),
+    )
+    .await
+    .expect("publish");
+    assert_eq!(out.published.len(), 1);
+    assert!(out.published[0].location.starts_with("s3://"));
+    let store = w.deps.checkpoints().expect("store");
+    let expected = tenantctl::verify::published(&**store, &r)
+        .await
+        .expect("published");
+    let opts = tenantctl::verify::VerifyOptions {
+        checkpoints: expected,
+        ..Default::default()
+    };
+    let chains = tenantctl::verify::verify_ledger_with(&*w.deps.ledger, &r, &opts)
+        .await
+        .expect("verify");
+    assert_eq!(chains[0].outcome, Ok(1));
+    assert_eq!(chains[0].checkpoints_met, vec![1]);
+    let receipt = stores::checkpoint::receipt(&*w.deps.ledger, &**store, ERASURE_CHAIN, 0, &r)
+        .await
+        .expect("receipt");
+    let leaf = lifecycle::ledger::leaf_of_value(&cert).expect("leaf");
+    receipt
+        .verify(
+            &leaf,
+            &stores::checkpoint::origin("moto", ERASURE_CHAIN),
+            &r,
+        )
+        .expect("receipt verifies");
 
     // Any changed byte in the DynamoDB ledger item is found at its seq.
     let ddb = aws_sdk_dynamodb::Client::new(&w.cfg);

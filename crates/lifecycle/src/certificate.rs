@@ -166,6 +166,8 @@ pub struct TrustedKey {
     /// Signed-note key ID: the first 4 bytes of SHA-256 of the SPKI DER (C2SP, type 0x02).
     pub note_id: [u8; 4],
     fast: Option<aws_lc_rs::signature::ParsedPublicKey>,
+    /// Set once the key was rotated away: it signs nothing issued after this time.
+    pub retired_at: Option<String>,
 }
 
 impl std::fmt::Debug for TrustedKey {
@@ -196,6 +198,7 @@ impl TrustedKey {
             spki_der,
             note_id: [digest[0], digest[1], digest[2], digest[3]],
             fast,
+            retired_at: None,
         })
     }
 
@@ -234,6 +237,14 @@ impl KeyRing {
         let id = local_key_id(&key)?;
         self.0.insert(id.clone(), TrustedKey::new(key)?);
         Ok(id)
+    }
+    /// Marks a key retired from `at` on (RFC 3339): anything it signs later is refused.
+    pub fn retire(&mut self, key_id: &str, at: &str) {
+        if let Some(k) = self.0.get_mut(key_id)
+            && k.retired_at.is_none()
+        {
+            k.retired_at = Some(at.to_owned());
+        }
     }
     /// Looks a key up.
     pub fn get(&self, key_id: &str) -> Option<&TrustedKey> {

@@ -148,6 +148,11 @@ impl ErasureRequest {
                 "reason is empty; state the ground for erasure",
             ));
         }
+        if req.reason.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(StepError::invalid(
+                "reason holds a control character (only line breaks are allowed)",
+            ));
+        }
         if req.reason.chars().count() > MAX_REASON_CHARS {
             return Err(StepError::invalid(format!(
                 "reason is longer than {MAX_REASON_CHARS} characters"

@@ -184,14 +184,17 @@ struct Checked {
     prev_hash: String,
     entry_hash: String,
     leaf: Hash,
+    /// The request id of an `erased` certificate: certified once per chain.
+    unique: Option<String>,
 }
 
 /// Checks everything about one entry that does not depend on its neighbours: shape,
 /// position claims, stored and recomputed hash, `recorded_at` equal to the signed
 /// `issued_at`, and the signature. Runs on many threads at once.
 fn check_entry(chain: &str, stored: &StoredEntry, keys: &KeyRing) -> Result<Checked, String> {
+    // Strict: a key twice would let a reader see another value than the one hashed.
     let mut v: Value =
-        serde_json::from_str(&stored.json).map_err(|e| format!("not valid JSON: {e}"))?;
+        crate::json::parse_strict(&stored.json).map_err(|e| format!("not acceptable JSON: {e}"))?;
     let obj = v.as_object_mut().ok_or("not a JSON object")?;
     let claimed_hash = match obj.remove("entry_hash") {
         Some(Value::String(h)) => h,
@@ -248,12 +251,26 @@ fn check_entry(chain: &str, stored: &StoredEntry, keys: &KeyRing) -> Result<Chec
     let doc = &v["certificate"];
     certificate::verify_document_with_body(doc, &body_bytes, |k| keys.get(k))
         .map_err(|e| format!("certificate: {e}"))?;
+    let key_id = doc["signature"]["key_id"].as_str().unwrap_or_default();
+    if let (Some(retired), Some(issued)) = (
+        keys.get(key_id).and_then(|k| k.retired_at.as_deref()),
+        body["issued_at"].as_str(),
+    ) && issued > retired
+    {
+        return Err(format!(
+            "signed by key {key_id} at {issued}, after it was rotated away at {retired}"
+        ));
+    }
+    let unique = (body["outcome"] == "erased" && body["kind"] == crate::erasure::ERASURE_CHAIN)
+        .then(|| body["request_id"].as_str().map(str::to_owned))
+        .flatten();
     let leaf = tree::leaf_hash(&compose_doc(doc, &body_bytes).map_err(|e| e.to_string())?);
     Ok(Checked {
         seq: stored.seq,
         prev_hash,
         entry_hash: recomputed,
         leaf,
+        unique,
     })
 }
 
@@ -269,6 +286,7 @@ pub struct ChainVerifier {
     wanted: BTreeSet<u64>,
     roots: BTreeMap<u64, Hash>,
     threads: usize,
+    certified: std::collections::HashMap<String, u64>,
 }
 
 impl ChainVerifier {
@@ -283,6 +301,7 @@ impl ChainVerifier {
             wanted: BTreeSet::new(),
             roots: BTreeMap::new(),
             threads: 1,
+            certified: std::collections::HashMap::new(),
         }
     }
 
@@ -315,6 +334,11 @@ impl ChainVerifier {
         self.keys.trust(key)
     }
 
+    /// Retires a key from `at` on (the other side of a recorded rotation).
+    pub fn retire(&mut self, key_id: &str, at: &str) {
+        self.keys.retire(key_id, at);
+    }
+
     /// The keys trusted now.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
@@ -334,6 +358,14 @@ impl ChainVerifier {
             return Err(self.fault(
                 c.seq,
                 "prev_hash does not match the previous entry's hash".into(),
+            ));
+        }
+        if let Some(r) = c.unique
+            && let Some(first) = self.certified.insert(r.clone(), c.seq)
+        {
+            return Err(self.fault(
+                c.seq,
+                format!("request {r} was already certified erased at seq {first}: a request id is certified once"),
             ));
         }
         self.prev_hash = c.entry_hash;
@@ -459,6 +491,7 @@ mod tests {
         for _ in 0..n {
             let (seq, prev) = Head::next(head.as_ref());
             let mut c = sample(&id);
+            c.request_id = format!("r{seq}");
             c.seq = seq;
             c.prev_hash = prev;
             let e = LedgerEntry::seal(sign(&sk, c), "2026-01-01T00:00:00Z".into()).expect("seal");
@@ -526,6 +559,59 @@ mod tests {
         let f = v.check_batch(&bad).expect_err("tamper found");
         assert_eq!(f.seq, 77, "{f}");
         assert!(f.reason.contains("stored beside"), "{f}");
+    }
+
+    #[test]
+    fn a_key_twice_in_an_entry_is_refused() {
+        let (ring, entries, _) = chain(1);
+        let dup = entries[0].replacen(
+            "\"tenant_id\":\"t1\"",
+            "\"tenant_id\":\"forged\",\"tenant_id\":\"t1\"",
+            1,
+        );
+        assert_ne!(dup, entries[0]);
+        let mut v = ChainVerifier::new("gdpr-erasure", &ring);
+        let f = v.check(0, &dup).expect_err("duplicate key");
+        assert!(f.reason.contains("duplicate key"), "{f}");
+    }
+
+    #[test]
+    fn a_request_certified_erased_twice_is_found() {
+        let sk = key();
+        let vk = *sk.verifying_key();
+        let id = local_key_id(&vk).expect("id");
+        let mut ring = KeyRing::default();
+        ring.insert(id.clone(), vk);
+        let mut head: Option<Head> = None;
+        let mut v = ChainVerifier::new("gdpr-erasure", &ring);
+        for seq in 0..2u64 {
+            let (s, prev) = Head::next(head.as_ref());
+            let mut c = sample(&id);
+            c.seq = s;
+            c.prev_hash = prev;
+            let e = LedgerEntry::seal(sign(&sk, c), "2026-01-01T00:00:00Z".into()).expect("seal");
+            head = Some(Head {
+                seq: s,
+                hash: e.entry_hash.clone(),
+                frontier: vec![],
+            });
+            let r = v.check(seq, &e.to_json().expect("json"));
+            if seq == 0 {
+                r.expect("first");
+            } else {
+                assert!(r.expect_err("twice").reason.contains("certified once"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_retired_key_signs_nothing_after_its_rotation() {
+        let (mut ring, entries, _) = chain(1);
+        let id = ring.ids()[0].clone();
+        ring.retire(&id, "2025-12-31T00:00:00Z");
+        let mut v = ChainVerifier::new("gdpr-erasure", &ring);
+        let f = v.check(0, &entries[0]).expect_err("retired");
+        assert!(f.reason.contains("rotated away"), "{f}");
     }
 
     #[test]

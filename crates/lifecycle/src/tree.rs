@@ -196,7 +196,8 @@ pub fn range_nodes(start: u64, end: u64) -> Vec<NodeId> {
     while at < end {
         // The largest aligned power of two that starts here and fits.
         let mut level = if at == 0 { 63 } else { at.trailing_zeros() };
-        while level > 0 && at + (1u64 << level) > end {
+        // Compared as a length, so that a range ending near u64::MAX cannot overflow.
+        while level > 0 && (1u64 << level) > end - at {
             level -= 1;
         }
         out.push(NodeId {

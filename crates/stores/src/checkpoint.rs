@@ -7,8 +7,9 @@
 
 use crate::{CheckpointStore, Clock, Ledger, Signer, StoreError};
 use lifecycle::StepError;
-use lifecycle::certificate::TrustedKey;
-use lifecycle::note::{Checkpoint, NoteSignature, Receipt, SignedNote};
+use lifecycle::certificate::{KeyRing, TrustedKey};
+use lifecycle::ledger::leaf_of_value;
+use lifecycle::note::{Checkpoint, NoteSignature, Receipt, SignedNote, open_checkpoint};
 use lifecycle::tree::{self, Hash};
 
 /// Prefix of every origin this product writes: `tenant-lifecycle/<environment>/<chain>`.
@@ -138,8 +139,14 @@ pub async fn sign_note(signer: &dyn Signer, name: &str, body: &str) -> Result<St
     .to_text())
 }
 
-/// Checkpoints `chain` at its current size and publishes it, after proving the previous
-/// published checkpoint consistent with the stored tree.
+/// Checkpoints `chain` at its current size and publishes it.
+///
+/// What is signed is computed from the entries, not taken from the stored tree: the
+/// newest published checkpoint must be signed by a key in `trusted` (the ledger's own
+/// keys) and match the stored subtrees it covers; every entry appended since is re-read,
+/// its leaf recomputed from its certificate, and the tree extended from there. Stored
+/// nodes that disagree with the entries, a chain shorter than a published checkpoint, or
+/// one that does not extend it, are `LedgerCorrupt`, and nothing is signed.
 pub async fn publish(
     ledger: &dyn Ledger,
     signer: &dyn Signer,
@@ -147,52 +154,109 @@ pub async fn publish(
     clock: &dyn Clock,
     environment: &str,
     chain: &str,
+    trusted: &KeyRing,
 ) -> Result<Published, StepError> {
     check_chain_name(chain)?;
+    let corrupt = |m: String| StepError::LedgerCorrupt(format!("chain {chain}: {m}"));
     let Some(head) = ledger.head(chain).await? else {
         return Err(StepError::invalid(format!(
             "chain {chain} has no entries to checkpoint"
         )));
     };
-    let frontier = head.tree().ok_or_else(|| {
-        StepError::LedgerCorrupt(format!(
-            "chain {chain}: the head carries no Merkle tree; append once to rebuild it"
-        ))
-    })?;
-    let (size, root) = (frontier.size(), frontier.root());
-    // The stored nodes must agree with the frontier the head carries.
-    if root_at(ledger, chain, size).await? != root {
-        return Err(StepError::LedgerCorrupt(format!(
-            "chain {chain}: the stored Merkle nodes do not hash to the head's root"
-        )));
-    }
+    let size = head.seq + 1;
     let origin = origin(environment, chain);
-    if let Some(prev) = store.latest(chain).await? {
-        let note = SignedNote::parse(&prev)
-            .map_err(|e| StepError::LedgerCorrupt(format!("published checkpoint: {e}")))?;
-        let old = Checkpoint::parse_body(&note.text)
-            .map_err(|e| StepError::LedgerCorrupt(format!("published checkpoint: {e}")))?;
-        if old.size > size {
-            return Err(StepError::LedgerCorrupt(format!(
-                "chain {chain} holds {size} entries but a checkpoint of {} was published: the ledger was truncated",
-                old.size
+    let prev = store.latest(chain).await?;
+    let (mut tree, prev) = match prev {
+        None => (tree::Frontier::default(), None),
+        Some(note) => {
+            let (old, _) = open_checkpoint(&note, trusted, Some(&origin)).map_err(|e| {
+                corrupt(format!(
+                    "the newest published checkpoint is not one this ledger's keys signed ({e}); refusing to publish over it"
+                ))
+            })?;
+            if old.size > size {
+                return Err(corrupt(format!(
+                    "it holds {size} entries but a checkpoint of {} was published: the ledger was truncated",
+                    old.size
+                )));
+            }
+            // The old tree's right edge, from the stored nodes, must give the signed root.
+            let ids = tree::range_nodes(0, old.size);
+            let found = ledger.tree_nodes(chain, &ids).await?;
+            let hashes: Option<Vec<Hash>> = found.into_iter().collect();
+            let f = hashes
+                .and_then(|h| tree::Frontier::from_parts(old.size, h))
+                .filter(|f| f.root() == old.root)
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "the stored tree does not give the root of the checkpoint at size {}: the ledger was rewritten, refusing to sign",
+                        old.size
+                    ))
+                })?;
+            (f, Some((old, note)))
+        }
+    };
+    if let Some((old, note)) = &prev
+        && old.size == size
+    {
+        if head.tree().map(|f| f.root()) != Some(old.root) {
+            return Err(corrupt(format!(
+                "the head's tree differs from the checkpoint at size {size}: the ledger was rewritten"
             )));
         }
-        let proof = consistency_proof(ledger, chain, old.size, size).await?;
-        tree::verify_consistency(old.size, size, &old.root, &root, &proof).map_err(|e| {
-            StepError::LedgerCorrupt(format!(
-                "chain {chain} is not an extension of its checkpoint at size {}: {e}; the ledger was rewritten, refusing to sign",
-                old.size
-            ))
-        })?;
-        if old.size == size {
-            return Ok(Published {
-                chain: chain.to_owned(),
-                size,
-                note: prev,
-                location: String::new(),
-                new: false,
-            });
+        return Ok(Published {
+            chain: chain.to_owned(),
+            size,
+            note: note.clone(),
+            location: String::new(),
+            new: false,
+        });
+    }
+    // Extend the tree with the leaves of the entries themselves.
+    let mut written = Vec::new();
+    let mut from = tree.size();
+    while from < size {
+        let page = ledger.entries(chain, from, 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            if e.seq != tree.size() {
+                return Err(corrupt(format!("entry {} is missing", tree.size())));
+            }
+            let v: serde_json::Value = serde_json::from_str(&e.json)
+                .map_err(|x| corrupt(format!("entry {} is not JSON: {x}", e.seq)))?;
+            let leaf = leaf_of_value(&v["certificate"])
+                .map_err(|x| corrupt(format!("entry {}: {x}", e.seq)))?;
+            written.extend(tree.push(leaf));
+        }
+        from = tree.size();
+    }
+    if tree.size() != size {
+        return Err(corrupt(format!(
+            "the head names {size} entries but {} are stored",
+            tree.size()
+        )));
+    }
+    let root = tree.root();
+    if head.tree().map(|f| f.root()) != Some(root) {
+        return Err(corrupt(
+            "the tree stored with the head does not match the entries".into(),
+        ));
+    }
+    // The stored nodes serve later proofs: they must be the ones the entries give.
+    for part in written.chunks(500) {
+        let ids: Vec<tree::NodeId> = part.iter().map(|(id, _)| *id).collect();
+        let stored = ledger.tree_nodes(chain, &ids).await?;
+        if let Some(((id, _), _)) = part
+            .iter()
+            .zip(stored)
+            .find(|((_, h), s)| s.as_ref() != Some(h))
+        {
+            return Err(corrupt(format!(
+                "stored Merkle node level {} index {} does not match the entries",
+                id.level, id.index
+            )));
         }
     }
     let cp = Checkpoint {
@@ -213,21 +277,51 @@ pub async fn publish(
     })
 }
 
+/// [`publish`] for each of `chains` (every chain of the ledger when `None`).
+pub async fn publish_chains(
+    ledger: &dyn Ledger,
+    signer: &dyn Signer,
+    store: &dyn CheckpointStore,
+    clock: &dyn Clock,
+    environment: &str,
+    chains: Option<Vec<String>>,
+    trusted: &KeyRing,
+) -> Result<Vec<Published>, StepError> {
+    let chains = match chains {
+        Some(c) => c,
+        None => ledger.chains().await?,
+    };
+    let mut out = Vec::with_capacity(chains.len());
+    for chain in chains {
+        out.push(publish(ledger, signer, store, clock, environment, &chain, trusted).await?);
+    }
+    Ok(out)
+}
+
 /// A receipt for entry `seq` of `chain` against the newest published checkpoint.
 pub async fn receipt(
     ledger: &dyn Ledger,
     store: &dyn CheckpointStore,
     chain: &str,
     seq: u64,
+    trusted: &KeyRing,
 ) -> Result<Receipt, StepError> {
     let note = store.latest(chain).await?.ok_or_else(|| {
         StepError::invalid(format!(
             "no checkpoint of chain {chain} is published yet: run `tenantctl ledger checkpoint`"
         ))
     })?;
-    let cp = SignedNote::parse(&note)
-        .and_then(|n| Checkpoint::parse_body(&n.text))
-        .map_err(|e| StepError::LedgerCorrupt(format!("published checkpoint: {e}")))?;
+    let (cp, _) = open_checkpoint(&note, trusted, None).map_err(|e| {
+        StepError::LedgerCorrupt(format!(
+            "the newest published checkpoint of {chain} is not one this ledger's keys signed: {e}"
+        ))
+    })?;
+    if chain_of_origin(&cp.origin) != Some(chain) {
+        return Err(StepError::LedgerCorrupt(format!(
+            "the newest published checkpoint of {chain} is of {}",
+            cp.origin
+        )));
+    }
     if seq >= cp.size {
         return Err(StepError::invalid(format!(
             "the newest checkpoint of {chain} covers {} entries, not seq {seq}: run `tenantctl ledger checkpoint` first",

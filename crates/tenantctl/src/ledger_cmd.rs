@@ -18,7 +18,7 @@ use tenantctl::verify::{
     Expected, KEY_ROTATION, KEYS_CHAIN, VerifyOptions, expected_from_note, key_ring, published,
     verify_certificate_file, verify_ledger_with, with_rotations,
 };
-use tenantctl::world::{connect, connect_existing};
+use tenantctl::world::connect_existing;
 
 /// Ledger subcommands.
 #[derive(Subcommand)]
@@ -153,6 +153,7 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
             {
                 expected = published(&**store, &note_ring).await?;
             }
+            let covered: Vec<String> = expected.iter().map(|e| e.chain.clone()).collect();
             let opts = VerifyOptions {
                 only: chain,
                 checkpoints: expected,
@@ -160,6 +161,25 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
                 threads,
             };
             let results = verify_ledger_with(&*deps.ledger, &ring, &opts).await?;
+            // Without a checkpoint, truncation and rewrites by whoever holds the store
+            // cannot be seen: an audit (named keys) needs one for every chain.
+            let uncovered: Vec<&str> = results
+                .iter()
+                .filter(|r| r.outcome.is_ok() && !covered.contains(&r.chain))
+                .map(|r| r.chain.as_str())
+                .collect();
+            if !uncovered.is_empty() {
+                println!(
+                    "warning: no checkpoint covers chain(s) {}: truncation or a rewrite of them cannot be detected",
+                    uncovered.join(", ")
+                );
+                if !trust.is_empty() {
+                    bail!(
+                        "no checkpoint to meet for chain(s) {}: pass --checkpoint <file> you kept, or publish one with `tenantctl ledger checkpoint`",
+                        uncovered.join(", ")
+                    );
+                }
+            }
             if results.is_empty() {
                 println!("the ledger is empty (no chain, no checkpoint)");
             }
@@ -203,6 +223,9 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
             Ok(())
         }
         LedgerCmd::Show { chain, from, limit } => {
+            if from > i64::MAX as u64 {
+                bail!("--from {from} is past any seq a ledger can hold");
+            }
             let deps = connect_existing(data_dir, catalog).await?;
             for e in deps.ledger.entries(&chain, from, limit).await? {
                 println!("{}", e.json);
@@ -210,7 +233,8 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
             Ok(())
         }
         LedgerCmd::Checkpoint { chain } => {
-            let deps = connect(data_dir, catalog).await?;
+            // Only an existing world is checkpointed (its key signs; none is created).
+            let deps = connect_existing(data_dir, catalog).await?;
             publish_all(&deps, chain.as_deref()).await
         }
         LedgerCmd::Consistency { old, new, trust } => {
@@ -261,21 +285,19 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
 /// Publishes a checkpoint of every chain (or one) and prints where.
 pub async fn publish_all(deps: &Deps, only: Option<&str>) -> Result<()> {
     let signer = deps.signer().await?;
-    let store = deps.checkpoints()?;
-    let chains = match only {
-        Some(c) => vec![c.to_owned()],
-        None => deps.ledger.chains().await?,
-    };
-    for chain in chains {
-        let p = stores::checkpoint::publish(
-            &*deps.ledger,
-            &*signer,
-            &**store,
-            &*deps.clock,
-            &deps.catalog.environment,
-            &chain,
-        )
-        .await?;
+    let ring = key_ring(&[], Some(signer.public_key()))?;
+    let ring = keys_named_by_rotations(deps, ring).await?;
+    let done = stores::checkpoint::publish_chains(
+        &*deps.ledger,
+        &*signer,
+        &**deps.checkpoints()?,
+        &*deps.clock,
+        &deps.catalog.environment,
+        only.map(|c| vec![c.to_owned()]),
+        &ring,
+    )
+    .await?;
+    for p in done {
         if p.new {
             println!(
                 "checkpoint of {} at size {}: {}",
@@ -328,7 +350,12 @@ async fn rotate_key(data_dir: &Path, catalog: Option<&Path>) -> Result<()> {
         done.entry.seq
     );
     print!("{}", public_key_to_pem(new.public_key())?);
-    Ok(())
+    publish_all(&deps_after_rotation(data_dir, catalog).await?, None).await
+}
+
+/// The world reconnected, so its signer is the key just written.
+async fn deps_after_rotation(data_dir: &Path, catalog: Option<&Path>) -> Result<Deps> {
+    connect_existing(data_dir, catalog).await
 }
 
 /// Runs a cert subcommand.
@@ -411,11 +438,17 @@ pub async fn cert(cmd: CertCmd, data_dir: &Path, catalog: Option<&Path>) -> Resu
             let (Some(chain), Some(seq)) = (body["chain"].as_str(), body["seq"].as_u64()) else {
                 bail!("{} names no ledger chain and seq", file.display());
             };
-            let r = stores::checkpoint::receipt(&*deps.ledger, &**deps.checkpoints()?, chain, seq)
-                .await?;
-            // The receipt must prove this very certificate, not whatever sits at its seq.
             let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;
             let ring = keys_named_by_rotations(&deps, ring).await?;
+            let r = stores::checkpoint::receipt(
+                &*deps.ledger,
+                &**deps.checkpoints()?,
+                chain,
+                seq,
+                &ring,
+            )
+            .await?;
+            // The receipt must prove this very certificate, not whatever sits at its seq.
             verify_receipt(&doc, &r.to_text(), &ring).with_context(|| {
                 format!("the ledger's entry at {chain} seq {seq} is not this certificate")
             })?;

@@ -830,6 +830,7 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
             &**deps.checkpoints()?,
             lifecycle::erasure::ERASURE_CHAIN,
             seq,
+            &ring,
         )
         .await?;
         let proof_path = path.with_extension("tlog-proof");

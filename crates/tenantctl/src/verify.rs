@@ -276,6 +276,13 @@ fn trust_rotation(v: &mut ChainVerifier, raw: &str) -> std::result::Result<(), S
         .map_err(|e| format!("a key rotation's key is not base64: {e}"))?;
     let key = public_key_from_der(&der).map_err(|e| e.to_string())?;
     v.trust(key).map_err(|e| e.to_string())?;
+    // The retired key signs nothing issued after the rotation, on any chain.
+    if let (Some(old), Some(at)) = (
+        body["details"]["old_key_id"].as_str(),
+        body["issued_at"].as_str(),
+    ) {
+        v.retire(old, at);
+    }
     Ok(())
 }
 
@@ -348,6 +355,30 @@ pub fn verify_certificate_file(path: &Path, keys: &KeyRing) -> Result<Value> {
     let doc = read_json_strict(path, MAX_CERTIFICATE_BYTES)?;
     // A ledger entry holds the certificate document under "certificate".
     let doc = if doc.get("entry_hash").is_some() {
+        // A whole entry is checked as an entry: its fields and its hash, not just the
+        // certificate inside (outer fields must not say something the hash does not).
+        const FIELDS: [&str; 6] = [
+            "certificate",
+            "chain",
+            "entry_hash",
+            "prev_hash",
+            "recorded_at",
+            "seq",
+        ];
+        let obj = doc.as_object().context("not a JSON object")?;
+        if obj.len() != FIELDS.len() || !FIELDS.iter().all(|f| obj.contains_key(*f)) {
+            bail!(
+                "{} looks like a ledger entry but its fields are not exactly {FIELDS:?}",
+                path.display()
+            );
+        }
+        let h = lifecycle::ledger::entry_hash(&doc)?;
+        if doc["entry_hash"].as_str() != Some(h.as_str()) {
+            bail!(
+                "{} does not verify: its entry_hash is not the hash of the entry",
+                path.display()
+            );
+        }
         doc["certificate"].clone()
     } else {
         doc

@@ -585,3 +585,127 @@ fn two_first_commands_on_an_empty_data_dir_make_one_key() {
         assert!(out(&v).contains("4 entries verified"), "{}", out(&v));
     }
 }
+
+// Found by trying to break the above from outside (a second, hostile review).
+
+#[test]
+fn deleting_the_checkpoints_does_not_hide_a_truncation_from_an_audit() {
+    let (dir, world) = demo();
+    let trust = dir.path().join("auditor.pem");
+    std::fs::copy(pem(&world), &trust).expect("copy");
+    raw(
+        &world,
+        "DELETE FROM ledger_entries WHERE chain = 'gdpr-erasure' AND seq = 2",
+    );
+    raw(
+        &world,
+        "UPDATE ledger_heads SET seq = 1, hash = (SELECT entry_hash FROM ledger_entries WHERE chain = 'gdpr-erasure' AND seq = 1), frontier = '[]' WHERE chain = 'gdpr-erasure'",
+    );
+    std::fs::remove_dir_all(world.join("checkpoints")).expect("rm");
+    let o = audit(&world, &trust);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(err(&o).contains("no checkpoint to meet"), "{}", err(&o));
+}
+
+#[test]
+fn a_retired_key_put_back_signs_nothing_an_audit_accepts() {
+    let (dir, world) = demo();
+    let old_pem = dir.path().join("old.pem");
+    std::fs::copy(pem(&world), &old_pem).expect("copy");
+    let old_key = dir.path().join("old-key.pem");
+    std::fs::copy(world.join("signing-key.pem"), &old_key).expect("copy");
+    assert!(
+        tenantctl(&world, &["ledger", "rotate-key"])
+            .status
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::copy(&old_key, world.join("signing-key.pem")).expect("put back");
+    let req = dir.path().join("req.json");
+    std::fs::write(&req, r#"{"request_id": "by-retired-key", "tenant_id": "tenant_nobody", "reason_code": "objection", "systems": ["redis"]}"#).expect("w");
+    let _ = tenantctl(&world, &["erase", "--request", p(&req)]);
+    let o = audit(&world, &old_pem);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("rotated away"), "{}{}", out(&o), err(&o));
+}
+
+#[test]
+fn a_request_id_certified_twice_is_found_even_when_the_claims_are_gone() {
+    let (dir, world) = demo();
+    let trust = dir.path().join("auditor.pem");
+    std::fs::copy(pem(&world), &trust).expect("copy");
+    for t in ["ledger_requests", "request_claims", "request_progress"] {
+        raw(
+            &world,
+            &format!("DELETE FROM {t} WHERE request_id = 'gdpr_req_20250118_002'"),
+        );
+    }
+    let req = dir.path().join("req.json");
+    std::fs::write(&req, r#"{"request_id": "gdpr_req_20250118_002", "tenant_id": "tenant_nobody", "reason_code": "objection", "systems": ["redis"]}"#).expect("w");
+    let o = tenantctl(&world, &["erase", "--request", p(&req)]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = audit(&world, &trust);
+    assert!(!o.status.success());
+    assert!(out(&o).contains("certified once"), "{}", out(&o));
+}
+
+#[test]
+fn a_planted_checkpoint_of_a_huge_size_is_refused_without_a_crash() {
+    let (_dir, world) = demo();
+    let planted = world.join("checkpoints/gdpr-erasure/18446744073709551615.checkpoint");
+    std::fs::write(
+        &planted,
+        "tenant-lifecycle/local/gdpr-erasure\n18446744073709551615\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u{2014} tenant-lifecycle/local/gdpr-erasure AAAAAAAAAAAAAAAAAAAA\n",
+    )
+    .expect("plant");
+    let cert = world.join("certificates/gdpr_req_20250118_001.json");
+    for args in [
+        vec!["cert", "prove", p(&cert)],
+        vec!["ledger", "checkpoint"],
+        vec!["ledger", "verify", "--trust", p(&pem(&world))],
+    ] {
+        let o = tenantctl(&world, &args);
+        assert!(!o.status.success(), "{args:?}");
+        assert_ne!(o.status.code(), Some(101), "{args:?} panicked: {}", err(&o));
+        assert!(
+            err(&o).contains("signed") || err(&o).contains("trusted"),
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
+}
+
+#[test]
+fn an_entry_file_is_checked_as_an_entry_and_checkpoint_needs_a_world() {
+    let (dir, world) = demo();
+    let show = out(&tenantctl(&world, &["ledger", "show", "--limit", "1"]));
+    let mut entry: serde_json::Value =
+        serde_json::from_str(show.lines().next().expect("entry")).expect("json");
+    let good = dir.path().join("entry.json");
+    std::fs::write(&good, entry.to_string()).expect("w");
+    assert!(
+        tenantctl(&world, &["cert", "verify", p(&good)])
+            .status
+            .success()
+    );
+    entry["tenant_id"] = "tenant_forged".into();
+    let bad = dir.path().join("bad-entry.json");
+    std::fs::write(&bad, entry.to_string()).expect("w");
+    assert!(
+        !tenantctl(&world, &["cert", "verify", p(&bad)])
+            .status
+            .success()
+    );
+    let missing = dir.path().join("missing");
+    assert!(
+        !tenantctl(&missing, &["ledger", "checkpoint"])
+            .status
+            .success()
+    );
+    assert!(!missing.exists());
+    let o = tenantctl(
+        &world,
+        &["ledger", "show", "--from", "18446744073709551615"],
+    );
+    assert!(!o.status.success());
+}

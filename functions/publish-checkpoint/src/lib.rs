@@ -47,31 +47,34 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         }
         _ => Input::default(),
     };
-    let chains = match input.chains {
-        Some(c) => c,
-        None => deps.ledger.chains().await?,
-    };
     let signer = deps.signer().await?;
-    let store = deps.checkpoints()?;
-    let mut published = Vec::new();
-    for chain in chains {
-        let p = stores::checkpoint::publish(
-            &*deps.ledger,
-            &*signer,
-            &**store,
-            &*deps.clock,
-            &deps.catalog.environment,
-            &chain,
-        )
-        .await?;
-        tracing::info!(chain = %p.chain, size = p.size, new = p.new, "checkpoint");
-        published.push(Published {
-            chain: p.chain,
-            size: p.size,
-            location: p.location,
-            new: p.new,
-        });
-    }
+    // Checkpoints published before are trusted only when this ledger's key signed them.
+    let mut trusted = lifecycle::certificate::KeyRing::default();
+    trusted
+        .trust(*signer.public_key())
+        .map_err(|e| StepError::Configuration(e.to_string()))?;
+    let done = stores::checkpoint::publish_chains(
+        &*deps.ledger,
+        &*signer,
+        &**deps.checkpoints()?,
+        &*deps.clock,
+        &deps.catalog.environment,
+        input.chains,
+        &trusted,
+    )
+    .await?;
+    let published = done
+        .into_iter()
+        .map(|p| {
+            tracing::info!(chain = %p.chain, size = p.size, new = p.new, "checkpoint");
+            Published {
+                chain: p.chain,
+                size: p.size,
+                location: p.location,
+                new: p.new,
+            }
+        })
+        .collect();
     Ok(Output { published })
 }
 

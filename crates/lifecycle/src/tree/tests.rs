@@ -257,3 +257,15 @@ fn frontier_push_names_the_nodes_that_complete() {
     assert_eq!(range_nodes(0, 7).len(), 3);
     assert_eq!(range_nodes(4, 8), vec![NodeId { level: 2, index: 1 }]);
 }
+
+#[test]
+fn sizes_near_the_top_of_u64_do_not_overflow() {
+    for size in [u64::MAX, u64::MAX - 1, 1 << 63] {
+        let ranges = inclusion_ranges(size - 1, size).expect("ranges");
+        assert!(ranges.len() <= 64);
+        for (a, b) in ranges {
+            assert!(range_nodes(a, b).len() <= 64);
+        }
+        assert!(consistency_ranges(3, size).expect("ranges").len() <= 128);
+    }
+}

@@ -241,6 +241,9 @@ async fn the_publisher_refuses_to_sign_over_a_rewritten_or_truncated_ledger() {
         details: serde_json::json!({}),
         unique: false,
     };
+    let mut ring = lifecycle::certificate::KeyRing::default();
+    ring.trust(*crate::Signer::public_key(&signer))
+        .expect("trust");
     let publish = || {
         crate::checkpoint::publish(
             &ledger,
@@ -249,6 +252,7 @@ async fn the_publisher_refuses_to_sign_over_a_rewritten_or_truncated_ledger() {
             &crate::SystemClock,
             "local",
             "cp-test",
+            &ring,
         )
     };
     for i in 0..5 {
