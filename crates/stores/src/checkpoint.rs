@@ -158,6 +158,9 @@ pub async fn publish(
 ) -> Result<Published, StepError> {
     check_chain_name(chain)?;
     let corrupt = |m: String| StepError::LedgerCorrupt(format!("chain {chain}: {m}"));
+    // The published checkpoint first, then the head: the head only grows, so a checkpoint
+    // another publisher makes meanwhile can never look like a truncation.
+    let prev = store.latest(chain).await?;
     let Some(head) = ledger.head(chain).await? else {
         return Err(StepError::invalid(format!(
             "chain {chain} has no entries to checkpoint"
@@ -165,7 +168,6 @@ pub async fn publish(
     };
     let size = head.seq + 1;
     let origin = origin(environment, chain);
-    let prev = store.latest(chain).await?;
     let (mut tree, prev) = match prev {
         None => (tree::Frontier::default(), None),
         Some(note) => {
@@ -220,7 +222,8 @@ pub async fn publish(
         if page.is_empty() {
             break;
         }
-        for e in &page {
+        // Entries appended after the head was read belong to a later checkpoint.
+        for e in page.iter().take_while(|e| e.seq < size) {
             if e.seq != tree.size() {
                 return Err(corrupt(format!("entry {} is missing", tree.size())));
             }
@@ -229,6 +232,9 @@ pub async fn publish(
             let leaf = leaf_of_value(&v["certificate"])
                 .map_err(|x| corrupt(format!("entry {}: {x}", e.seq)))?;
             written.extend(tree.push(leaf));
+        }
+        if page.iter().any(|e| e.seq >= size) {
+            break;
         }
         from = tree.size();
     }
@@ -266,7 +272,27 @@ pub async fn publish(
         extensions: vec![format!("time {}", clock.now_rfc3339())],
     };
     let note = sign_note(signer, &origin, &cp.body()).await?;
-    let location = store.publish(chain, size, &note).await?;
+    let location = match store.publish(chain, size, &note).await {
+        Ok(l) => l,
+        // Another publisher checkpointed the same size first (its time line differs):
+        // fine if it signed the same root.
+        Err(crate::StoreError::Conflict(m)) => {
+            let theirs = store.latest(chain).await?.unwrap_or_default();
+            let same = open_checkpoint(&theirs, trusted, Some(&origin))
+                .is_ok_and(|(c, _)| c.size >= size && (c.size > size || c.root == root));
+            if !same {
+                return Err(StepError::LedgerCorrupt(m));
+            }
+            return Ok(Published {
+                chain: chain.to_owned(),
+                size,
+                note: theirs,
+                location: String::new(),
+                new: false,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     tracing::info!(chain, size, "checkpoint published");
     Ok(Published {
         chain: chain.to_owned(),

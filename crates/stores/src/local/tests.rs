@@ -299,3 +299,54 @@ async fn the_publisher_refuses_to_sign_over_a_rewritten_or_truncated_ledger() {
     let e = publish().await.expect_err("truncated");
     assert!(e.to_string().contains("truncated"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publishers_racing_appenders_never_see_a_truncation_or_a_conflict() {
+    let (d, w) = world();
+    let signer = Arc::new(LocalSigner::load_or_create(&w, "now").expect("key"));
+    let mut ring = lifecycle::certificate::KeyRing::default();
+    ring.trust(*crate::Signer::public_key(&*signer))
+        .expect("trust");
+    let ring = Arc::new(ring);
+    let dir = d.path().join("checkpoints");
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (w, s, r, dir) = (
+            w.reopen().expect("reopen"),
+            signer.clone(),
+            ring.clone(),
+            dir.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let ledger = LocalLedger::new(w);
+            let store = DirectoryCheckpoints::new(dir);
+            for i in 0..6 {
+                let draft = crate::certify::Draft {
+                    kind: "race".into(),
+                    outcome: "erased".into(),
+                    request_id: format!("t{t}-{i}"),
+                    tenant_id: "t1".into(),
+                    details: serde_json::json!({}),
+                    unique: false,
+                };
+                crate::certify::certify(&ledger, &*s, &crate::SystemClock, &draft)
+                    .await
+                    .expect("append");
+                crate::checkpoint::publish(
+                    &ledger,
+                    &*s,
+                    &store,
+                    &crate::SystemClock,
+                    "local",
+                    "race",
+                    &r,
+                )
+                .await
+                .expect("publish while others append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+}
