@@ -37,6 +37,14 @@ fn demo() -> (tempfile::TempDir, PathBuf) {
     (dir, world)
 }
 
+/// Erases `tenant_nobody` (who holds nothing, so the request succeeds) under `id`.
+fn erase_nobody(dir: &Path, world: &Path, id: &str) -> Output {
+    let req = dir.join(format!("{id}.json"));
+    let body = serde_json::json!({"request_id": id, "tenant_id": "tenant_nobody", "reason_code": "objection", "systems": ["redis"]});
+    std::fs::write(&req, body.to_string()).expect("request");
+    tenantctl(world, &["erase", "--request", p(&req)])
+}
+
 fn raw(world: &Path, sql: &str) {
     let w = stores::local::World::open(&world.join("world.db")).expect("world");
     w.execute_raw(sql, &[]).expect("sql");
@@ -341,9 +349,7 @@ fn a_swapped_key_and_a_re_signed_chain_are_caught_by_trust() {
         raw(&world, &format!("DELETE FROM {t}"));
     }
     std::fs::remove_dir_all(world.join("checkpoints")).expect("rm checkpoints");
-    let req = dir.path().join("req.json");
-    std::fs::write(&req, r#"{"request_id": "forged", "tenant_id": "tenant_nobody", "reason_code": "no-longer-necessary", "systems": ["redis"]}"#).expect("w");
-    let o = tenantctl(&world, &["erase", "--request", p(&req)]);
+    let o = erase_nobody(dir.path(), &world, "forged");
     assert!(o.status.success(), "{}", err(&o));
     // Trusting what sits beside the ledger, it "verifies"; trusting the auditor's key, not.
     assert!(tenantctl(&world, &["ledger", "verify"]).status.success());
@@ -372,9 +378,7 @@ fn an_older_key_inserted_into_the_world_never_signs_and_is_never_trusted() {
         &[&text.as_str()],
     )
     .expect("insert");
-    let req = dir.path().join("req.json");
-    std::fs::write(&req, r#"{"request_id": "after-insert", "tenant_id": "tenant_nobody", "reason_code": "consent-withdrawn", "systems": ["redis"]}"#).expect("w");
-    let o = tenantctl(&world, &["erase", "--request", p(&req)]);
+    let o = erase_nobody(dir.path(), &world, "after-insert");
     assert!(o.status.success(), "{}", err(&o));
     let o = audit(&world, &trust);
     assert!(
@@ -496,9 +500,7 @@ fn a_rotated_key_is_trusted_through_the_ledger_and_checkpoints_stay_consistent()
         .path();
     let o = tenantctl(&world, &["ledger", "rotate-key"]);
     assert!(o.status.success(), "{}", err(&o));
-    let req = dir.path().join("req.json");
-    std::fs::write(&req, r#"{"request_id": "after-rotation", "tenant_id": "tenant_nobody", "reason_code": "objection", "systems": ["redis"]}"#).expect("w");
-    let o = tenantctl(&world, &["erase", "--request", p(&req)]);
+    let o = erase_nobody(dir.path(), &world, "after-rotation");
     assert!(o.status.success(), "{}", err(&o));
     // The auditor still names only the old key: the rotation entry it signed carries trust.
     let o = audit(&world, &old_pem);
@@ -621,9 +623,7 @@ fn a_retired_key_put_back_signs_nothing_an_audit_accepts() {
     );
     std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::copy(&old_key, world.join("signing-key.pem")).expect("put back");
-    let req = dir.path().join("req.json");
-    std::fs::write(&req, r#"{"request_id": "by-retired-key", "tenant_id": "tenant_nobody", "reason_code": "objection", "systems": ["redis"]}"#).expect("w");
-    let _ = tenantctl(&world, &["erase", "--request", p(&req)]);
+    let _ = erase_nobody(dir.path(), &world, "by-retired-key");
     let o = audit(&world, &old_pem);
     assert!(!o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("rotated away"), "{}{}", out(&o), err(&o));
@@ -640,9 +640,7 @@ fn a_request_id_certified_twice_is_found_even_when_the_claims_are_gone() {
             &format!("DELETE FROM {t} WHERE request_id = 'gdpr_req_20250118_002'"),
         );
     }
-    let req = dir.path().join("req.json");
-    std::fs::write(&req, r#"{"request_id": "gdpr_req_20250118_002", "tenant_id": "tenant_nobody", "reason_code": "objection", "systems": ["redis"]}"#).expect("w");
-    let o = tenantctl(&world, &["erase", "--request", p(&req)]);
+    let o = erase_nobody(dir.path(), &world, "gdpr_req_20250118_002");
     assert!(o.status.success(), "{}", err(&o));
     let o = audit(&world, &trust);
     assert!(!o.status.success());
