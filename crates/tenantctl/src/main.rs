@@ -852,17 +852,30 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
         .as_str()
         .unwrap_or("?");
     println!("\npublic key: {}", pem_path.display());
-    println!("next, on this world (no flags needed):");
+    // The default data dir needs no flag; any other is named in the commands shown.
+    let dd = if dir == Path::new(".tenant-world") {
+        String::new()
+    } else {
+        format!(" --data-dir {}", dir.display())
+    };
     println!(
-        "  cargo run -q -- ledger verify --trust {}",
+        "next, on this world{}:",
+        if dd.is_empty() {
+            " (no flags needed)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  cargo run -q --{dd} ledger verify --trust {}",
         pem_path.display()
     );
     println!(
-        "  cargo run -q -- cert verify {0}/certificates/{first}.json --trust {1} --receipt {0}/certificates/{first}.tlog-proof",
+        "  cargo run -q --{dd} cert verify {0}/certificates/{first}.json --trust {1} --receipt {0}/certificates/{first}.tlog-proof",
         dir.display(),
         pem_path.display()
     );
-    println!("  cargo run -q -- count --tenant tenant_004_departed_customer");
+    println!("  cargo run -q --{dd} count --tenant tenant_004_departed_customer");
     println!("check a certificate with openssl alone:");
     println!("  cert={}/certificates/{first}.json", dir.display());
     println!(
