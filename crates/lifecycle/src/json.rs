@@ -70,11 +70,19 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
-            }
             let Strict(v) = map.next_value()?;
-            out.insert(key, v);
+            // One lookup per key: this runs for every key of every entry a verify reads.
+            match out.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(v);
+                }
+                serde_json::map::Entry::Occupied(taken) => {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key {:?}",
+                        taken.key()
+                    )));
+                }
+            }
         }
         Ok(Value::Object(out))
     }

@@ -122,7 +122,20 @@ fn compose_entry(entry: &Value, body_bytes: &[u8]) -> Result<Vec<u8>, CertError>
         (&b",\"seq\":"[..], &entry["seq"]),
     ] {
         out.extend_from_slice(sep);
-        out.extend_from_slice(&canonical_bytes(v)?);
+        match v {
+            // A plain printable ASCII string or an integer is its own canonical form;
+            // anything else goes through the canonicaliser.
+            Value::String(t)
+                if t.bytes()
+                    .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') =>
+            {
+                out.push(b'"');
+                out.extend_from_slice(t.as_bytes());
+                out.push(b'"');
+            }
+            Value::Number(n) if n.is_u64() => out.extend_from_slice(n.to_string().as_bytes()),
+            _ => out.extend_from_slice(&canonical_bytes(v)?),
+        }
     }
     out.push(b'}');
     Ok(out)

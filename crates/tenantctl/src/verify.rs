@@ -179,12 +179,13 @@ pub async fn verify_ledger_with(
         for e in &expected {
             v.want_root_at(e.checkpoint.size);
         }
-        let mut from = 0u64;
         let mut fault = None;
+        let mut page = ledger.entries(&chain, 0, PAGE).await?;
         loop {
-            let page = ledger.entries(&chain, from, PAGE).await?;
             let n = page.len();
-            let checked = if rotations {
+            let next_from = page.last().map_or(0, |e| e.seq + 1);
+            let more = n == PAGE;
+            let (checked, next) = if rotations {
                 // One at a time: a rotation entry extends trust to the entry after it.
                 let mut r = Ok(());
                 for e in &page {
@@ -200,19 +201,38 @@ pub async fn verify_ledger_with(
                         break;
                     }
                 }
-                r
+                let next = if more && r.is_ok() {
+                    ledger.entries(&chain, next_from, PAGE).await?
+                } else {
+                    Vec::new()
+                };
+                (r, next)
             } else {
-                v.check_batch(&page)
+                // The next page is read while this one is checked on the worker threads.
+                let verify = tokio::task::spawn_blocking(move || {
+                    let r = v.check_batch(&page);
+                    (v, r)
+                });
+                let next = if more {
+                    Some(ledger.entries(&chain, next_from, PAGE).await)
+                } else {
+                    None
+                };
+                let (back, r) = verify
+                    .await
+                    .map_err(|e| anyhow::anyhow!("verifier task failed: {e}"))?;
+                v = back;
+                (r, next.transpose()?.unwrap_or_default())
             };
             if let Err(f) = checked {
                 fault = Some(f);
                 break;
             }
             bar.inc(n as u64);
-            if n < PAGE {
+            if !more {
                 break;
             }
-            from = page.last().map_or(from, |e| e.seq + 1);
+            page = next;
         }
         bar.finish_and_clear();
         let mut met = Vec::new();
