@@ -136,7 +136,7 @@ pub async fn verify(n: usize, data_dir: &Path) -> Result<()> {
     for (threads, took) in &rows {
         println!(
             "  {:<48} {:>9.2} {:>12.0} {:>14.0}",
-            format!("tenantctl ledger verify, {threads} thread(s)"),
+            format!("tenantctl ledger verify, {threads} verify thread(s)"),
             took.as_secs_f64(),
             rate(*took),
             rate(*took) / *threads as f64
