@@ -350,12 +350,8 @@ async fn rotate_key(data_dir: &Path, catalog: Option<&Path>) -> Result<()> {
         done.entry.seq
     );
     print!("{}", public_key_to_pem(new.public_key())?);
-    publish_all(&deps_after_rotation(data_dir, catalog).await?, None).await
-}
-
-/// The world reconnected, so its signer is the key just written.
-async fn deps_after_rotation(data_dir: &Path, catalog: Option<&Path>) -> Result<Deps> {
-    connect_existing(data_dir, catalog).await
+    // Reconnected, so that the signer is the key just written.
+    publish_all(&connect_existing(data_dir, catalog).await?, None).await
 }
 
 /// Runs a cert subcommand.

@@ -8,7 +8,6 @@ use lifecycle::certificate::{public_key_from_der, public_key_from_pem, verify_do
 use lifecycle::ledger::{ChainFault, ChainVerifier, KeyRing};
 use lifecycle::note::{Checkpoint, open_checkpoint};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 use stores::Ledger;
 
@@ -353,7 +352,6 @@ pub async fn published(
     keys: &KeyRing,
 ) -> Result<Vec<Expected>> {
     let mut out = Vec::new();
-    let mut seen = BTreeMap::new();
     for chain in store.chains().await? {
         if let Some(note) = store.latest(&chain).await? {
             let e = expected_from_note(&note, keys, &format!("published for {chain}"))?;
@@ -363,7 +361,6 @@ pub async fn published(
                     e.chain
                 );
             }
-            seen.insert(chain, ());
             out.push(e);
         }
     }

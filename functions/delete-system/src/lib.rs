@@ -18,6 +18,7 @@ struct Input {
     system: SystemName,
     // Echoed back by a continuation; the persisted progress is what counts.
     #[serde(default)]
+    #[allow(dead_code)]
     records_erased: u64,
     #[serde(default)]
     passes: u64,
@@ -86,7 +87,6 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
             pass.complete,
         )
         .await?;
-    let _ = input.records_erased;
     let out = Output {
         records_erased: progress.certified_count(),
         passes: input.passes + 1,
