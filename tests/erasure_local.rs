@@ -6,11 +6,11 @@ use e2e::{
 };
 use lifecycle::TenantId;
 use lifecycle::erasure::ERASURE_CHAIN;
+use ports::LegalHold;
 use serde_json::{Value, json};
 use sim::{Status, TaskError};
 use std::sync::Arc;
-use stores::LegalHold;
-use stores::certify::existing;
+use steps::certify::existing;
 use tenantctl::registry::LocalFunctions;
 use tenantctl::verify::verify_ledger;
 
@@ -487,7 +487,7 @@ async fn tampering_with_any_stored_entry_is_found_at_its_seq() {
         assert_eq!(exec.status, Status::Succeeded);
     }
     let world =
-        stores::local::World::open(&tenantctl::world::world_file(w.dir.path())).expect("world");
+        stores::embedded::World::open(&tenantctl::world::world_file(w.dir.path())).expect("world");
     let ring = key_ring(&w.deps).await;
     let originals = w
         .deps

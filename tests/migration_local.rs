@@ -247,7 +247,7 @@ async fn a_checksum_mismatch_is_repaired_record_by_record() {
         .expect("catch-up");
     // Every v1 record became v2 at the target.
     let t = TenantId::parse(tenant).expect("t");
-    let v2 = stores::migrate::Locator::dataset(&*w.deps, "postgresql", "v2")
+    let v2 = ports::migrate::Locator::dataset(&*w.deps, "postgresql", "v2")
         .expect("ds")
         .read(&t, "rec/00007")
         .await

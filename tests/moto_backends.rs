@@ -3,10 +3,10 @@
 use e2e::{kms_key, moto_config, moto_s3, table, versioned_bucket};
 use lifecycle::SystemKind;
 use std::sync::Arc;
+use steps::testkit;
 use stores::dynamodb::{DynamoHolds, DynamoLedger, DynamoTenantStore};
 use stores::kms::KmsSigner;
 use stores::s3::{S3Dataset, S3TenantStore};
-use stores::testkit;
 
 #[tokio::test]
 async fn s3_store_passes_the_suite() {
@@ -178,7 +178,7 @@ async fn dynamodb_dataset_with_a_stream_feed_passes_the_suite() {
     table(&ddb, &plain, "pk", "sk").await;
     let no_stream = usage_dataset(&ddb, &plain).with_streams(streams);
     let t = lifecycle::TenantId::parse("t1").expect("tenant");
-    let e = stores::migrate::ChangeFeed::head(&no_stream, &t)
+    let e = ports::migrate::ChangeFeed::head(&no_stream, &t)
         .await
         .expect_err("no stream");
     assert!(e.to_string().contains("NEW_IMAGE"), "{e}");
@@ -198,8 +198,8 @@ async fn s3_dataset_passes_the_suite() {
 async fn s3_bulk_copy_is_server_side_resumable_and_never_overwrites_newer() {
     use lifecycle::TenantId;
     use lifecycle::migration::{Checkpoint, Transform};
-    use stores::migrate::{Dataset, Rec};
-    use stores::mover::{Direction, Pair, copy_page};
+    use ports::migrate::{Dataset, Rec};
+    use steps::mover::{Direction, Pair, copy_page};
     let cfg = moto_config().await;
     let s3 = moto_s3(&cfg);
     let (a, b) = (

@@ -5,11 +5,12 @@
 use e2e::{key_ring, kms_key, moto_config, moto_s3, request, run, table, versioned_bucket};
 use lifecycle::TenantId;
 use lifecycle::erasure::ERASURE_CHAIN;
+use ports::LegalHold;
 use serde_json::Value;
 use sim::Status;
 use std::sync::Arc;
+use stores::Deps;
 use stores::wiring::ConnectOptions;
-use stores::{Deps, LegalHold};
 use tenantctl::verify::verify_ledger;
 
 struct Aws {
@@ -23,7 +24,7 @@ async fn aws_world() -> Aws {
     let cfg = moto_config().await;
     let s3 = moto_s3(&cfg);
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
-    let base = stores::testkit::unique("e2e").replace('_', "-");
+    let base = steps::testkit::unique("e2e").replace('_', "-");
     let bucket = format!("{base}-docs");
     versioned_bucket(&s3, &bucket).await;
     let (usage, ledger, holds) = (
@@ -196,16 +197,12 @@ async fn erasure_on_aws_apis_removes_every_version_and_item_and_certifies() {
         .expect("verify");
     assert_eq!(chains[0].outcome, Ok(1));
     assert_eq!(chains[0].checkpoints_met, vec![1]);
-    let receipt = stores::checkpoint::receipt(&*w.deps.ledger, &**store, ERASURE_CHAIN, 0, &r)
+    let receipt = steps::checkpoint::receipt(&*w.deps.ledger, &**store, ERASURE_CHAIN, 0, &r)
         .await
         .expect("receipt");
     let leaf = lifecycle::ledger::leaf_of_value(&cert).expect("leaf");
     receipt
-        .verify(
-            &leaf,
-            &stores::checkpoint::origin("moto", ERASURE_CHAIN),
-            &r,
-        )
+        .verify(&leaf, &steps::checkpoint::origin("moto", ERASURE_CHAIN), &r)
         .expect("receipt verifies");
 
     // Any changed byte in the DynamoDB ledger item is found at its seq.
@@ -310,7 +307,7 @@ async fn tenantctl_erase_aws_starts_a_step_functions_execution_named_after_the_r
     );
     let sm = sfn
         .create_state_machine()
-        .name(stores::testkit::unique("gdpr"))
+        .name(steps::testkit::unique("gdpr"))
         .definition(def)
         .role_arn("arn:aws:iam::123456789012:role/sfn")
         .send()

@@ -7,8 +7,8 @@ use lifecycle::{Catalog, SystemKind, TenantId};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use steps::testkit;
 use stores::postgres::{Pg, PgDataset, PgTenantStore};
-use stores::testkit;
 use tenantctl::registry::LocalFunctions;
 
 fn url() -> String {
@@ -102,7 +102,7 @@ async fn a_migration_of_a_postgres_system_under_load_loses_nothing() {
         "green",
     );
     assert!(
-        stores::migrate::Dataset::scan(&green, &t, None, 10)
+        ports::migrate::Dataset::scan(&green, &t, None, 10)
             .await
             .expect("scan")
             .is_empty(),
@@ -113,7 +113,7 @@ async fn a_migration_of_a_postgres_system_under_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_follower_misses_no_write_of_concurrent_writers() {
-    use stores::migrate::{ChangeFeed, Dataset};
+    use ports::migrate::{ChangeFeed, Dataset};
     let schema = testkit::unique("tf").to_lowercase().replace('-', "_");
     let t = TenantId::parse("tenant_feed").expect("t");
     let mut writers = Vec::new();

@@ -5,13 +5,14 @@ pub use tenantctl::migrate::{Tally, lost_writes, router, workload};
 
 use async_trait::async_trait;
 use lifecycle::TenantId;
+use ports::StoreError;
+use ports::migrate::{Dataset, Locator, Rec};
 use serde_json::{Value, json};
 use sim::{Execution, Machine, Simulator, TaskInvoker};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use stores::migrate::{Dataset, Locator, Rec};
-use stores::{Deps, StoreError};
+use stores::Deps;
 
 /// Which calls of a [`Faulty`] dataset fail while it is switched on.
 #[derive(Debug, Default)]

@@ -77,79 +77,8 @@ impl SystemKind {
     }
 }
 
-/// Where and how a system's tenant data is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "backend", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Backend {
-    /// The embedded local world (one SQLite file).
-    Embedded,
-    /// An S3 bucket; a tenant's objects live under `prefix` (which holds `{tenant_id}`).
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix template, e.g. `tenants/{tenant_id}/`.
-        prefix: String,
-        /// Concurrent DeleteObjects calls.
-        #[serde(default = "default_concurrency")]
-        max_concurrency: usize,
-        /// Buckets of the migration locations (location name to bucket), same prefix.
-        #[serde(default)]
-        locations: std::collections::BTreeMap<String, String>,
-    },
-    /// A DynamoDB table; a tenant's items share one partition key value.
-    Dynamodb {
-        /// Table name.
-        table: String,
-        /// Partition key attribute name.
-        partition_key: String,
-        /// Sort key attribute name.
-        sort_key: String,
-        /// Partition key value template, e.g. `{tenant_id}` or `TENANT#{tenant_id}`.
-        #[serde(default = "default_pk_template")]
-        partition_value: String,
-        /// Concurrent BatchWriteItem calls.
-        #[serde(default = "default_concurrency")]
-        max_concurrency: usize,
-        /// Tables of the migration locations (location name to table), same keys as `table`.
-        #[serde(default)]
-        locations: std::collections::BTreeMap<String, String>,
-        /// Where a migration's catch-up learns of changes: a journal the writes keep, or
-        /// the table's DynamoDB Stream.
-        #[serde(default)]
-        change_feed: ChangeFeedKind,
-    },
-    /// A PostgreSQL database; a tenant's rows are keyed by tenant id in `schema.records`
-    /// (and a migration location `green` lives in schema `<schema>__green`).
-    Postgres {
-        /// Connection string, e.g. `host=127.0.0.1 user=postgres dbname=app`.
-        url: String,
-        /// Schema holding the system's tables.
-        schema: String,
-    },
-}
-
-/// Where a DynamoDB system's migration catch-up reads its changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChangeFeedKind {
-    /// Each write also appends to a journal in the tenant's partition (one
-    /// `TransactWriteItems`); positions follow commit order.
-    #[default]
-    Journal,
-    /// Each write is one conditional `PutItem`; catch-up reads the table's stream (view
-    /// `NEW_IMAGE` or `NEW_AND_OLD_IMAGES`), which keeps 24 hours.
-    Streams,
-}
-
-fn default_concurrency() -> usize {
-    8
-}
-fn default_pk_template() -> String {
-    TENANT_PLACEHOLDER.to_owned()
-}
-
 /// One system that holds tenant data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SystemSpec {
     /// Unique name, used in requests and certificates.
     pub name: SystemName,
@@ -158,9 +87,12 @@ pub struct SystemSpec {
     /// What the system holds, for people reading the catalog.
     #[serde(default)]
     pub holds: String,
-    /// Backend and location.
+    /// The product that stores it (`embedded`, `s3`, `dynamodb`, `postgres`, ...); the
+    /// `stores` crate knows each product and parses its settings.
+    pub backend: String,
+    /// The product's own settings (bucket, table, url, ...), as written in the catalog.
     #[serde(flatten)]
-    pub backend: Backend,
+    pub settings: toml::Table,
 }
 
 /// Where the ledger, legal holds and signing key live.
@@ -223,7 +155,7 @@ fn default_retention_days() -> u32 {
 }
 
 /// One environment's catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
     /// Environment name, e.g. `local` or `prod-us-east-1`.
@@ -256,7 +188,9 @@ impl Catalog {
         Ok(c)
     }
 
-    /// Checks names are unique and every location template is safe.
+    /// Checks what every catalog must satisfy: systems listed, names unique, a backend
+    /// named. Each product's own settings are checked by the `stores` crate, which knows
+    /// the products.
     pub fn validate(&self) -> Result<(), StepError> {
         let mut seen = BTreeSet::new();
         if self.systems.is_empty() {
@@ -269,62 +203,11 @@ impl Catalog {
                     s.name
                 )));
             }
-            match &s.backend {
-                Backend::Embedded => {}
-                Backend::S3 {
-                    bucket,
-                    prefix,
-                    max_concurrency,
-                    locations,
-                } => {
-                    for b in std::iter::once(bucket).chain(locations.values()) {
-                        if b.len() < 3 {
-                            return Err(StepError::Configuration(format!(
-                                "system {}: bucket name {b:?} is shorter than 3 characters",
-                                s.name
-                            )));
-                        }
-                    }
-                    if !prefix.contains(TENANT_PLACEHOLDER) || !prefix.ends_with('/') {
-                        return Err(StepError::Configuration(format!(
-                            "system {}: prefix {prefix:?} must contain {TENANT_PLACEHOLDER} and end with '/', so one tenant's prefix can never match another's",
-                            s.name
-                        )));
-                    }
-                    check_concurrency(&s.name, *max_concurrency)?;
-                    check_locations(&s.name, bucket, locations, "bucket")?;
-                }
-                Backend::Dynamodb {
-                    table,
-                    partition_value,
-                    max_concurrency,
-                    locations,
-                    ..
-                } => {
-                    check_locations(&s.name, table, locations, "table")?;
-                    if !partition_value.contains(TENANT_PLACEHOLDER) {
-                        return Err(StepError::Configuration(format!(
-                            "system {}: partition_value {partition_value:?} must contain {TENANT_PLACEHOLDER}",
-                            s.name
-                        )));
-                    }
-                    check_concurrency(&s.name, *max_concurrency)?;
-                }
-                Backend::Postgres { schema, .. } => {
-                    let ok = !schema.is_empty()
-                        && schema.len() <= 40
-                        && schema
-                            .chars()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-                        && !schema.contains("__")
-                        && !schema.starts_with("pg_");
-                    if !ok {
-                        return Err(StepError::Configuration(format!(
-                            "system {}: schema {schema:?} must be 1-40 of a-z, 0-9 and single '_', not starting with pg_",
-                            s.name
-                        )));
-                    }
-                }
+            if s.backend.is_empty() {
+                return Err(StepError::Configuration(format!(
+                    "system {}: backend is empty; name the product that stores it",
+                    s.name
+                )));
             }
         }
         Ok(())
@@ -349,39 +232,6 @@ impl Catalog {
     }
 }
 
-/// A migration location must be another place than home and than every other location,
-/// or a copy would write over the records it reads.
-fn check_locations(
-    name: &SystemName,
-    home: &str,
-    locations: &std::collections::BTreeMap<String, String>,
-    what: &str,
-) -> Result<(), StepError> {
-    let mut seen = std::collections::BTreeSet::from([home]);
-    for (loc, place) in locations {
-        if loc.is_empty() || loc == crate::migration::HOME {
-            return Err(StepError::Configuration(format!(
-                "system {name}: location {loc:?} is reserved; name locations like green or eu-west-1"
-            )));
-        }
-        if !seen.insert(place.as_str()) {
-            return Err(StepError::Configuration(format!(
-                "system {name}: location {loc} uses {what} {place}, already the home {what} or another location's; give each location its own {what}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn check_concurrency(name: &SystemName, n: usize) -> Result<(), StepError> {
-    if n == 0 || n > 64 {
-        return Err(StepError::Configuration(format!(
-            "system {name}: max_concurrency must be between 1 and 64, got {n}"
-        )));
-    }
-    Ok(())
-}
-
 /// Fills a location template with a tenant id.
 pub fn locate(template: &str, tenant: &TenantId) -> String {
     template.replace(TENANT_PLACEHOLDER, tenant.as_str())
@@ -400,16 +250,6 @@ mod tests {
             let c = Catalog::from_toml(text).expect("parses");
             assert!(c.routing.is_some() && c.migrations.is_some());
         }
-        let pg = GOOD.replace(
-            "backend = \"embedded\"\n",
-            "backend = \"postgres\"\nurl = \"host=x\"\nschema = \"pg_catalog\"\n",
-        );
-        if pg != GOOD {
-            assert!(
-                Catalog::from_toml(&pg).is_err(),
-                "pg_ schemas are PostgreSQL's"
-            );
-        }
     }
 
     const GOOD: &str = r#"
@@ -426,42 +266,27 @@ bucket = "docs"
 prefix = "tenants/{tenant_id}/"
 
 [[systems]]
-name = "analytics"
-kind = "analytics"
-backend = "dynamodb"
-table = "events"
-partition_key = "pk"
-sort_key = "sk"
-partition_value = "TENANT#{tenant_id}"
-
-[[systems]]
 name = "redis"
 kind = "key-value"
 backend = "embedded"
 "#;
 
     #[test]
-    fn parses_a_catalog() {
+    fn parses_a_catalog_keeping_each_products_settings() {
         let c = Catalog::from_toml(GOOD).expect("valid");
-        assert_eq!(c.system_names(), ["s3", "analytics", "redis"]);
-        assert!(matches!(
-            c.system("s3").map(|s| &s.backend),
-            Some(Backend::S3 {
-                max_concurrency: 8,
-                ..
-            })
-        ));
+        assert_eq!(c.system_names(), ["s3", "redis"]);
+        let s3 = c.system("s3").expect("s3");
+        assert_eq!(s3.backend, "s3");
         assert_eq!(
-            c.system("s3").map(|s| s.kind.capabilities().versioned),
-            Some(true)
+            s3.settings.get("bucket").and_then(|v| v.as_str()),
+            Some("docs")
         );
+        assert!(c.system("redis").is_some_and(|s| s.settings.is_empty()));
+        assert!(s3.kind.capabilities().versioned);
     }
 
     #[test]
-    fn refuses_unsafe_prefix_and_duplicates() {
-        let bad = GOOD.replace("tenants/{tenant_id}/", "tenants/{tenant_id}");
-        let e = Catalog::from_toml(&bad).expect_err("prefix");
-        assert!(e.to_string().contains("end with '/'"), "{e}");
+    fn refuses_duplicates_and_an_empty_backend() {
         let dup = GOOD.replace("name = \"redis\"", "name = \"s3\"");
         assert!(
             Catalog::from_toml(&dup)
@@ -469,61 +294,22 @@ backend = "embedded"
                 .to_string()
                 .contains("twice")
         );
-        let unknown = GOOD.replace("backend = \"embedded\"\n", "backend = \"pinecone\"\n");
+        let empty = GOOD.replace("backend = \"embedded\"\n", "backend = \"\"\n");
         assert_eq!(
-            Catalog::from_toml(&unknown)
-                .expect_err("unknown")
-                .error_type(),
+            Catalog::from_toml(&empty).expect_err("empty").error_type(),
             "ConfigurationError"
         );
     }
 
     #[test]
-    fn refuses_a_location_that_is_home_or_shared() {
-        let s3 = |locs: &str| {
-            GOOD.replace(
-                "bucket = \"docs\"\n",
-                &format!("bucket = \"docs\"\nlocations = {{ {locs} }}\n"),
-            )
-        };
-        let ok = Catalog::from_toml(&s3("green = \"docs-green\", \"eu-west-1\" = \"docs-eu\""));
-        assert!(ok.is_ok(), "{ok:?}");
-        for (locs, says) in [
-            ("green = \"docs\"", "already the home bucket"),
-            (
-                "green = \"d-g\", blue = \"d-g\"",
-                "already the home bucket or another",
-            ),
-            ("home = \"docs-home\"", "reserved"),
-        ] {
-            let e = Catalog::from_toml(&s3(locs)).expect_err(locs);
-            assert!(e.to_string().contains(says), "{locs}: {e}");
-            assert_eq!(e.error_type(), "ConfigurationError");
-        }
-    }
-
-    #[test]
-    fn a_dynamodb_change_feed_is_a_journal_unless_it_says_streams() {
-        let table = |extra: &str| {
-            format!(
-                "{GOOD}\n[[systems]]\nname = \"events\"\nkind = \"analytics\"\nholds = \"events\"\nbackend = \"dynamodb\"\ntable = \"ev\"\npartition_key = \"pk\"\nsort_key = \"sk\"\npartition_value = \"T#{{tenant_id}}\"\n{extra}"
-            )
-        };
-        let feed = |text: &str| match Catalog::from_toml(text)
-            .map(|c| c.system("events").map(|s| s.backend.clone()))
-        {
-            Ok(Some(Backend::Dynamodb { change_feed, .. })) => Ok(change_feed),
-            Ok(other) => panic!("{other:?}"),
-            Err(e) => Err(e),
-        };
-        assert_eq!(feed(&table("")).expect("default"), ChangeFeedKind::Journal);
-        assert_eq!(
-            feed(&table("change_feed = \"streams\"")).expect("streams"),
-            ChangeFeedKind::Streams
-        );
-        let e = feed(&table("change_feed = \"stream\"")).expect_err("typo");
-        assert_eq!(e.error_type(), "ConfigurationError");
-        assert!(e.to_string().contains("streams"), "{e}");
+    fn the_digest_ignores_formatting_and_sees_settings() {
+        let a = Catalog::from_toml(GOOD).expect("a");
+        let b =
+            Catalog::from_toml(&GOOD.replace("bucket = \"docs\"", "bucket   =   \"docs\" # home"))
+                .expect("b");
+        assert_eq!(a.digest(), b.digest());
+        let c = Catalog::from_toml(&GOOD.replace("\"docs\"", "\"docs2\"")).expect("c");
+        assert_ne!(a.digest(), c.digest());
     }
 
     #[test]

@@ -13,12 +13,12 @@
 
 use lifecycle::migration::{Env, HOME, Routing, Window, WriteMode};
 use lifecycle::{StepError, TenantId};
+use ports::migrate::unix_ms;
+use ports::migrate::{Ack, Dataset, Locator, Rec, RoutingStore};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use stores::migrate::{Ack, Dataset, Locator, Rec, RoutingStore};
-use stores::mover::unix_ms;
 use tokio::sync::Notify;
 
 /// A router call's failure.
@@ -46,8 +46,8 @@ impl From<StepError> for RouterError {
     }
 }
 
-impl From<stores::StoreError> for RouterError {
-    fn from(e: stores::StoreError) -> Self {
+impl From<ports::StoreError> for RouterError {
+    fn from(e: ports::StoreError) -> Self {
         Self::Unavailable(e.to_string())
     }
 }
@@ -112,7 +112,7 @@ struct Inner {
 
 /// How long the flip waits for a silent router before presuming it gone; a router
 /// silent that long stops writing on its own (see `ensure_fresh`).
-const LIVENESS: Duration = stores::mover::ROUTER_LIVENESS;
+const LIVENESS: Duration = ports::migrate::ROUTER_LIVENESS;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

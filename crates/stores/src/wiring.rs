@@ -1,21 +1,18 @@
 //! Builds every port from a catalog: the handlers' dependencies, made once per process.
+//! Each data product is opened by its own `open`, chosen by one `match` on the catalog
+//! entry's `backend`; the control state (ledger, holds, routing, migrations, signer,
+//! checkpoints) by the catalog's keys for them.
 
-use crate::dynamodb::{DynamoDataset, DynamoMigrations, DynamoRouting};
-use crate::dynamodb::{DynamoHolds, DynamoLedger, DynamoTenantStore};
-use crate::kms::KmsSigner;
-use crate::local::{
-    LocalDataset, LocalHolds, LocalLedger, LocalMigrations, LocalRouting, LocalSigner,
-    LocalTenantStore, World,
-};
-use crate::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
-use crate::postgres::{Pg, PgDataset, PgTenantStore};
-use crate::s3::{S3Dataset, S3TenantStore};
-use crate::{
-    CheckpointStore, Clock, Ledger, LegalHolds, RequestLog, Signer, SystemClock, TenantStore,
-};
-use lifecycle::catalog::{Backend, CheckpointBackend, ControlBackend, SignerBackend};
+use crate::embedded::{LocalHolds, LocalLedger, LocalMigrations, LocalRouting, LocalSigner, World};
+use lifecycle::catalog::{CheckpointBackend, ControlBackend, SignerBackend, SystemSpec};
 use lifecycle::{Catalog, StepError};
+use ports::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
+use ports::{
+    CheckpointStore, Clock, Ledger, LegalHolds, RequestLog, Services, Signer, SystemClock,
+    TenantStore,
+};
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -26,11 +23,152 @@ pub const ENV_CATALOG_FILE: &str = "TENANT_CATALOG_FILE";
 /// Environment variable naming the embedded world's data file.
 pub const ENV_WORLD: &str = "TENANT_WORLD";
 
+/// One dataset seen through both of its ports.
+pub type DatasetPorts = (Arc<dyn Dataset>, Arc<dyn ChangeFeed>);
+
+/// Both ports of a dataset that keeps its change feed beside its records.
+pub fn both<T: Dataset + ChangeFeed + 'static>(d: T) -> DatasetPorts {
+    let d = Arc::new(d);
+    (d.clone(), d)
+}
+
+/// One catalog system, opened: its erasure port, and its dataset at each location.
+pub trait System: Send + Sync + Debug {
+    /// The system's erasure port (it reaches every location a migration may have used).
+    fn store(&self) -> Arc<dyn TenantStore>;
+    /// The tenant records at `location` (`home`, `green`, `eu-west-1`, ...) and their feed.
+    fn dataset(&self, location: &str) -> Result<DatasetPorts, StepError>;
+}
+
+/// What products share while a catalog is opened: the embedded world, the AWS
+/// configuration and the PostgreSQL pools, each made on first use.
+#[derive(Debug)]
+pub struct Context {
+    world_path: Option<PathBuf>,
+    read_only: bool,
+    world: Option<World>,
+    #[cfg(feature = "aws")]
+    aws: Option<aws_config::SdkConfig>,
+    #[cfg(feature = "postgres")]
+    postgres: BTreeMap<String, crate::postgres::Pg>,
+}
+
+impl Context {
+    /// The embedded world, opened (or created, unless read-only) on first use.
+    pub fn world(&mut self) -> Result<World, StepError> {
+        if let Some(w) = &self.world {
+            return Ok(w.clone());
+        }
+        let path = self.world_path.clone().ok_or_else(|| {
+            StepError::Configuration(format!(
+                "the catalog uses the embedded world; set {ENV_WORLD} to its data file"
+            ))
+        })?;
+        let w = if self.read_only {
+            World::open_existing(&path)?
+        } else {
+            World::open(&path)?
+        };
+        self.world = Some(w.clone());
+        Ok(w)
+    }
+
+    /// The AWS configuration, loaded from the environment on first use.
+    #[cfg(feature = "aws")]
+    pub async fn aws(&mut self) -> Result<&aws_config::SdkConfig, StepError> {
+        if self.aws.is_none() {
+            self.aws = Some(crate::aws::load().await);
+        }
+        self.aws
+            .as_ref()
+            .ok_or_else(|| StepError::Internal("AWS configuration not loaded".into()))
+    }
+
+    /// The pool of one PostgreSQL server, shared by every system on it.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(&mut self, url: &str) -> Result<crate::postgres::Pg, StepError> {
+        if let Some(p) = self.postgres.get(url) {
+            return Ok(p.clone());
+        }
+        let p = crate::postgres::Pg::connect(url).await?;
+        self.postgres.insert(url.to_owned(), p.clone());
+        Ok(p)
+    }
+}
+
+/// The products this build knows, for messages.
+pub const PRODUCTS: &[&str] = &[
+    "embedded",
+    #[cfg(feature = "s3")]
+    "s3",
+    #[cfg(feature = "dynamodb")]
+    "dynamodb",
+    #[cfg(feature = "postgres")]
+    "postgres",
+];
+
+fn unknown_backend(spec: &SystemSpec) -> StepError {
+    StepError::Configuration(format!(
+        "system {}: backend {:?} is not a product this build knows (known: {})",
+        spec.name,
+        spec.backend,
+        PRODUCTS.join(", ")
+    ))
+}
+
+/// Checks every system's settings against its product, connecting to nothing.
+pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
+    catalog.validate()?;
+    for spec in &catalog.systems {
+        match spec.backend.as_str() {
+            "embedded" => {
+                crate::embedded::config::Config::parse(spec)?;
+            }
+            #[cfg(feature = "s3")]
+            "s3" => {
+                crate::s3::Config::parse(spec)?;
+            }
+            #[cfg(feature = "dynamodb")]
+            "dynamodb" => {
+                crate::dynamodb::Config::parse(spec)?;
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                crate::postgres::Config::parse(spec)?;
+            }
+            _ => return Err(unknown_backend(spec)),
+        }
+    }
+    Ok(())
+}
+
+/// Opens one catalog system with its product.
+pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System>, StepError> {
+    match spec.backend.as_str() {
+        "embedded" => crate::embedded::open(spec, ctx),
+        #[cfg(feature = "s3")]
+        "s3" => crate::s3::open(spec, ctx).await,
+        #[cfg(feature = "dynamodb")]
+        "dynamodb" => crate::dynamodb::open(spec, ctx).await,
+        #[cfg(feature = "postgres")]
+        "postgres" => crate::postgres::open(spec, ctx).await,
+        _ => Err(unknown_backend(spec)),
+    }
+}
+
+#[cfg(not(all(feature = "dynamodb", feature = "s3", feature = "kms")))]
+fn not_built(what: &str, product: &str) -> StepError {
+    StepError::Configuration(format!(
+        "{what} uses {product}, which this build leaves out (enable the stores crate's `{product}` feature)"
+    ))
+}
+
 /// Everything a handler needs, built once at start and shared by every invocation.
 #[derive(Debug, Clone)]
 pub struct Deps {
     /// The environment's catalog.
     pub catalog: Arc<Catalog>,
+    systems: BTreeMap<String, Arc<dyn System>>,
     stores: BTreeMap<String, Arc<dyn TenantStore>>,
     /// Legal holds.
     pub holds: Arc<dyn LegalHolds>,
@@ -45,18 +183,13 @@ pub struct Deps {
     signer: Arc<tokio::sync::OnceCell<Arc<dyn Signer>>>,
     signer_backend: SignerBackend,
     world: Option<World>,
+    #[cfg(feature = "aws")]
     aws: Option<aws_config::SdkConfig>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
     routing: Option<Arc<dyn RoutingStore>>,
     migrations: Option<Arc<dyn Migrations>>,
     datasets: BTreeMap<(String, String), Arc<dyn Dataset>>,
-    postgres: BTreeMap<String, (Pg, String)>,
-    dynamo: BTreeMap<String, aws_sdk_dynamodb::Client>,
-    s3: BTreeMap<String, aws_sdk_s3::Client>,
-    /// Each DynamoDB system whose catch-up reads its stream, with the stream source shared
-    /// by its datasets (the stream ARN is looked up once).
-    streams: BTreeMap<String, crate::dynamodb::StreamSource>,
 }
 
 /// Where the backends that need one find their world or AWS configuration.
@@ -65,198 +198,124 @@ pub struct ConnectOptions {
     /// The embedded world's file; required when any backend is embedded.
     pub world: Option<PathBuf>,
     /// AWS configuration; loaded from the environment when absent and needed.
+    #[cfg(feature = "aws")]
     pub aws: Option<aws_config::SdkConfig>,
     /// Open an existing world only and never create a signing key: for commands that
     /// only read, so a mistyped data dir is an error and not a new, empty world.
     pub read_only: bool,
 }
 
-fn needs_world(c: &Catalog) -> bool {
-    c.systems
-        .iter()
-        .any(|s| matches!(s.backend, Backend::Embedded))
-        || matches!(c.ledger, ControlBackend::Embedded)
-        || matches!(c.legal_holds, ControlBackend::Embedded)
-        || matches!(c.signer, SignerBackend::Local)
-        || matches!(c.routing, Some(ControlBackend::Embedded))
-        || matches!(c.migrations, Some(ControlBackend::Embedded))
-}
-
-fn needs_aws(c: &Catalog) -> bool {
-    c.systems
-        .iter()
-        .any(|s| matches!(s.backend, Backend::S3 { .. } | Backend::Dynamodb { .. }))
-        || !matches!(c.ledger, ControlBackend::Embedded)
-        || !matches!(c.legal_holds, ControlBackend::Embedded)
-        || !matches!(c.signer, SignerBackend::Local)
-        || matches!(c.routing, Some(ControlBackend::Dynamodb { .. }))
-        || matches!(c.migrations, Some(ControlBackend::Dynamodb { .. }))
-}
-
-/// Loads AWS configuration from the environment. S3 uses path-style addressing when an
-/// endpoint override is set (local API servers) or `TENANT_S3_PATH_STYLE=1`.
-pub async fn load_aws() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
-
-fn s3_client(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let path_style = std::env::var("TENANT_S3_PATH_STYLE").is_ok_and(|v| v == "1")
-        || cfg.endpoint_url().is_some();
-    let conf = aws_sdk_s3::config::Builder::from(cfg)
-        .force_path_style(path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
+/// A control table (ledger, holds, routing, migrations) in the catalog's backend.
+macro_rules! control {
+    ($ctx:expr, $backend:expr, $what:literal, $local:expr, $dynamo:path) => {
+        match $backend {
+            ControlBackend::Embedded => {
+                let w = $ctx.world()?;
+                $local(w)
+            }
+            #[cfg(feature = "dynamodb")]
+            ControlBackend::Dynamodb { table } => {
+                let client = aws_sdk_dynamodb::Client::new($ctx.aws().await?);
+                Arc::new($dynamo(client, table))
+            }
+            #[cfg(not(feature = "dynamodb"))]
+            ControlBackend::Dynamodb { .. } => return Err(not_built($what, "dynamodb")),
+        }
+    };
 }
 
 impl Deps {
     /// Builds every port the catalog names.
     pub async fn connect(catalog: Catalog, opts: ConnectOptions) -> Result<Self, StepError> {
-        catalog.validate()?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let world = if needs_world(&catalog) {
-            let path = opts.world.clone().ok_or_else(|| {
-                StepError::Configuration(format!(
-                    "the catalog uses the embedded world; set {ENV_WORLD} to its data file"
-                ))
-            })?;
-            Some(if opts.read_only {
-                World::open_existing(&path)?
-            } else {
-                World::open(&path)?
-            })
-        } else {
-            None
+        validate(&catalog)?;
+        let mut ctx = Context {
+            world_path: opts.world.clone(),
+            read_only: opts.read_only,
+            world: None,
+            #[cfg(feature = "aws")]
+            aws: opts.aws.clone(),
+            #[cfg(feature = "postgres")]
+            postgres: BTreeMap::new(),
         };
-        let aws = match (opts.aws, needs_aws(&catalog)) {
-            (Some(c), _) => Some(c),
-            (None, true) => Some(load_aws().await),
-            (None, false) => None,
-        };
-        let world_ref = || {
-            world
-                .clone()
-                .ok_or_else(|| StepError::Internal("world not opened".into()))
-        };
-        let aws_ref = || {
-            aws.as_ref()
-                .ok_or_else(|| StepError::Internal("AWS config not loaded".into()))
-        };
-
-        let mut stores: BTreeMap<String, Arc<dyn TenantStore>> = BTreeMap::new();
-        let mut postgres = BTreeMap::new();
-        let mut dynamo = BTreeMap::new();
-        let mut s3 = BTreeMap::new();
-        let mut streams = BTreeMap::new();
-        let mut connections: BTreeMap<String, Pg> = BTreeMap::new();
-        for s in &catalog.systems {
-            if let Backend::Postgres { url, schema } = &s.backend {
-                let pg = match connections.get(url) {
-                    Some(p) => p.clone(),
-                    None => {
-                        let p = Pg::connect(url).await?;
-                        connections.insert(url.clone(), p.clone());
-                        p
-                    }
-                };
-                let store = PgTenantStore::new(pg.clone(), s.name.as_str(), s.kind, schema).await?;
-                stores.insert(s.name.to_string(), Arc::new(store));
-                postgres.insert(s.name.to_string(), (pg, schema.clone()));
-                continue;
-            }
-            let store: Arc<dyn TenantStore> = match &s.backend {
-                Backend::Embedded => {
-                    Arc::new(LocalTenantStore::new(world_ref()?, s.name.as_str(), s.kind))
-                }
-                Backend::S3 {
-                    bucket,
-                    prefix,
-                    max_concurrency,
-                    locations,
-                } => {
-                    let client = s3_client(aws_ref()?);
-                    s3.insert(s.name.to_string(), client.clone());
-                    Arc::new(
-                        S3TenantStore::new(
-                            client,
-                            s.name.as_str(),
-                            s.kind,
-                            bucket,
-                            prefix,
-                            *max_concurrency,
-                        )
-                        // Erasure reaches every location a migration may have copied to.
-                        .with_location_buckets(locations.values().cloned().collect()),
-                    )
-                }
-                Backend::Dynamodb {
-                    table,
-                    partition_key,
-                    sort_key,
-                    partition_value,
-                    max_concurrency,
-                    locations,
-                    change_feed,
-                } => {
-                    let client = aws_sdk_dynamodb::Client::new(aws_ref()?);
-                    dynamo.insert(s.name.to_string(), client.clone());
-                    if *change_feed == lifecycle::catalog::ChangeFeedKind::Streams {
-                        streams.insert(
-                            s.name.to_string(),
-                            aws_sdk_dynamodbstreams::Client::new(aws_ref()?),
-                        );
-                    }
-                    Arc::new(
-                        DynamoTenantStore::new(
-                            client,
-                            s.name.as_str(),
-                            s.kind,
-                            table,
-                            partition_key,
-                            sort_key,
-                            partition_value,
-                            *max_concurrency,
-                        )
-                        // Erasure reaches every location a migration may have copied to.
-                        .with_location_tables(locations.values().cloned().collect()),
-                    )
-                }
-                Backend::Postgres { .. } => unreachable!("handled above"),
-            };
-            stores.insert(s.name.to_string(), store);
+        let mut systems = BTreeMap::new();
+        let mut stores = BTreeMap::new();
+        for spec in &catalog.systems {
+            let system = open(spec, &mut ctx).await?;
+            stores.insert(spec.name.to_string(), system.store());
+            systems.insert(spec.name.to_string(), system);
         }
-        let (ledger, requests): (Arc<dyn Ledger>, Arc<dyn RequestLog>) = match &catalog.ledger {
+        let ledger: Arc<dyn Ledger>;
+        let requests: Arc<dyn RequestLog>;
+        match &catalog.ledger {
             ControlBackend::Embedded => {
-                let l = Arc::new(LocalLedger::new(world_ref()?));
-                (l.clone(), l)
+                let l = Arc::new(LocalLedger::new(ctx.world()?));
+                (ledger, requests) = (l.clone(), l);
             }
+            #[cfg(feature = "dynamodb")]
             ControlBackend::Dynamodb { table } => {
-                let l = Arc::new(DynamoLedger::new(
-                    aws_sdk_dynamodb::Client::new(aws_ref()?),
-                    table,
-                ));
-                (l.clone(), l)
+                let client = aws_sdk_dynamodb::Client::new(ctx.aws().await?);
+                let l = Arc::new(crate::dynamodb::DynamoLedger::new(client, table));
+                (ledger, requests) = (l.clone(), l);
             }
+            #[cfg(not(feature = "dynamodb"))]
+            ControlBackend::Dynamodb { .. } => return Err(not_built("the ledger", "dynamodb")),
+        }
+        let holds: Arc<dyn LegalHolds> = control!(
+            ctx,
+            &catalog.legal_holds,
+            "legal_holds",
+            |w| Arc::new(LocalHolds::new(w)),
+            crate::dynamodb::DynamoHolds::new
+        );
+        let routing: Option<Arc<dyn RoutingStore>> = match &catalog.routing {
+            None => None,
+            Some(b) => Some(control!(
+                ctx,
+                b,
+                "routing",
+                |w| Arc::new(LocalRouting::new(w)),
+                crate::dynamodb::DynamoRouting::new
+            )),
         };
+        let migrations: Option<Arc<dyn Migrations>> = match &catalog.migrations {
+            None => None,
+            Some(b) => Some(control!(
+                ctx,
+                b,
+                "migrations",
+                |w| Arc::new(LocalMigrations::new(w)),
+                crate::dynamodb::DynamoMigrations::new
+            )),
+        };
+        if matches!(catalog.signer, SignerBackend::Local) {
+            ctx.world()?;
+        }
         let checkpoints: Option<Arc<dyn CheckpointStore>> = match &catalog.checkpoints {
+            #[cfg(feature = "s3")]
             Some(CheckpointBackend::S3 {
                 bucket,
                 prefix,
                 retention_days,
             }) => Some(Arc::new(crate::s3::S3Checkpoints::new(
-                s3_client(aws_ref()?),
+                crate::s3::client(ctx.aws().await?),
                 bucket,
                 prefix,
                 *retention_days,
             ))),
+            #[cfg(not(feature = "s3"))]
+            Some(CheckpointBackend::S3 { .. }) => return Err(not_built("checkpoints", "s3")),
             Some(CheckpointBackend::Directory { path: Some(p) }) => {
-                Some(Arc::new(crate::local::DirectoryCheckpoints::new(p)))
+                Some(Arc::new(crate::embedded::DirectoryCheckpoints::new(p)))
             }
             Some(CheckpointBackend::Directory { path: None }) | None => {
-                match (std::env::var_os(crate::local::ENV_CHECKPOINT_DIR), &world) {
+                match (
+                    std::env::var_os(crate::embedded::ENV_CHECKPOINT_DIR),
+                    &ctx.world,
+                ) {
                     (Some(d), _) if !d.is_empty() => Some(Arc::new(
-                        crate::local::DirectoryCheckpoints::new(PathBuf::from(d)),
+                        crate::embedded::DirectoryCheckpoints::new(PathBuf::from(d)),
                     )),
-                    (_, Some(w)) => Some(Arc::new(crate::local::DirectoryCheckpoints::new(
+                    (_, Some(w)) => Some(Arc::new(crate::embedded::DirectoryCheckpoints::new(
                         w.path()
                             .parent()
                             .unwrap_or_else(|| std::path::Path::new("."))
@@ -266,41 +325,16 @@ impl Deps {
                 }
             }
         };
-        let holds: Arc<dyn LegalHolds> = match &catalog.legal_holds {
-            ControlBackend::Embedded => Arc::new(LocalHolds::new(world_ref()?)),
-            ControlBackend::Dynamodb { table } => Arc::new(DynamoHolds::new(
-                aws_sdk_dynamodb::Client::new(aws_ref()?),
-                table,
-            )),
-        };
-        let routing: Option<Arc<dyn RoutingStore>> = match &catalog.routing {
-            None => None,
-            Some(ControlBackend::Embedded) => Some(Arc::new(LocalRouting::new(world_ref()?))),
-            Some(ControlBackend::Dynamodb { table }) => Some(Arc::new(DynamoRouting::new(
-                aws_sdk_dynamodb::Client::new(aws_ref()?),
-                table,
-            ))),
-        };
-        let migrations: Option<Arc<dyn Migrations>> = match &catalog.migrations {
-            None => None,
-            Some(ControlBackend::Embedded) => Some(Arc::new(LocalMigrations::new(world_ref()?))),
-            Some(ControlBackend::Dynamodb { table }) => Some(Arc::new(DynamoMigrations::new(
-                aws_sdk_dynamodb::Client::new(aws_ref()?),
-                table,
-            ))),
-        };
+        #[cfg(feature = "aws")]
+        if matches!(catalog.signer, SignerBackend::Kms { .. }) {
+            ctx.aws().await?;
+        }
         let signer_backend = catalog.signer.clone();
         Ok(Self {
             routing,
             migrations,
             datasets: BTreeMap::new(),
-            postgres,
-            dynamo,
-            s3,
-            streams: streams
-                .into_iter()
-                .map(|(k, c)| (k, crate::dynamodb::StreamSource::new(c)))
-                .collect(),
+            systems,
             catalog: Arc::new(catalog),
             stores,
             holds,
@@ -310,9 +344,10 @@ impl Deps {
             read_only: opts.read_only,
             signer: Arc::new(tokio::sync::OnceCell::new()),
             signer_backend,
-            world,
-            aws,
-            clock,
+            world: ctx.world,
+            #[cfg(feature = "aws")]
+            aws: ctx.aws,
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -336,8 +371,7 @@ impl Deps {
             catalog,
             ConnectOptions {
                 world,
-                aws: None,
-                read_only: false,
+                ..ConnectOptions::default()
             },
         )
         .await
@@ -354,7 +388,7 @@ impl Deps {
                             .as_ref()
                             .ok_or_else(|| StepError::Internal("world not opened".into()))?;
                         if self.read_only {
-                            Arc::new(LocalSigner::load(&crate::local::key_file_for(
+                            Arc::new(LocalSigner::load(&crate::embedded::key_file_for(
                                 world.path(),
                             ))?)
                         } else {
@@ -364,13 +398,19 @@ impl Deps {
                             )?)
                         }
                     }
+                    #[cfg(feature = "kms")]
                     SignerBackend::Kms { key_id } => {
                         let aws = self
                             .aws
                             .as_ref()
                             .ok_or_else(|| StepError::Internal("AWS config not loaded".into()))?;
-                        Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(aws), key_id).await?)
+                        Arc::new(
+                            crate::kms::KmsSigner::connect(aws_sdk_kms::Client::new(aws), key_id)
+                                .await?,
+                        )
                     }
+                    #[cfg(not(feature = "kms"))]
+                    SignerBackend::Kms { .. } => return Err(not_built("the signer", "kms")),
                 };
                 Ok::<_, StepError>(signer)
             })
@@ -431,179 +471,26 @@ impl Deps {
         self
     }
 
-    /// A DynamoDB system's dataset at `location`: the home table, or the table the catalog
-    /// names for that location.
-    fn dynamo_dataset(
-        &self,
-        system: &str,
-        location: &str,
-    ) -> Result<Option<DynamoDataset>, StepError> {
-        let (Some(client), Some(spec)) = (self.dynamo.get(system), self.catalog.system(system))
-        else {
-            return Ok(None);
-        };
-        let Backend::Dynamodb {
-            table,
-            partition_key,
-            sort_key,
-            partition_value,
-            max_concurrency,
-            locations,
-            ..
-        } = &spec.backend
-        else {
-            return Ok(None);
-        };
-        let table = if location == lifecycle::migration::HOME {
-            table
-        } else {
-            locations.get(location).ok_or_else(|| {
-                StepError::Configuration(format!(
-                    "system {system}: no table for location {location}; add `locations = {{ {location} = \"<table>\" }}` to its catalog entry"
-                ))
-            })?
-        };
-        let client = match aws_region(location) {
-            Some(r) => {
-                aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().region(r).build())
-            }
-            None => client.clone(),
-        };
-        let ds = DynamoDataset::new(
-            client,
-            system,
-            location,
-            table,
-            partition_key,
-            sort_key,
-            partition_value,
-            *max_concurrency,
-        );
-        Ok(Some(match self.streams.get(system) {
-            Some(src) => ds.with_streams(match aws_region(location) {
-                Some(r) => src.in_region(r),
-                None => src.clone(),
-            }),
-            None => ds,
-        }))
-    }
-
-    /// An S3 system's dataset at `location`: the home bucket, or the bucket the catalog
-    /// names for that location (a location named after an AWS region is reached there).
-    fn s3_dataset(&self, system: &str, location: &str) -> Result<Option<S3Dataset>, StepError> {
-        let (Some(client), Some(spec)) = (self.s3.get(system), self.catalog.system(system)) else {
-            return Ok(None);
-        };
-        let Backend::S3 {
-            bucket,
-            prefix,
-            max_concurrency,
-            locations,
-        } = &spec.backend
-        else {
-            return Ok(None);
-        };
-        let (client, bucket) = if location == lifecycle::migration::HOME {
-            (client.clone(), bucket)
-        } else {
-            let b = locations.get(location).ok_or_else(|| {
-                StepError::Configuration(format!(
-                    "system {system}: no bucket for location {location}; add `locations = {{ {location} = \"<bucket>\" }}` to its catalog entry"
-                ))
-            })?;
-            let client = match aws_region(location) {
-                Some(r) => {
-                    aws_sdk_s3::Client::from_conf(client.config().to_builder().region(r).build())
-                }
-                None => client.clone(),
-            };
-            (client, b)
-        };
-        Ok(Some(S3Dataset::new(
-            client,
-            system,
-            location,
-            bucket,
-            prefix,
-            *max_concurrency,
-        )))
-    }
-
-    fn local_dataset(&self, system: &str, location: &str) -> Result<LocalDataset, StepError> {
-        let spec = self.catalog.system(system).ok_or_else(|| {
-            StepError::invalid(format!(
-                "system {system} is not in the {} catalog (known: {})",
-                self.catalog.environment,
-                self.catalog.system_names().join(", ")
-            ))
-        })?;
-        match (&spec.backend, &self.world) {
-            (Backend::Embedded, Some(w)) => {
-                Ok(LocalDataset::new(w.clone(), system, spec.kind, location))
-            }
-            (Backend::Embedded, None) => Err(StepError::Internal("world not opened".into())),
-            (other, _) => Err(StepError::Configuration(format!(
-                "system {system}: migrating a {} backend is not supported yet (embedded only)",
-                backend_name(other)
-            ))),
-        }
-    }
-
     /// The store of a catalog system, or `InvalidRequest` naming the known ones.
     pub fn store(&self, system: &str) -> Result<&Arc<dyn TenantStore>, StepError> {
-        self.stores.get(system).ok_or_else(|| {
-            StepError::invalid(format!(
-                "system {system} is not in the {} catalog (known: {})",
-                self.catalog.environment,
-                self.catalog.system_names().join(", ")
-            ))
-        })
+        self.stores
+            .get(system)
+            .ok_or_else(|| self.not_in_catalog(system))
     }
-}
 
-/// The AWS region a location is named after (`eu-west-1`, `us-gov-west-1`), if it is.
-fn aws_region(location: &str) -> Option<aws_config::Region> {
-    let parts: Vec<&str> = location.split('-').collect();
-    let looks = (3..=4).contains(&parts.len())
-        && parts[0].len() == 2
-        && parts[0].chars().all(|c| c.is_ascii_lowercase())
-        && parts[1..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts[parts.len() - 1].parse::<u8>().is_ok();
-    looks.then(|| aws_config::Region::new(location.to_owned()))
-}
-
-fn backend_name(b: &Backend) -> &'static str {
-    match b {
-        Backend::Embedded => "embedded",
-        Backend::S3 { .. } => "s3",
-        Backend::Dynamodb { .. } => "dynamodb",
-        Backend::Postgres { .. } => "postgres",
+    /// The opened system, or `InvalidRequest` naming the known ones.
+    pub fn system(&self, system: &str) -> Result<&Arc<dyn System>, StepError> {
+        self.systems
+            .get(system)
+            .ok_or_else(|| self.not_in_catalog(system))
     }
-}
 
-/// One dataset seen through both of its ports.
-type DatasetPorts = (Arc<dyn Dataset>, Arc<dyn ChangeFeed>);
-
-impl Deps {
-    /// The backend's dataset of `system` at `location`, as both of its ports (every
-    /// backend keeps the feed beside the records).
-    fn backend_dataset(&self, system: &str, location: &str) -> Result<DatasetPorts, StepError> {
-        fn both<T: Dataset + ChangeFeed + 'static>(d: T) -> DatasetPorts {
-            let d = Arc::new(d);
-            (d.clone(), d)
-        }
-        if let Some((pg, schema)) = self.postgres.get(system) {
-            return Ok(both(PgDataset::new(pg.clone(), system, schema, location)));
-        }
-        if let Some(d) = self.dynamo_dataset(system, location)? {
-            return Ok(both(d));
-        }
-        if let Some(d) = self.s3_dataset(system, location)? {
-            return Ok(both(d));
-        }
-        Ok(both(self.local_dataset(system, location)?))
+    fn not_in_catalog(&self, system: &str) -> StepError {
+        StepError::invalid(format!(
+            "system {system} is not in the {} catalog (known: {})",
+            self.catalog.environment,
+            self.catalog.system_names().join(", ")
+        ))
     }
 }
 
@@ -612,33 +499,29 @@ impl Locator for Deps {
         if let Some(d) = self.datasets.get(&(system.to_owned(), location.to_owned())) {
             return Ok(d.clone());
         }
-        Ok(self.backend_dataset(system, location)?.0)
+        Ok(self.system(system)?.dataset(location)?.0)
     }
 
     fn feed(&self, system: &str, location: &str) -> Result<Arc<dyn ChangeFeed>, StepError> {
-        Ok(self.backend_dataset(system, location)?.1)
+        Ok(self.system(system)?.dataset(location)?.1)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::aws_region;
-
-    #[test]
-    fn a_location_named_after_a_region_is_reached_there() {
-        for r in ["eu-west-1", "us-east-1", "ap-southeast-2", "us-gov-west-1"] {
-            assert_eq!(aws_region(r).map(|x| x.to_string()), Some(r.to_owned()));
-        }
-        for l in [
-            "green",
-            "v2",
-            "eu-west",
-            "blue-green-1x",
-            "EU-WEST-1",
-            "e-west-1",
-            "",
-        ] {
-            assert!(aws_region(l).is_none(), "{l}");
-        }
+#[async_trait::async_trait]
+impl Services for Deps {
+    fn routing(&self) -> Result<&Arc<dyn RoutingStore>, StepError> {
+        Deps::routing(self)
+    }
+    fn migrations(&self) -> Result<&Arc<dyn Migrations>, StepError> {
+        Deps::migrations(self)
+    }
+    fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.ledger
+    }
+    async fn signer(&self) -> Result<Arc<dyn Signer>, StepError> {
+        Deps::signer(self).await
+    }
+    fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 }

@@ -6,11 +6,11 @@ use clap::Subcommand;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use lifecycle::{SystemKind, TenantId};
+use ports::TenantStore;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stores::TenantStore;
 use stores::dynamodb::DynamoTenantStore;
 use stores::s3::S3TenantStore;
 
@@ -386,7 +386,7 @@ async fn erase(
 async fn seed_s3(store: &S3TenantStore, t: &TenantId, n: usize) -> Result<()> {
     let b = bar(n as u64, "seeding S3");
     let store = Arc::new(store.clone());
-    let results: Vec<Result<(), stores::StoreError>> = futures::stream::iter(0..n)
+    let results: Vec<Result<(), ports::StoreError>> = futures::stream::iter(0..n)
         .map(|i| {
             let (s, t, b) = (store.clone(), t.clone(), b.clone());
             async move {

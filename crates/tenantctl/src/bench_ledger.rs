@@ -6,12 +6,12 @@ use anyhow::{Context, Result, bail};
 use lifecycle::ledger::{KeyRing, leaf_of};
 use lifecycle::note::{Checkpoint, Receipt};
 use lifecycle::tree::{self, MemoryTree};
+use ports::{Ledger, Signer, SystemClock};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use stores::certify::{Draft, certify};
-use stores::local::{LocalLedger, LocalSigner, World};
-use stores::{Ledger, Signer, SystemClock};
+use steps::certify::{Draft, certify};
+use stores::embedded::{LocalLedger, LocalSigner, World};
 
 fn draft(chain: &str, i: usize) -> Draft {
     let systems: Vec<serde_json::Value> = [
@@ -193,14 +193,14 @@ pub async fn receipt(size: u64, data_dir: &Path) -> Result<()> {
         }
     }
     b.finish_and_clear();
-    let origin = stores::checkpoint::origin("bench", "bench");
+    let origin = steps::checkpoint::origin("bench", "bench");
     let cp = Checkpoint {
         origin: origin.clone(),
         size,
         root: t.root(),
         extensions: vec![],
     };
-    let note = stores::checkpoint::sign_note(&signer, &origin, &cp.body()).await?;
+    let note = steps::checkpoint::sign_note(&signer, &origin, &cp.body()).await?;
     let r = Receipt {
         index,
         proof: t.inclusion(index, size)?,

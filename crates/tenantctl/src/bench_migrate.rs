@@ -6,13 +6,13 @@
 use anyhow::{Context, Result, bail};
 use lifecycle::TenantId;
 use lifecycle::migration::HOME;
+use ports::migrate::{Locator, Rec};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use stores::Deps;
-use stores::migrate::{Locator, Rec};
 use tenant_runtime::Budget;
 use tenantctl::migrate::{router, workload};
 use tenantctl::registry::call;

@@ -5,14 +5,15 @@ use crate::world::{simulate, write_history};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use lifecycle::{SystemKind, TenantId};
+use ports::LegalHold;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sim::{Machine, Status};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use stores::local::{LocalTenantStore, World};
-use stores::{Deps, LegalHold};
+use stores::Deps;
+use stores::embedded::{LocalTenantStore, World};
 
 /// The parts of scenarios.json the demo reads.
 #[derive(Debug, Deserialize)]

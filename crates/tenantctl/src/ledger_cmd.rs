@@ -9,10 +9,11 @@ use lifecycle::ledger::{KeyRing, leaf_of_value};
 use lifecycle::note::{Checkpoint, Receipt, SignedNote, verifier_key};
 use lifecycle::tree;
 use p256::pkcs8::EncodePublicKey as _;
+use ports::Signer as _;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use stores::certify::{Draft, certify};
-use stores::{Deps, Signer as _};
+use steps::certify::{Draft, certify};
+use stores::Deps;
 use tenantctl::input::{MAX_NOTE_BYTES, read_json_strict, read_text};
 use tenantctl::verify::{
     Expected, KEY_ROTATION, KEYS_CHAIN, VerifyOptions, expected_from_note, key_ring, published,
@@ -216,7 +217,7 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
             eprintln!(
                 "signed-note verifier key: {}",
                 verifier_key(
-                    &stores::checkpoint::origin(&deps.catalog.environment, "<chain>"),
+                    &steps::checkpoint::origin(&deps.catalog.environment, "<chain>"),
                     &key
                 )
             );
@@ -260,7 +261,7 @@ pub async fn ledger(cmd: LedgerCmd, data_dir: &Path, catalog: Option<&Path>) -> 
             }
             let (m, n) = (old_e.checkpoint.size, new_e.checkpoint.size);
             let proof =
-                stores::checkpoint::consistency_proof(&*deps.ledger, &old_e.chain, m, n).await?;
+                steps::checkpoint::consistency_proof(&*deps.ledger, &old_e.chain, m, n).await?;
             tree::verify_consistency(m, n, &old_e.checkpoint.root, &new_e.checkpoint.root, &proof)
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -287,7 +288,7 @@ pub async fn publish_all(deps: &Deps, only: Option<&str>) -> Result<()> {
     let signer = deps.signer().await?;
     let ring = key_ring(&[], Some(signer.public_key()))?;
     let ring = keys_named_by_rotations(deps, ring).await?;
-    let done = stores::checkpoint::publish_chains(
+    let done = steps::checkpoint::publish_chains(
         &*deps.ledger,
         &*signer,
         &**deps.checkpoints()?,
@@ -318,8 +319,8 @@ async fn rotate_key(data_dir: &Path, catalog: Option<&Path>) -> Result<()> {
     let world = deps
         .world()
         .context("key rotation here is for the local key; rotate a KMS key in KMS")?;
-    let path = stores::local::key_file_for(world.path());
-    let (old, new) = stores::local::LocalSigner::rotate(&path)?;
+    let path = stores::embedded::key_file_for(world.path());
+    let (old, new) = stores::embedded::LocalSigner::rotate(&path)?;
     let der = new
         .public_key()
         .to_public_key_der()
@@ -436,7 +437,7 @@ pub async fn cert(cmd: CertCmd, data_dir: &Path, catalog: Option<&Path>) -> Resu
             };
             let ring = key_ring(&[], Some(deps.signer().await?.public_key()))?;
             let ring = keys_named_by_rotations(&deps, ring).await?;
-            let r = stores::checkpoint::receipt(
+            let r = steps::checkpoint::receipt(
                 &*deps.ledger,
                 &**deps.checkpoints()?,
                 chain,
@@ -509,7 +510,7 @@ pub fn verify_receipt(doc: &Value, receipt: &str, ring: &KeyRing) -> Result<Chec
     }
     let note = SignedNote::parse(&r.checkpoint)?;
     let origin = Checkpoint::parse_body(&note.text)?.origin;
-    if stores::checkpoint::chain_of_origin(&origin) != Some(chain) {
+    if steps::checkpoint::chain_of_origin(&origin) != Some(chain) {
         bail!("the receipt's checkpoint is of {origin}, not of chain {chain}");
     }
     let leaf = leaf_of_value(doc)?;

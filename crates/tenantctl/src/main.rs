@@ -4,11 +4,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use lifecycle::TenantId;
 use lifecycle::certificate::public_key_to_pem;
+use ports::LegalHold;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use stores::LegalHold;
 use tenantctl::demo::{self, Scenarios};
 use tenantctl::verify::{key_ring, verify_certificate_file};
 use tenantctl::world::{
@@ -646,7 +646,7 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
     println!("world: {}\n", world_file(&dir).display());
     let scenarios: Scenarios = serde_json::from_str(tenantctl::SCENARIOS)?;
     let deps = Arc::new(connect(&dir, None).await?);
-    let world = stores::local::World::open(&world_file(&dir))?;
+    let world = stores::embedded::World::open(&world_file(&dir))?;
     let seeded = demo::seed(&world, &deps, &scenarios, scale, true)?;
     let tenants: Vec<String> = scenarios.tenants.iter().map(|t| t.id.clone()).collect();
     println!(
@@ -780,7 +780,7 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
             hist.display()
         );
         if rec.transform != lifecycle::migration::Transform::None {
-            let ds = stores::migrate::Locator::dataset(&*deps, &rec.systems[0], &rec.target)?;
+            let ds = ports::migrate::Locator::dataset(&*deps, &rec.systems[0], &rec.target)?;
             if let Some(r) = ds
                 .scan(&TenantId::parse(&tenant)?, None, 1)
                 .await?
@@ -830,7 +830,7 @@ async fn run_demo(data_dir: &Path, scale: f64) -> Result<()> {
         let path = dir.join("certificates").join(format!("{id}.json"));
         let doc = verify_certificate_file(&path, &ring)?;
         let seq = doc["certificate"]["seq"].as_u64().unwrap_or(0);
-        let r = stores::checkpoint::receipt(
+        let r = steps::checkpoint::receipt(
             &*deps.ledger,
             &**deps.checkpoints()?,
             lifecycle::erasure::ERASURE_CHAIN,

@@ -3,13 +3,13 @@
 //! time, which remembers every acknowledged write so nothing lost can go unnoticed.
 
 use lifecycle::TenantId;
+use ports::migrate::Locator;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stores::Deps;
-use stores::migrate::Locator;
 use tenant_router::{Router, RouterOptions};
 
 /// The last acknowledged body per (system, key); `None` after a delete.

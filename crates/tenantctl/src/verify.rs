@@ -7,9 +7,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lifecycle::certificate::{public_key_from_der, public_key_from_pem, verify_document};
 use lifecycle::ledger::{ChainFault, ChainVerifier, KeyRing};
 use lifecycle::note::{Checkpoint, open_checkpoint};
+use ports::Ledger;
 use serde_json::Value;
 use std::path::Path;
-use stores::Ledger;
 
 /// Entries read per ledger page.
 const PAGE: usize = 4096;
@@ -51,7 +51,7 @@ pub struct Expected {
 pub fn expected_from_note(note: &str, keys: &KeyRing, source: &str) -> Result<Expected> {
     let (checkpoint, _) = open_checkpoint(note, keys, None)
         .map_err(|e| anyhow::anyhow!("checkpoint {source}: {e}"))?;
-    let chain = stores::checkpoint::chain_of_origin(&checkpoint.origin)
+    let chain = steps::checkpoint::chain_of_origin(&checkpoint.origin)
         .with_context(|| {
             format!(
                 "checkpoint {source}: origin {:?} is not a tenant-lifecycle ledger",
@@ -348,7 +348,7 @@ pub async fn with_rotations(ledger: &dyn Ledger, keys: &KeyRing) -> Result<KeyRi
 
 /// Reads every published checkpoint as what the chains must meet, opened with `keys`.
 pub async fn published(
-    store: &dyn stores::CheckpointStore,
+    store: &dyn ports::CheckpointStore,
     keys: &KeyRing,
 ) -> Result<Vec<Expected>> {
     let mut out = Vec::new();

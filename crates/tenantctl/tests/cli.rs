@@ -91,7 +91,7 @@ fn demo_then_verify_then_tamper() {
     assert!(stderr(&bad).contains("does not verify"), "{}", stderr(&bad));
 
     // One byte of a stored ledger entry changed: verify names its seq, exits non-zero.
-    let world = stores::local::World::open(&demo.join("world.db")).expect("world");
+    let world = stores::embedded::World::open(&demo.join("world.db")).expect("world");
     world
         .execute_raw("UPDATE ledger_entries SET body = replace(body, 'tenant_005', 'tenant_006') WHERE seq = 1", &[])
         .expect("tamper");

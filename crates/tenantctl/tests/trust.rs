@@ -46,7 +46,7 @@ fn erase_nobody(dir: &Path, world: &Path, id: &str) -> Output {
 }
 
 fn raw(world: &Path, sql: &str) {
-    let w = stores::local::World::open(&world.join("world.db")).expect("world");
+    let w = stores::embedded::World::open(&world.join("world.db")).expect("world");
     w.execute_raw(sql, &[]).expect("sql");
 }
 
@@ -372,7 +372,7 @@ fn an_older_key_inserted_into_the_world_never_signs_and_is_never_trusted() {
     std::fs::copy(pem(&world), &trust).expect("copy");
     let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
     let text = key.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).expect("pem");
-    let w = stores::local::World::open(&world.join("world.db")).expect("world");
+    let w = stores::embedded::World::open(&world.join("world.db")).expect("world");
     w.execute_raw(
         "INSERT INTO signing_keys (key_id, pkcs8_pem, created_at) VALUES ('p256:0000', ?1, '1970-01-01T00:00:00Z')",
         &[&text.as_str()],
@@ -395,11 +395,11 @@ fn a_changed_recorded_at_is_caught() {
     let trust = dir.path().join("auditor.pem");
     std::fs::copy(pem(&world), &trust).expect("copy");
     // Change the tail entry's time and recompute every stored hash so the chain links.
-    let w = stores::local::World::open(&world.join("world.db")).expect("world");
-    let entries = stores::local::LocalLedger::new(w.clone());
+    let w = stores::embedded::World::open(&world.join("world.db")).expect("world");
+    let entries = stores::embedded::LocalLedger::new(w.clone());
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let tail = rt
-        .block_on(stores::Ledger::entries(&entries, "gdpr-erasure", 2, 1))
+        .block_on(ports::Ledger::entries(&entries, "gdpr-erasure", 2, 1))
         .expect("entries")
         .remove(0);
     let mut v: serde_json::Value = serde_json::from_str(&tail.json).expect("json");

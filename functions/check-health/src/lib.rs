@@ -7,8 +7,8 @@ use lifecycle::error::from_input;
 use lifecycle::migration::{Env, Health, Phase, gate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use steps::migrating::{MigrationRef, current_routing, load, save};
 use stores::Deps;
-use stores::migrating::{MigrationRef, current_routing, load, save};
 use tenant_runtime::Budget;
 
 /// What the step returns when the gate is open.

@@ -7,13 +7,13 @@
 use lifecycle::StepError;
 use lifecycle::error::from_input;
 use lifecycle::migration::{Env, Phase};
+use ports::migrate::Locator;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use steps::migrating::{MigrationRef, catch_up_all, current_routing, fence, load, route, save};
+use steps::mover::Direction;
 use stores::Deps;
-use stores::migrate::Locator;
-use stores::migrating::{MigrationRef, catch_up_all, current_routing, fence, load, route, save};
-use stores::mover::Direction;
 use tenant_runtime::Budget;
 
 /// The move asked for.

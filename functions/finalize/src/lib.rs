@@ -9,11 +9,11 @@ use lifecycle::error::from_input;
 use lifecycle::migration::Phase;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use stores::Deps;
-use stores::migrating::{
+use steps::migrating::{
     MigrationRef, catch_up_all, certify_end, fence, load, pairs, route, save, trim_feeds,
 };
-use stores::mover::{Direction, compare};
+use steps::mover::{Direction, compare};
+use stores::Deps;
 use tenant_runtime::Budget;
 
 /// The outcome.

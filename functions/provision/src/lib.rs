@@ -5,11 +5,11 @@ use lifecycle::StepError;
 use lifecycle::migration::{
     HOME, MigrationOptions, MigrationRecord, MigrationRequest, Phase, Routing,
 };
+use ports::migrate::Locator;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use steps::migrating::{MigrationRef, save};
 use stores::Deps;
-use stores::migrate::{Locator, conflict};
-use stores::migrating::{MigrationRef, save};
 use tenant_runtime::Budget;
 
 /// What the later steps take, plus the tunables the state machine reads.
@@ -76,7 +76,7 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
             let mut rec = MigrationRecord::new(&id, &req, &source, &deps.clock.now_rfc3339());
             let expected = prior.as_ref().map(|p| p.version);
             rec.version = expected.map_or(0, |v| v + 1);
-            table.put(&rec, expected).await.map_err(conflict)?;
+            table.put(&rec, expected).await?;
             (rec, false)
         }
     };
@@ -93,7 +93,8 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         // Routers need a record to watch before writes can be dual-routed.
         let r = Routing::single(tenant.as_str(), 1, &rec.source);
         match deps.routing()?.put(&r, None).await {
-            Ok(()) | Err(stores::StoreError::Conflict(_)) => {}
+            Ok(()) => {}
+            Err(e) if e.is_conflict() => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -53,7 +53,7 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
     trusted
         .trust(*signer.public_key())
         .map_err(|e| StepError::Configuration(e.to_string()))?;
-    let done = stores::checkpoint::publish_chains(
+    let done = steps::checkpoint::publish_chains(
         &*deps.ledger,
         &*signer,
         &**deps.checkpoints()?,
@@ -81,7 +81,7 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stores::certify::{Draft, certify};
+    use steps::certify::{Draft, certify};
 
     #[tokio::test]
     async fn a_scheduled_event_checkpoints_every_chain_once() {

@@ -11,13 +11,12 @@ use lifecycle::migration::{Phase, Routing, WriteMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Instant;
-use stores::Deps;
-use stores::migrate::conflict;
-use stores::migrating::{
+use steps::migrating::{
     FENCE_ACK_TIMEOUT, MigrationRef, catch_up_all, certify_end, current_routing, fence, load, save,
     trim_feeds,
 };
-use stores::mover::{Direction, wait_for_acks};
+use steps::mover::{Direction, wait_for_acks};
+use stores::Deps;
 use tenant_runtime::Budget;
 
 #[derive(Debug, Deserialize)]
@@ -114,10 +113,10 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
             epoch: expected.map_or(1, |e| e + 1),
             ..want
         };
-        match deps.routing()?.put(&next, expected).await.map_err(conflict) {
+        match deps.routing()?.put(&next, expected).await {
             Ok(()) => epoch = next.epoch,
-            Err(StepError::MigrationConflict(_)) => continue,
-            Err(e) => return Err(e),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
         }
     }
     if epoch == 0 {

@@ -16,8 +16,8 @@ use lifecycle::{HoldId, SignedCertificate, StepError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use steps::certify::{Draft, certify};
 use stores::Deps;
-use stores::certify::{Draft, certify};
 use tenant_runtime::Budget;
 
 /// What happened to the request.

@@ -7,9 +7,9 @@ use lifecycle::error::from_input;
 use lifecycle::migration::Phase;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use steps::migrating::{MigrationRef, catch_up_all, load, pairs, save};
+use steps::mover::{Direction, copy_page};
 use stores::Deps;
-use stores::migrating::{MigrationRef, catch_up_all, load, pairs, save};
-use stores::mover::{Direction, copy_page};
 use tenant_runtime::Budget;
 
 /// Which sync.
@@ -101,7 +101,7 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
                     rec.advance(Phase::CatchingUp)?;
                     let deadline = deps.clock.now()
                         + time::Duration::seconds(rec.options.catchup_timeout_seconds as i64);
-                    rec.catchup_deadline = Some(stores::rfc3339(deadline));
+                    rec.catchup_deadline = Some(ports::rfc3339(deadline));
                     save(deps, &mut rec).await?;
                 }
                 Phase::CatchingUp => {}
@@ -130,7 +130,7 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
             let expired = rec
                 .catchup_deadline
                 .as_deref()
-                .is_some_and(|d| stores::rfc3339(deps.clock.now()).as_str() >= d);
+                .is_some_and(|d| ports::rfc3339(deps.clock.now()).as_str() >= d);
             if !caught_up && expired {
                 rec.reason = Some(format!("catch-up timed out with lag {lag}"));
                 save(deps, &mut rec).await?;

@@ -6,10 +6,11 @@
 
 use lifecycle::erasure::{ERASURE_CHAIN, ErasureRequest};
 use lifecycle::{SignedCertificate, StepError};
+use ports::Claim;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use stores::certify::existing;
-use stores::{Claim, Deps};
+use steps::certify::existing;
+use stores::Deps;
 use tenant_runtime::Budget;
 
 /// What the step returns.

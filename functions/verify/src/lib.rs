@@ -8,9 +8,9 @@ use lifecycle::error::from_input;
 use lifecycle::migration::{Phase, VerifyMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use steps::migrating::{MigrationRef, load, pairs, save};
+use steps::mover::{Direction, compare};
 use stores::Deps;
-use stores::migrating::{MigrationRef, load, pairs, save};
-use stores::mover::{Direction, compare};
 use tenant_runtime::Budget;
 
 #[derive(Debug, Deserialize)]

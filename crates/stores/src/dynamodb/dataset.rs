@@ -1,15 +1,15 @@
-use super::streams::{ORIGIN_COPY, ORIGIN_WRITE, StreamSource, Target};
+use super::feed::{ORIGIN_COPY, ORIGIN_WRITE, StreamSource, Target};
 use super::{Item, conditional_put, get_item, get_n, get_s, n, put_if, put_item_of, s};
-use crate::StoreError;
-use crate::error::sdk_error;
-use crate::migrate::{Change, ChangeFeed, Dataset, Rec};
-use crate::retry::{backoff, with_backoff};
+use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use lifecycle::TenantId;
 use lifecycle::catalog::locate;
+use ports::StoreError;
+use ports::migrate::{Change, ChangeFeed, Dataset, Rec};
+use ports::retry::{backoff, with_backoff};
 
 /// Sort keys from here on hold the location's change feed, in the tenant's partition, so
 /// erasing the partition erases the feed too. Record keys may not use the prefix.

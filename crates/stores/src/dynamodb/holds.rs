@@ -1,10 +1,10 @@
 use super::{get_s, s};
-use crate::error::sdk_error;
-use crate::retry::with_backoff;
-use crate::{LegalHold, LegalHolds, StoreError};
+use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use lifecycle::TenantId;
+use ports::retry::with_backoff;
+use ports::{LegalHold, LegalHolds, StoreError};
 
 /// Legal holds in a DynamoDB table: partition key `tenant_id`, sort key `hold_id`.
 #[derive(Debug, Clone)]

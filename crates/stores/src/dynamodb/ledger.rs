@@ -1,13 +1,14 @@
 use super::{Item, get_n, get_s, n, s};
-use crate::error::sdk_error;
-use crate::retry::with_backoff;
-use crate::{Claim, Ledger, NewEntry, RequestLog, StoreError};
+use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use lifecycle::erasure::SystemProgress;
 use lifecycle::ledger::{Head, StoredEntry};
 use lifecycle::tree::{Hash, NodeId};
+use ports::Contended;
+use ports::retry::with_backoff;
+use ports::{Claim, Ledger, NewEntry, RequestLog, StoreError};
 
 /// The ledger in one DynamoDB table: partition key `chain`, sort key `sk` holding `HEAD`,
 /// `E#<seq, 20 digits>` for entries, `R#<request id>` for request markers and
@@ -115,10 +116,13 @@ impl Ledger for DynamoLedger {
     ) -> Result<(), StoreError> {
         let (next, _) = Head::next(expected);
         if entry.seq != next {
-            return Err(StoreError::Conflict(format!(
-                "ledger chain {chain}: entry seq {} is not the next seq {next}",
-                entry.seq
-            )));
+            return Err(StoreError::conflict(
+                Contended::LedgerHead {
+                    chain: chain.to_owned(),
+                    expected: expected.map(|h| h.seq),
+                },
+                format!("entry seq {} is not the next seq {next}", entry.seq),
+            ));
         }
         let mut tree = match expected {
             None => Some(lifecycle::tree::Frontier::default()),
@@ -127,9 +131,13 @@ impl Ledger for DynamoLedger {
         if self.tree && tree.is_none() {
             // A stale or made-up expected head is a lost race like any other.
             if self.head(chain).await?.as_ref() != expected {
-                return Err(StoreError::Conflict(format!(
-                    "ledger head of chain {chain} moved"
-                )));
+                return Err(StoreError::conflict(
+                    Contended::LedgerHead {
+                        chain: chain.to_owned(),
+                        expected: expected.map(|h| h.seq),
+                    },
+                    "the head moved",
+                ));
             }
             return Err(StoreError::Config(format!(
                 "ledger chain {chain} predates the Merkle tree (its head has no frontier); start a new ledger table"
@@ -245,9 +253,13 @@ impl Ledger for DynamoLedger {
                 // Which condition failed decides the answer; re-reading is exact whether or
                 // not the service returned cancellation reasons.
                 if self.head(chain).await?.as_ref() != expected {
-                    return Err(StoreError::Conflict(format!(
-                        "ledger head of chain {chain} moved"
-                    )));
+                    return Err(StoreError::conflict(
+                        Contended::LedgerHead {
+                            chain: chain.to_owned(),
+                            expected: expected.map(|h| h.seq),
+                        },
+                        "the head moved",
+                    ));
                 }
                 if let Some(req) = entry.unique_request
                     && self.get(chain, &request_sk(req)).await?.is_some()
@@ -255,9 +267,13 @@ impl Ledger for DynamoLedger {
                     return Err(StoreError::Duplicate(req.to_owned()));
                 }
                 // Cancelled for another reason (e.g. a transaction conflict): retryable.
-                Err(StoreError::Conflict(format!(
-                    "ledger append on chain {chain} was cancelled by a concurrent transaction"
-                )))
+                Err(StoreError::conflict(
+                    Contended::LedgerHead {
+                        chain: chain.to_owned(),
+                        expected: expected.map(|h| h.seq),
+                    },
+                    "the append was cancelled by a concurrent transaction",
+                ))
             }
         }
     }
@@ -466,7 +482,7 @@ impl DynamoLedger {
                     .unwrap_or_default();
                 round += 1;
                 if !keys.is_empty() {
-                    tokio::time::sleep(crate::retry::backoff(round.min(6))).await;
+                    tokio::time::sleep(ports::retry::backoff(round.min(6))).await;
                 }
             }
         }

@@ -1,19 +1,27 @@
 //! DynamoDB backends: tenant items by partition key, legal holds, the ledger, and the
 //! routing and migrations tables.
 
+pub mod config;
 mod dataset;
+mod feed;
 mod holds;
 mod ledger;
 mod routing;
-mod streams;
 mod tenant_store;
 
+pub use config::{ChangeFeedKind, Config};
 pub use dataset::DynamoDataset;
+pub use feed::StreamSource;
 pub use holds::DynamoHolds;
 pub use ledger::DynamoLedger;
 pub use routing::{DynamoMigrations, DynamoRouting};
-pub use streams::StreamSource;
 pub use tenant_store::DynamoTenantStore;
+
+use crate::wiring::{Context, DatasetPorts, System, both};
+use lifecycle::StepError;
+use lifecycle::catalog::SystemSpec;
+use ports::TenantStore;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -43,8 +51,8 @@ pub(crate) async fn get_item(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     key: Item,
-) -> Result<Option<Item>, crate::StoreError> {
-    let out = crate::retry::with_backoff(|| async {
+) -> Result<Option<Item>, ports::StoreError> {
+    let out = ports::retry::with_backoff(|| async {
         client
             .get_item()
             .table_name(table)
@@ -52,7 +60,7 @@ pub(crate) async fn get_item(
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| crate::error::sdk_error("GetItem", e))
+            .map_err(|e| crate::aws::sdk_error("GetItem", e))
     })
     .await?;
     Ok(out.item)
@@ -61,7 +69,7 @@ pub(crate) async fn get_item(
 /// A conditional PutItem: `true` when it wrote, `false` when its condition did not hold.
 pub(crate) async fn put_if(
     req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
-) -> Result<bool, crate::StoreError> {
+) -> Result<bool, ports::StoreError> {
     match req.send().await {
         Ok(_) => Ok(true),
         Err(e)
@@ -70,7 +78,7 @@ pub(crate) async fn put_if(
         {
             Ok(false)
         }
-        Err(e) => Err(crate::error::sdk_error("PutItem", e)),
+        Err(e) => Err(crate::aws::sdk_error("PutItem", e)),
     }
 }
 
@@ -82,7 +90,7 @@ pub(crate) fn conditional_put(
     item: Item,
     condition: &str,
     values: Vec<(&str, AttributeValue)>,
-) -> Result<aws_sdk_dynamodb::types::Put, crate::StoreError> {
+) -> Result<aws_sdk_dynamodb::types::Put, ports::StoreError> {
     let mut p = aws_sdk_dynamodb::types::Put::builder()
         .table_name(table)
         .set_item(Some(item))
@@ -94,7 +102,7 @@ pub(crate) fn conditional_put(
         p = p.expression_attribute_values(k, v);
     }
     p.build()
-        .map_err(|e| crate::StoreError::Unavailable(format!("conditional put: {e}")))
+        .map_err(|e| ports::StoreError::Unavailable(format!("conditional put: {e}")))
 }
 
 /// The same `Put` sent alone, as one `PutItem`.
@@ -109,4 +117,87 @@ pub(crate) fn put_item_of(
         .set_condition_expression(put.condition_expression)
         .set_expression_attribute_names(put.expression_attribute_names)
         .set_expression_attribute_values(put.expression_attribute_values)
+}
+
+/// Opens a catalog entry of `backend = "dynamodb"`.
+pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System>, StepError> {
+    let config = Config::parse(spec)?;
+    let aws = ctx.aws().await?;
+    let client = aws_sdk_dynamodb::Client::new(aws);
+    let streams = (config.change_feed == ChangeFeedKind::Streams)
+        .then(|| StreamSource::new(aws_sdk_dynamodbstreams::Client::new(aws)));
+    // Erasure reaches every location a migration may have copied to.
+    let store = DynamoTenantStore::new(
+        client.clone(),
+        spec.name.as_str(),
+        spec.kind,
+        &config.table,
+        &config.partition_key,
+        &config.sort_key,
+        &config.partition_value,
+        config.max_concurrency,
+    )
+    .with_location_tables(config.locations.values().cloned().collect());
+    Ok(Arc::new(Opened {
+        name: spec.name.to_string(),
+        config,
+        client,
+        streams,
+        store: Arc::new(store),
+    }))
+}
+
+#[derive(Debug)]
+struct Opened {
+    name: String,
+    config: Config,
+    client: aws_sdk_dynamodb::Client,
+    /// The stream source shared by the system's datasets (its ARN is looked up once).
+    streams: Option<StreamSource>,
+    store: Arc<DynamoTenantStore>,
+}
+
+impl System for Opened {
+    fn store(&self) -> Arc<dyn TenantStore> {
+        self.store.clone()
+    }
+
+    /// The home table, or the table the catalog names for `location` (a location named
+    /// after an AWS region is reached there).
+    fn dataset(&self, location: &str) -> Result<DatasetPorts, StepError> {
+        let table = if location == lifecycle::migration::HOME {
+            &self.config.table
+        } else {
+            self.config.locations.get(location).ok_or_else(|| {
+                StepError::Configuration(format!(
+                    "system {}: no table for location {location}; add `locations = {{ {location} = \"<table>\" }}` to its catalog entry",
+                    self.name
+                ))
+            })?
+        };
+        let region = crate::aws::region_of(location);
+        let client = match &region {
+            Some(r) => aws_sdk_dynamodb::Client::from_conf(
+                self.client.config().to_builder().region(r.clone()).build(),
+            ),
+            None => self.client.clone(),
+        };
+        let ds = DynamoDataset::new(
+            client,
+            &self.name,
+            location,
+            table,
+            &self.config.partition_key,
+            &self.config.sort_key,
+            &self.config.partition_value,
+            self.config.max_concurrency,
+        );
+        Ok(both(match &self.streams {
+            Some(src) => ds.with_streams(match region {
+                Some(r) => src.in_region(r),
+                None => src.clone(),
+            }),
+            None => ds,
+        }))
+    }
 }

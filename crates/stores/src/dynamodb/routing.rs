@@ -1,12 +1,13 @@
 use super::{Item, get_item, get_n, get_s, n, put_if, s};
-use crate::StoreError;
-use crate::error::sdk_error;
-use crate::migrate::{Ack, Migrations, RoutingStore};
-use crate::retry::with_backoff;
+use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use lifecycle::TenantId;
 use lifecycle::migration::{Env, MigrationRecord, Routing, Window};
+use ports::Contended;
+use ports::StoreError;
+use ports::migrate::{Ack, Migrations, RoutingStore};
+use ports::retry::with_backoff;
 
 /// Routing records, acknowledgements and health windows in one DynamoDB table: partition
 /// key `tenant_id`, sort key `sk` (`routing`, `ack#<router>`, `health#<epoch>#<env>#<router>`).
@@ -75,7 +76,7 @@ async fn conditional_put(
     item: Item,
     version_attr: &str,
     expected: Option<u64>,
-    what: String,
+    what: Contended,
 ) -> Result<(), StoreError> {
     let mut req = client.put_item().table_name(table).set_item(Some(item));
     req = match expected {
@@ -88,9 +89,10 @@ async fn conditional_put(
     if put_if(req).await? {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!(
-            "{what} moved past {expected:?}"
-        )))
+        Err(StoreError::conflict(
+            what,
+            "the conditional put found another value",
+        ))
     }
 }
 
@@ -110,10 +112,13 @@ impl RoutingStore for DynamoRouting {
 
     async fn put(&self, routing: &Routing, expected: Option<u64>) -> Result<(), StoreError> {
         if expected.is_some_and(|e| routing.epoch <= e) {
-            return Err(StoreError::Conflict(format!(
-                "routing epoch {} does not follow {expected:?}",
-                routing.epoch
-            )));
+            return Err(StoreError::conflict(
+                Contended::RoutingEpoch {
+                    tenant: routing.tenant_id.clone(),
+                    expected,
+                },
+                format!("epoch {} does not follow it", routing.epoch),
+            ));
         }
         let item: Item = [
             ("tenant_id".to_owned(), s(&routing.tenant_id)),
@@ -128,7 +133,10 @@ impl RoutingStore for DynamoRouting {
             item,
             "epoch",
             expected,
-            format!("routing of {}", routing.tenant_id),
+            Contended::RoutingEpoch {
+                tenant: routing.tenant_id.clone(),
+                expected,
+            },
         )
         .await
     }
@@ -261,7 +269,10 @@ impl Migrations for DynamoMigrations {
             item,
             "version",
             expected,
-            format!("migration of {}", rec.tenant_id),
+            Contended::MigrationVersion {
+                tenant: rec.tenant_id.to_string(),
+                expected,
+            },
         )
         .await
     }

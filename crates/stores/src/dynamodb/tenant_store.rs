@@ -1,13 +1,13 @@
 use super::{Item, s};
-use crate::error::sdk_error;
-use crate::retry::{MAX_ATTEMPTS, backoff, with_backoff};
-use crate::{ErasePass, StoreError, TenantStore};
+use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{DeleteRequest, Select, WriteRequest};
 use lifecycle::catalog::locate;
 use lifecycle::{SystemKind, TenantId};
+use ports::retry::{MAX_ATTEMPTS, backoff, with_backoff};
+use ports::{ErasePass, StoreError, TenantStore};
 use std::time::Instant;
 use tokio::task::JoinSet;
 
@@ -282,8 +282,8 @@ impl TenantStore for DynamoTenantStore {
     }
 
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError> {
-        crate::erase_locations_then(self.at_locations(), tenant, deadline, || {
-            crate::erase_until_clean(deadline, || self.erase_pass(tenant, deadline))
+        ports::erase_locations_then(self.at_locations(), tenant, deadline, || {
+            ports::erase_until_clean(deadline, || self.erase_pass(tenant, deadline))
         })
         .await
     }

@@ -1,14 +1,14 @@
 //! AWS KMS signer: an asymmetric ECC_NIST_P256 key, ECDSA_SHA_256.
 
-use crate::error::sdk_error;
-use crate::retry::with_backoff;
-use crate::{Signer, StoreError};
+use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use lifecycle::certificate::{local_key_id, public_key_from_der};
 use p256::ecdsa::VerifyingKey;
+use ports::retry::with_backoff;
+use ports::{Signer, StoreError};
 use sha2::{Digest, Sha256};
 
 /// KMS signs a RAW message of at most this many bytes; longer ones are sent as a digest.

@@ -1,11 +1,12 @@
-use crate::checkpoint::check_chain_name;
-use crate::error::sdk_error;
-use crate::retry::with_backoff;
-use crate::{CheckpointStore, StoreError};
+use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::ObjectLockMode;
+use ports::Contended;
+use ports::check_chain_name;
+use ports::retry::with_backoff;
+use ports::{CheckpointStore, StoreError};
 
 /// Checkpoints as S3 objects `<prefix><chain>/<size, 20 digits>.checkpoint` in a bucket
 /// with Object Lock: each is written once (`If-None-Match: *`) and locked in compliance
@@ -124,9 +125,14 @@ impl CheckpointStore for S3Checkpoints {
             {
                 match self.get(&key).await? {
                     Some(existing) if existing == note => Ok(location),
-                    _ => Err(StoreError::Conflict(format!(
-                        "a different checkpoint of chain {chain} at size {size} is already published at {location}"
-                    ))),
+                    _ => Err(StoreError::conflict_from(
+                        Contended::Checkpoint {
+                            chain: chain.to_owned(),
+                            size,
+                        },
+                        format!("a different one is already published at {location}"),
+                        e,
+                    )),
                 }
             }
             Err(e) => Err(sdk_error("PutObject", e)),

@@ -16,11 +16,9 @@
 //! the two requests has not been acknowledged; its object may reach the target only
 //! through verify's repair.
 
-use super::{Batch, S3TenantStore};
-use crate::StoreError;
-use crate::error::sdk_error;
-use crate::migrate::{Change, ChangeFeed, CopiedPage, Dataset, Rec};
-use crate::retry::with_backoff;
+use super::S3TenantStore;
+use super::tenant_store::Batch;
+use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -30,6 +28,9 @@ use futures::{StreamExt, TryStreamExt, stream};
 use lifecycle::catalog::locate;
 use lifecycle::{SystemKind, TenantId};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use ports::StoreError;
+use ports::migrate::{Change, ChangeFeed, CopiedPage, Dataset, Rec};
+use ports::retry::with_backoff;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 

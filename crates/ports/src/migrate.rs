@@ -9,6 +9,7 @@ use lifecycle::{StepError, TenantId};
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A record as migration moves it. `rev` grows by one on every write at the primary and
 /// is copied as is, so a replica can refuse anything older than what it holds.
@@ -197,10 +198,12 @@ pub trait Locator: Send + Sync + Debug {
     fn feed(&self, system: &str, location: &str) -> Result<Arc<dyn ChangeFeed>, StepError>;
 }
 
-/// Maps a store conflict to the migration's retryable conflict, other errors as usual.
-pub fn conflict(e: StoreError) -> StepError {
-    match e {
-        StoreError::Conflict(m) => StepError::MigrationConflict(m),
-        other => other.into(),
-    }
+/// How long a router may go without a heartbeat before it is presumed gone.
+pub const ROUTER_LIVENESS: Duration = Duration::from_secs(3);
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -5,12 +5,12 @@
 //! last published checkpoint is a prefix of the new tree: a ledger rewritten since is
 //! refused instead of being signed over.
 
-use crate::{CheckpointStore, Clock, Ledger, Signer, StoreError};
 use lifecycle::StepError;
 use lifecycle::certificate::{KeyRing, TrustedKey};
 use lifecycle::ledger::leaf_of_value;
 use lifecycle::note::{Checkpoint, NoteSignature, Receipt, SignedNote, open_checkpoint};
 use lifecycle::tree::{self, Hash};
+use ports::{CheckpointStore, Clock, Ledger, Signer, StoreError, check_chain_name};
 
 /// Prefix of every origin this product writes: `tenant-lifecycle/<environment>/<chain>`.
 pub const ORIGIN_PREFIX: &str = "tenant-lifecycle";
@@ -25,22 +25,6 @@ pub fn chain_of_origin(origin: &str) -> Option<&str> {
     let rest = origin.strip_prefix(ORIGIN_PREFIX)?.strip_prefix('/')?;
     let (_, chain) = rest.rsplit_once('/')?;
     (!chain.is_empty()).then_some(chain)
-}
-
-/// Chain names become file names and object keys: lowercase letters, digits, '-'.
-pub fn check_chain_name(chain: &str) -> Result<(), StoreError> {
-    let ok = !chain.is_empty()
-        && chain.len() <= 64
-        && chain
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Config(format!(
-            "chain name {chain:?} must be 1-64 of a-z, 0-9 and '-'"
-        )))
-    }
 }
 
 /// Hashes of leaf ranges, from the stored nodes in one read.
@@ -276,12 +260,12 @@ pub async fn publish(
         Ok(l) => l,
         // Another publisher checkpointed the same size first (its time line differs):
         // fine if it signed the same root.
-        Err(crate::StoreError::Conflict(m)) => {
+        Err(e @ StoreError::Conflict { .. }) => {
             let theirs = store.latest(chain).await?.unwrap_or_default();
             let same = open_checkpoint(&theirs, trusted, Some(&origin))
                 .is_ok_and(|(c, _)| c.size >= size && (c.size > size || c.root == root));
             if !same {
-                return Err(StepError::LedgerCorrupt(m));
+                return Err(StepError::LedgerCorrupt(e.to_string()));
             }
             return Ok(Published {
                 chain: chain.to_owned(),

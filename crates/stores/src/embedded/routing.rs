@@ -1,9 +1,10 @@
 use super::{World, db_err};
-use crate::StoreError;
-use crate::migrate::{Ack, Migrations, RoutingStore};
 use async_trait::async_trait;
 use lifecycle::TenantId;
 use lifecycle::migration::{Env, MigrationRecord, Routing, Window};
+use ports::Contended;
+use ports::StoreError;
+use ports::migrate::{Ack, Migrations, RoutingStore};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -80,10 +81,16 @@ impl RoutingStore for LocalRouting {
                 .map_err(|e| db_err("routing", e))?;
             let stored = stored.map(|e| e.max(0) as u64);
             if stored != expected || expected.is_some_and(|e| routing.epoch <= e) {
-                return Err(StoreError::Conflict(format!(
-                    "routing of {} is at epoch {stored:?}, not {expected:?}",
-                    routing.tenant_id
-                )));
+                return Err(StoreError::conflict(
+                    Contended::RoutingEpoch {
+                        tenant: routing.tenant_id.clone(),
+                        expected,
+                    },
+                    format!(
+                        "it is at epoch {stored:?}; epoch {} must follow",
+                        routing.epoch
+                    ),
+                ));
             }
             tx.execute(
                 "INSERT OR REPLACE INTO routing (tenant, epoch, body) VALUES (?1, ?2, ?3)",
@@ -224,10 +231,13 @@ impl Migrations for LocalMigrations {
             .optional()
             .map_err(|e| db_err("migrations", e))?;
         if stored.map(|v| v.max(0) as u64) != expected {
-            return Err(StoreError::Conflict(format!(
-                "migration of {} is at version {stored:?}, not {expected:?}",
-                rec.tenant_id
-            )));
+            return Err(StoreError::conflict(
+                Contended::MigrationVersion {
+                    tenant: rec.tenant_id.to_string(),
+                    expected,
+                },
+                format!("it is at version {stored:?}"),
+            ));
         }
         tx.execute(
             "INSERT OR REPLACE INTO migrations (tenant, version, body) VALUES (?1, ?2, ?3)",

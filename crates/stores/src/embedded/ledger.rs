@@ -1,9 +1,10 @@
 use super::{World, db_err};
-use crate::{Claim, Ledger, NewEntry, RequestLog, StoreError};
 use async_trait::async_trait;
 use lifecycle::erasure::SystemProgress;
 use lifecycle::ledger::{Head, StoredEntry, leaf_of_value};
 use lifecycle::tree::{Frontier, Hash, NodeId};
+use ports::Contended;
+use ports::{Claim, Ledger, NewEntry, RequestLog, StoreError};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 /// The ledger kept in the embedded world. An append is one IMMEDIATE transaction that
@@ -105,16 +106,23 @@ impl Ledger for LocalLedger {
             .map_err(|e| db_err("ledger append", e))?;
         let head = read_head(&tx, chain)?;
         if head.as_ref() != expected {
-            return Err(StoreError::Conflict(format!(
-                "ledger head of chain {chain} moved"
-            )));
+            return Err(StoreError::conflict(
+                Contended::LedgerHead {
+                    chain: chain.to_owned(),
+                    expected: expected.map(|h| h.seq),
+                },
+                "the head moved",
+            ));
         }
         let (next, _) = Head::next(head.as_ref());
         if entry.seq != next {
-            return Err(StoreError::Conflict(format!(
-                "ledger chain {chain}: entry seq {} is not the next seq {next}",
-                entry.seq
-            )));
+            return Err(StoreError::conflict(
+                Contended::LedgerHead {
+                    chain: chain.to_owned(),
+                    expected: expected.map(|h| h.seq),
+                },
+                format!("entry seq {} is not the next seq {next}", entry.seq),
+            ));
         }
         if let Some(req) = entry.unique_request {
             let inserted = tx

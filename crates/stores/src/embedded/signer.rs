@@ -1,10 +1,10 @@
 use super::{World, db_err};
-use crate::{Signer, StoreError};
 use async_trait::async_trait;
 use lifecycle::certificate::local_key_id;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use ports::{Signer, StoreError};
 use rusqlite::{OptionalExtension, params};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

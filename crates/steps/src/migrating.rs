@@ -2,12 +2,11 @@
 //! moving the routing record one epoch on, the fenced flip, catch-up over every system,
 //! and the certificate that ends a migration.
 
-use crate::Deps;
 use crate::certify::{Certified, Draft, certify};
-use crate::migrate::{Locator, conflict};
 use crate::mover::{self, Direction, Pair};
 use lifecycle::migration::{MIGRATION_CHAIN, MigrationRecord, Phase, Routing};
 use lifecycle::{StepError, TenantId};
+use ports::Services;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ pub struct MigrationRef {
 pub const FENCE_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads the tenant's migration and checks it is the one named.
-pub async fn load(deps: &Deps, r: &MigrationRef) -> Result<MigrationRecord, StepError> {
+pub async fn load(deps: &dyn Services, r: &MigrationRef) -> Result<MigrationRecord, StepError> {
     let rec =
         deps.migrations()?.get(&r.tenant_id).await?.ok_or_else(|| {
             StepError::invalid(format!("tenant {} has no migration", r.tenant_id))
@@ -39,12 +38,16 @@ pub async fn load(deps: &Deps, r: &MigrationRef) -> Result<MigrationRecord, Step
 }
 
 /// Saves the record (conditional on its version).
-pub async fn save(deps: &Deps, rec: &mut MigrationRecord) -> Result<(), StepError> {
-    mover::save(&**deps.migrations()?, rec, &*deps.clock).await
+pub async fn save(deps: &dyn Services, rec: &mut MigrationRecord) -> Result<(), StepError> {
+    mover::save(&**deps.migrations()?, rec, &**deps.clock()).await
 }
 
 /// One pair per system of the migration, oriented by `dir`.
-pub fn pairs(deps: &Deps, rec: &MigrationRecord, dir: Direction) -> Result<Vec<Pair>, StepError> {
+pub fn pairs(
+    deps: &dyn Services,
+    rec: &MigrationRecord,
+    dir: Direction,
+) -> Result<Vec<Pair>, StepError> {
     rec.systems
         .iter()
         .map(|s| {
@@ -66,7 +69,7 @@ pub fn pairs(deps: &Deps, rec: &MigrationRecord, dir: Direction) -> Result<Vec<P
 
 /// The tenant's routing record (a single-location one at epoch 0 if it has none).
 pub async fn current_routing(
-    deps: &Deps,
+    deps: &dyn Services,
     tenant: &TenantId,
     rec: &MigrationRecord,
 ) -> Result<(Routing, Option<u64>), StepError> {
@@ -81,18 +84,18 @@ pub async fn current_routing(
 
 /// Writes `next` at the epoch after the stored one; `MigrationConflict` if it moved.
 pub async fn put_routing(
-    deps: &Deps,
+    deps: &dyn Services,
     next: impl FnOnce(u64) -> Routing,
     expected: Option<u64>,
 ) -> Result<Routing, StepError> {
     let r = next(expected.map_or(1, |e| e + 1));
-    deps.routing()?.put(&r, expected).await.map_err(conflict)?;
+    deps.routing()?.put(&r, expected).await?;
     Ok(r)
 }
 
 /// Routes the tenant as `phase` implies, one epoch on.
 pub async fn route(
-    deps: &Deps,
+    deps: &dyn Services,
     tenant: &TenantId,
     rec: &MigrationRecord,
     phase: Phase,
@@ -105,7 +108,7 @@ pub async fn route(
 /// the fenced routing. On a router that never acknowledges, the fence is lifted again and
 /// the step fails with `MigrationConflict`.
 pub async fn fence(
-    deps: &Deps,
+    deps: &dyn Services,
     tenant: &TenantId,
     rec: &MigrationRecord,
 ) -> Result<Routing, StepError> {
@@ -118,10 +121,7 @@ pub async fn fence(
                 epoch: fenced.epoch + 1,
                 ..cur
             };
-            deps.routing()?
-                .put(&lifted, Some(fenced.epoch))
-                .await
-                .map_err(conflict)?;
+            deps.routing()?.put(&lifted, Some(fenced.epoch)).await?;
             Err(e)
         }
     }
@@ -130,7 +130,7 @@ pub async fn fence(
 /// Applies every system's pending changes in `dir` until `deadline`; updates the
 /// checkpoints and returns the total lag left.
 pub async fn catch_up_all(
-    deps: &Deps,
+    deps: &dyn Services,
     rec: &mut MigrationRecord,
     dir: Direction,
     deadline: Instant,
@@ -159,7 +159,7 @@ pub async fn catch_up_all(
 }
 
 /// Drops the change feeds' entries the migration no longer needs.
-pub async fn trim_feeds(deps: &Deps, rec: &MigrationRecord) -> Result<(), StepError> {
+pub async fn trim_feeds(deps: &dyn Services, rec: &MigrationRecord) -> Result<(), StepError> {
     let tenant = TenantId::parse(&rec.tenant_id)?;
     for s in &rec.systems {
         for loc in [&rec.source, &rec.target] {
@@ -174,7 +174,7 @@ pub async fn trim_feeds(deps: &Deps, rec: &MigrationRecord) -> Result<(), StepEr
 /// Signs the certificate of a finished migration and records it on the ledger (once per
 /// migration id).
 pub async fn certify_end(
-    deps: &Deps,
+    deps: &dyn Services,
     rec: &MigrationRecord,
     outcome: &str,
 ) -> Result<Certified, StepError> {
@@ -187,5 +187,5 @@ pub async fn certify_end(
         unique: true,
     };
     let signer = deps.signer().await?;
-    certify(&*deps.ledger, &*signer, &*deps.clock, &draft).await
+    certify(&**deps.ledger(), &*signer, &**deps.clock(), &draft).await
 }

@@ -2,14 +2,14 @@
 //! tests on its in-memory, local and S3 stores. Each function panics on the first breach.
 
 use crate::certify::{Draft, certify};
-use crate::{
-    Clock, Ledger, LegalHold, LegalHolds, NewEntry, Signer, StoreError, SystemClock, TenantStore,
-};
 use lifecycle::TenantId;
 use lifecycle::certificate::local_key_id;
 use lifecycle::ledger::{ChainVerifier, Head, KeyRing};
 use p256::ecdsa::Signature;
 use p256::ecdsa::signature::Verifier as _;
+use ports::{
+    Clock, Ledger, LegalHold, LegalHolds, NewEntry, Signer, StoreError, SystemClock, TenantStore,
+};
 use rand_core::RngCore;
 use std::sync::Arc;
 use std::time::Instant;
@@ -267,7 +267,13 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
         )
         .await;
     assert!(
-        matches!(e, Err(StoreError::Conflict(_))),
+        matches!(
+            e,
+            Err(StoreError::Conflict {
+                what: ports::Contended::LedgerHead { .. },
+                ..
+            })
+        ),
         "append on a head that does not exist: {e:?}"
     );
 
@@ -310,7 +316,13 @@ pub async fn ledger_suite(ledger: Arc<dyn Ledger>, signer: Arc<dyn Signer>) {
         )
         .await;
     assert!(
-        matches!(stale, Err(StoreError::Conflict(_))),
+        matches!(
+            stale,
+            Err(StoreError::Conflict {
+                what: ports::Contended::LedgerHead { .. },
+                ..
+            })
+        ),
         "stale head must conflict: {stale:?}"
     );
 
@@ -404,8 +416,8 @@ fn v_root(entries: &[lifecycle::ledger::StoredEntry]) -> lifecycle::tree::Hash {
 
 /// The `RequestLog` contract: one claim per request id, atomically, even under a race of
 /// different digests; progress adds up and keeps the first count found.
-pub async fn request_log_suite(log: Arc<dyn crate::RequestLog>) {
-    use crate::Claim;
+pub async fn request_log_suite(log: Arc<dyn ports::RequestLog>) {
+    use ports::Claim;
     let id = unique("req").replace('_', "-");
     let at = "2026-01-01T00:00:00Z";
     assert_eq!(
@@ -477,7 +489,7 @@ pub async fn request_log_suite(log: Arc<dyn crate::RequestLog>) {
 
 /// The `CheckpointStore` contract: write-once per size, the same text again is fine, the
 /// latest is the largest size, and names that are paths are refused.
-pub async fn checkpoint_store_suite(store: &dyn crate::CheckpointStore) {
+pub async fn checkpoint_store_suite(store: &dyn ports::CheckpointStore) {
     let chain = unique("cp").replace('_', "-");
     assert_eq!(store.latest(&chain).await.expect("latest"), None);
     store.publish(&chain, 2, "two\n").await.expect("publish");
@@ -493,7 +505,10 @@ pub async fn checkpoint_store_suite(store: &dyn crate::CheckpointStore) {
         .expect("same text again");
     assert!(matches!(
         store.publish(&chain, 10, "forged\n").await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::Conflict {
+            what: ports::Contended::Checkpoint { .. },
+            ..
+        })
     ));
     assert_eq!(
         store.latest(&chain).await.expect("latest").as_deref(),
@@ -505,14 +520,14 @@ pub async fn checkpoint_store_suite(store: &dyn crate::CheckpointStore) {
     }
 }
 
-/// The contract of a [`crate::migrate::Dataset`] and its [`crate::migrate::ChangeFeed`]:
+/// The contract of a [`ports::migrate::Dataset`] and its [`ports::migrate::ChangeFeed`]:
 /// revisions grow by one per primary write, replicas refuse older revisions, tombstones
 /// stay, scans page in key order, every primary write is on the feed and only those.
 pub async fn dataset_suite(
-    ds: &dyn crate::migrate::Dataset,
-    feed: &dyn crate::migrate::ChangeFeed,
+    ds: &dyn ports::migrate::Dataset,
+    feed: &dyn ports::migrate::ChangeFeed,
 ) {
-    use crate::migrate::Rec;
+    use ports::migrate::Rec;
     let t = TenantId::parse(&unique("mig")).expect("tenant");
     ds.provision(&t).await.expect("provision");
     assert!(
@@ -677,17 +692,23 @@ pub async fn dataset_suite(
     assert_eq!(feed.head(&t).await.expect("head"), changes[23].seq);
 }
 
-/// The contract of a [`crate::migrate::RoutingStore`]: epochs move forward only, under
+/// The contract of a [`ports::migrate::RoutingStore`]: epochs move forward only, under
 /// the expected epoch; acknowledgements and health windows are per router and merge.
-pub async fn routing_suite(store: &dyn crate::migrate::RoutingStore) {
-    use crate::migrate::Ack;
+pub async fn routing_suite(store: &dyn ports::migrate::RoutingStore) {
     use lifecycle::migration::{Env, Routing, Window};
+    use ports::migrate::Ack;
     let t = TenantId::parse(&unique("route")).expect("tenant");
     assert_eq!(store.get(&t).await.expect("get"), None);
     let r1 = Routing::single(t.as_str(), 1, "home");
     store.put(&r1, None).await.expect("first");
     assert!(
-        matches!(store.put(&r1, None).await, Err(StoreError::Conflict(_))),
+        matches!(
+            store.put(&r1, None).await,
+            Err(StoreError::Conflict {
+                what: ports::Contended::RoutingEpoch { .. },
+                ..
+            })
+        ),
         "exists"
     );
     let mut r2 = r1.clone();
@@ -695,12 +716,24 @@ pub async fn routing_suite(store: &dyn crate::migrate::RoutingStore) {
     r2.target = Some("green".into());
     r2.read_percent = 25;
     assert!(
-        matches!(store.put(&r2, Some(0)).await, Err(StoreError::Conflict(_))),
+        matches!(
+            store.put(&r2, Some(0)).await,
+            Err(StoreError::Conflict {
+                what: ports::Contended::RoutingEpoch { .. },
+                ..
+            })
+        ),
         "stale expectation"
     );
     store.put(&r2, Some(1)).await.expect("next epoch");
     assert!(
-        matches!(store.put(&r1, Some(2)).await, Err(StoreError::Conflict(_))),
+        matches!(
+            store.put(&r1, Some(2)).await,
+            Err(StoreError::Conflict {
+                what: ports::Contended::RoutingEpoch { .. },
+                ..
+            })
+        ),
         "epochs never go back"
     );
     assert_eq!(store.get(&t).await.expect("get"), Some(r2));
@@ -766,8 +799,8 @@ pub async fn routing_suite(store: &dyn crate::migrate::RoutingStore) {
     );
 }
 
-/// The contract of a [`crate::migrate::Migrations`] table: writes conditional on the version.
-pub async fn migrations_suite(table: &dyn crate::migrate::Migrations) {
+/// The contract of a [`ports::migrate::Migrations`] table: writes conditional on the version.
+pub async fn migrations_suite(table: &dyn ports::migrate::Migrations) {
     use lifecycle::migration::{HOME, MigrationRecord, MigrationRequest};
     let tenant = unique("mt");
     let cat = lifecycle::Catalog::from_toml(
@@ -785,13 +818,22 @@ pub async fn migrations_suite(table: &dyn crate::migrate::Migrations) {
     table.put(&rec, None).await.expect("create");
     assert!(matches!(
         table.put(&rec, None).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::Conflict {
+            what: ports::Contended::MigrationVersion { .. },
+            ..
+        })
     ));
     rec.version = 1;
     rec.checkpoints.entry("pg".into()).or_default().copied = 42;
     table.put(&rec, Some(0)).await.expect("update");
     assert!(
-        matches!(table.put(&rec, Some(0)).await, Err(StoreError::Conflict(_))),
+        matches!(
+            table.put(&rec, Some(0)).await,
+            Err(StoreError::Conflict {
+                what: ports::Contended::MigrationVersion { .. },
+                ..
+            })
+        ),
         "lost update refused"
     );
     assert_eq!(table.get(&t).await.expect("get"), Some(rec));

@@ -17,13 +17,13 @@
 
 use super::dataset::HEAD;
 use super::{Item, conditional_put, get_item, get_n, n, put_if, put_item_of, s};
-use crate::StoreError;
-use crate::error::sdk_error;
-use crate::retry::with_backoff;
+use crate::aws::sdk_error;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use lifecycle::TenantId;
 use lifecycle::catalog::locate;
+use ports::StoreError;
+use ports::retry::with_backoff;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -470,7 +470,7 @@ impl Target<'_> {
     pub async fn settle(&self, src: &StreamSource, tenant: &TenantId) -> Result<(), StoreError> {
         let token = format!(
             "{:x}",
-            crate::mover::unix_ms() ^ u64::from(std::process::id()) << 40
+            ports::migrate::unix_ms() ^ u64::from(std::process::id()) << 40
         );
         let mut item = self.key(tenant, BARRIER);
         item.insert("origin".into(), s(ORIGIN_BARRIER));

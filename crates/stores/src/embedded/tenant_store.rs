@@ -1,7 +1,7 @@
 use super::{World, db_err};
-use crate::{ErasePass, StoreError, TenantStore};
 use async_trait::async_trait;
 use lifecycle::{EraseMethod, SystemKind, TenantId};
+use ports::{ErasePass, StoreError, TenantStore};
 use rusqlite::{OptionalExtension, params};
 use std::time::Instant;
 

@@ -1,11 +1,11 @@
 //! Signing a certificate and appending it to its chain, retrying lost races from the new
 //! head. The certificate names its position, so a lost race means re-signing.
 
-use crate::retry::backoff;
-use crate::{Clock, Ledger, NewEntry, Signer, StoreError};
 use lifecycle::StepError;
 use lifecycle::certificate::{Certificate, SignedCertificate, signature_block};
 use lifecycle::ledger::{Head, LedgerEntry, leaf_of};
+use ports::retry::backoff;
+use ports::{Clock, Ledger, NewEntry, Signer, StoreError};
 use serde_json::Value;
 
 /// How many lost races an append survives before it reports `LedgerConflict`.
@@ -104,7 +104,7 @@ pub async fn certify(
                     already_recorded: false,
                 });
             }
-            Err(StoreError::Conflict(_)) => {
+            Err(StoreError::Conflict { .. }) => {
                 tracing::debug!(
                     chain,
                     attempt,

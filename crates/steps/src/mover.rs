@@ -3,10 +3,10 @@
 //! every live router to acknowledge a routing epoch. The steps in functions/ call these;
 //! the rules of when they may run live in `lifecycle::migration`.
 
-use crate::migrate::{ChangeFeed, Dataset, Rec, RoutingStore, conflict};
-use crate::{Clock, migrate::Migrations};
 use lifecycle::migration::{Checkpoint, Fingerprint, MigrationRecord, Transform, VerifyMode};
 use lifecycle::{StepError, TenantId};
+use ports::Clock;
+use ports::migrate::{ChangeFeed, Dataset, Migrations, Rec, RoutingStore};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -330,15 +330,7 @@ fn fold(out: &mut Comparison, key: &str, want: Option<&[u8]>, have: Option<&[u8]
     }
 }
 
-/// How long a router may go without a heartbeat before it is presumed gone.
-pub const ROUTER_LIVENESS: Duration = Duration::from_secs(3);
-
-/// Unix milliseconds now.
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use ports::migrate::{ROUTER_LIVENESS, unix_ms};
 
 /// Waits until every live router has acknowledged `epoch` (so no write of an older epoch
 /// is in flight anywhere). Returns how many routers acknowledged; `MigrationConflict`
@@ -389,7 +381,10 @@ pub async fn save(
     let expected = rec.version;
     rec.version += 1;
     rec.updated_at = clock.now_rfc3339();
-    let r = table.put(rec, Some(expected)).await.map_err(conflict);
+    let r = table
+        .put(rec, Some(expected))
+        .await
+        .map_err(StepError::from);
     if r.is_err() {
         rec.version = expected;
     }

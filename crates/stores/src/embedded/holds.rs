@@ -1,7 +1,7 @@
 use super::{World, db_err};
-use crate::{LegalHold, LegalHolds, StoreError};
 use async_trait::async_trait;
 use lifecycle::TenantId;
+use ports::{LegalHold, LegalHolds, StoreError};
 use rusqlite::params;
 
 /// Legal holds kept in the embedded world.

@@ -1,6 +1,7 @@
-use crate::checkpoint::check_chain_name;
-use crate::{CheckpointStore, StoreError};
 use async_trait::async_trait;
+use ports::Contended;
+use ports::check_chain_name;
+use ports::{CheckpointStore, StoreError};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -74,10 +75,13 @@ impl CheckpointStore for DirectoryCheckpoints {
                 if read_capped(&path)? == note {
                     Ok(path.display().to_string())
                 } else {
-                    Err(StoreError::Conflict(format!(
-                        "a different checkpoint of chain {chain} at size {size} is already published at {}",
-                        path.display()
-                    )))
+                    Err(StoreError::conflict(
+                        Contended::Checkpoint {
+                            chain: chain.to_owned(),
+                            size,
+                        },
+                        format!("a different one is already published at {}", path.display()),
+                    ))
                 }
             }
             Err(e) => Err(io("cannot publish", &path, e.error)),

@@ -1,9 +1,9 @@
 use super::{World, db_err};
-use crate::StoreError;
-use crate::migrate::{Change, ChangeFeed, Dataset, Rec};
 use async_trait::async_trait;
 use lifecycle::migration::HOME;
 use lifecycle::{SystemKind, TenantId};
+use ports::StoreError;
+use ports::migrate::{Change, ChangeFeed, Dataset, Rec};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// A system's tenant records at one location of the embedded world, with its change feed.

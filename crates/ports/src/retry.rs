@@ -5,10 +5,10 @@ use std::future::Future;
 use std::time::Duration;
 
 /// How many times a throttled call is tried before giving up.
-pub(crate) const MAX_ATTEMPTS: u32 = 8;
+pub const MAX_ATTEMPTS: u32 = 8;
 
 /// The delay before retry `attempt` (1-based): full jitter over 25 ms * 2^attempt, capped.
-pub(crate) fn backoff(attempt: u32) -> Duration {
+pub fn backoff(attempt: u32) -> Duration {
     let cap_ms = (25u64 << attempt.min(8)).min(5_000);
     let mut b = [0u8; 8];
     let jitter = match getrandom_fill(&mut b) {
@@ -24,7 +24,7 @@ fn getrandom_fill(b: &mut [u8]) -> Result<(), ()> {
 }
 
 /// Runs `op`, retrying `Throttled` and `Unavailable` answers with backoff.
-pub(crate) async fn with_backoff<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+pub async fn with_backoff<T, F, Fut>(mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -84,7 +84,13 @@ mod tests {
         n.store(0, Ordering::SeqCst);
         let r: Result<(), _> = with_backoff(|| async {
             n.fetch_add(1, Ordering::SeqCst);
-            Err(StoreError::Conflict("c".into()))
+            Err(StoreError::conflict(
+                crate::Contended::LedgerHead {
+                    chain: "c".into(),
+                    expected: None,
+                },
+                "moved",
+            ))
         })
         .await;
         assert!(r.is_err());

@@ -1,9 +1,9 @@
 //! The conformance suite against the embedded world.
 
 use super::*;
-use crate::testkit;
 use lifecycle::SystemKind;
 use std::sync::Arc;
+use steps::testkit;
 
 fn world() -> (tempfile::TempDir, World) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -41,7 +41,7 @@ async fn signer_passes_the_suite_and_persists_its_key() {
     let s = LocalSigner::load_or_create(&w, "2026-01-01T00:00:00Z").expect("signer");
     testkit::signer_suite(&s, true).await;
     let again = LocalSigner::load_or_create(&w.reopen().expect("reopen"), "later").expect("again");
-    assert_eq!(crate::Signer::key_id(&s), crate::Signer::key_id(&again));
+    assert_eq!(ports::Signer::key_id(&s), ports::Signer::key_id(&again));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -68,10 +68,10 @@ async fn backups_are_excluded_not_deleted() {
     let (_d, w) = world();
     let store = LocalTenantStore::new(w.clone(), "backups", SystemKind::Backups);
     let t = lifecycle::TenantId::parse("t1").expect("id");
-    crate::TenantStore::put(&store, &t, "snap-1", b"x")
+    ports::TenantStore::put(&store, &t, "snap-1", b"x")
         .await
         .expect("put");
-    let pass = crate::TenantStore::erase(&store, &t, std::time::Instant::now())
+    let pass = ports::TenantStore::erase(&store, &t, std::time::Instant::now())
         .await
         .expect("erase");
     assert_eq!((pass.erased, pass.complete), (1, true));
@@ -93,11 +93,11 @@ async fn embedded_migration_ports_pass_the_suites() {
         lifecycle::SystemKind::Relational,
         lifecycle::SystemKind::Objects,
     ] {
-        let ds = crate::local::LocalDataset::new(w.clone(), "sys", kind, "green");
+        let ds = crate::embedded::LocalDataset::new(w.clone(), "sys", kind, "green");
         testkit::dataset_suite(&ds, &ds).await;
     }
-    testkit::routing_suite(&crate::local::LocalRouting::new(w.clone())).await;
-    testkit::migrations_suite(&crate::local::LocalMigrations::new(w)).await;
+    testkit::routing_suite(&crate::embedded::LocalRouting::new(w.clone())).await;
+    testkit::migrations_suite(&crate::embedded::LocalMigrations::new(w)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -130,7 +130,7 @@ fn first_use_from_many_connections_at_once_makes_one_key() {
                         let w = World::open(&p).map_err(|e| e.to_string())?;
                         let k =
                             LocalSigner::load_or_create(&w, "now").map_err(|e| e.to_string())?;
-                        Ok::<_, String>(crate::Signer::key_id(&k).to_owned())
+                        Ok::<_, String>(ports::Signer::key_id(&k).to_owned())
                     })
                 })
                 .collect();
@@ -166,7 +166,7 @@ fn the_key_lives_outside_the_world_readable_by_its_owner_only() {
         .expect("count");
     assert_eq!(in_world, 0, "no private key in the data file");
     let loaded = LocalSigner::load(&file).expect("load");
-    assert_eq!(crate::Signer::key_id(&loaded), crate::Signer::key_id(&s));
+    assert_eq!(ports::Signer::key_id(&loaded), ports::Signer::key_id(&s));
     assert!(LocalSigner::load(&d.path().join("absent.pem")).is_err());
 }
 
@@ -184,7 +184,7 @@ fn a_key_an_older_world_kept_inside_moves_out_and_keeps_signing() {
         .expect("insert");
     let s = LocalSigner::load_or_create(&w, "now").expect("key");
     assert_eq!(
-        crate::Signer::public_key(&s),
+        ports::Signer::public_key(&s),
         key.verifying_key(),
         "the world's existing key keeps signing"
     );
@@ -196,7 +196,7 @@ async fn a_chain_written_before_the_tree_gets_its_tree_on_the_next_append() {
     let (_d, w) = world();
     let ledger = LocalLedger::new(w.clone());
     let signer = LocalSigner::load_or_create(&w, "now").expect("key");
-    let draft = |r: &str| crate::certify::Draft {
+    let draft = |r: &str| steps::certify::Draft {
         kind: "legacy".into(),
         outcome: "erased".into(),
         request_id: r.into(),
@@ -206,21 +206,21 @@ async fn a_chain_written_before_the_tree_gets_its_tree_on_the_next_append() {
     };
     let old = LocalLedger::without_tree(w.clone());
     for i in 0..5 {
-        crate::certify::certify(&old, &signer, &crate::SystemClock, &draft(&format!("r{i}")))
+        steps::certify::certify(&old, &signer, &ports::SystemClock, &draft(&format!("r{i}")))
             .await
             .expect("append");
     }
-    crate::certify::certify(&ledger, &signer, &crate::SystemClock, &draft("r5"))
+    steps::certify::certify(&ledger, &signer, &ports::SystemClock, &draft("r5"))
         .await
         .expect("append");
-    let head = crate::Ledger::head(&ledger, "legacy")
+    let head = ports::Ledger::head(&ledger, "legacy")
         .await
         .expect("head")
         .expect("some");
     let f = head.tree().expect("tree rebuilt");
     assert_eq!(f.size(), 6);
     assert_eq!(
-        crate::checkpoint::root_at(&ledger, "legacy", 6)
+        steps::checkpoint::root_at(&ledger, "legacy", 6)
             .await
             .expect("root"),
         f.root()
@@ -233,7 +233,7 @@ async fn the_publisher_refuses_to_sign_over_a_rewritten_or_truncated_ledger() {
     let ledger = LocalLedger::new(w.clone());
     let signer = LocalSigner::load_or_create(&w, "now").expect("key");
     let store = DirectoryCheckpoints::new(d.path().join("checkpoints"));
-    let draft = |r: &str| crate::certify::Draft {
+    let draft = |r: &str| steps::certify::Draft {
         kind: "cp-test".into(),
         outcome: "erased".into(),
         request_id: r.into(),
@@ -242,24 +242,24 @@ async fn the_publisher_refuses_to_sign_over_a_rewritten_or_truncated_ledger() {
         unique: false,
     };
     let mut ring = lifecycle::certificate::KeyRing::default();
-    ring.trust(*crate::Signer::public_key(&signer))
+    ring.trust(*ports::Signer::public_key(&signer))
         .expect("trust");
     let publish = || {
-        crate::checkpoint::publish(
+        steps::checkpoint::publish(
             &ledger,
             &signer,
             &store,
-            &crate::SystemClock,
+            &ports::SystemClock,
             "local",
             "cp-test",
             &ring,
         )
     };
     for i in 0..5 {
-        crate::certify::certify(
+        steps::certify::certify(
             &ledger,
             &signer,
-            &crate::SystemClock,
+            &ports::SystemClock,
             &draft(&format!("r{i}")),
         )
         .await
@@ -277,10 +277,10 @@ async fn the_publisher_refuses_to_sign_over_a_rewritten_or_truncated_ledger() {
             .expect("rewrite");
     }
     for i in 0..6 {
-        crate::certify::certify(
+        steps::certify::certify(
             &ledger,
             &signer,
-            &crate::SystemClock,
+            &ports::SystemClock,
             &draft(&format!("x{i}")),
         )
         .await
@@ -293,7 +293,7 @@ async fn the_publisher_refuses_to_sign_over_a_rewritten_or_truncated_ledger() {
         w.execute_raw(&format!("DELETE FROM {t} WHERE chain = 'cp-test'"), &[])
             .expect("truncate");
     }
-    crate::certify::certify(&ledger, &signer, &crate::SystemClock, &draft("y"))
+    steps::certify::certify(&ledger, &signer, &ports::SystemClock, &draft("y"))
         .await
         .expect("append");
     let e = publish().await.expect_err("truncated");
@@ -305,7 +305,7 @@ async fn publishers_racing_appenders_never_see_a_truncation_or_a_conflict() {
     let (d, w) = world();
     let signer = Arc::new(LocalSigner::load_or_create(&w, "now").expect("key"));
     let mut ring = lifecycle::certificate::KeyRing::default();
-    ring.trust(*crate::Signer::public_key(&*signer))
+    ring.trust(*ports::Signer::public_key(&*signer))
         .expect("trust");
     let ring = Arc::new(ring);
     let dir = d.path().join("checkpoints");
@@ -321,7 +321,7 @@ async fn publishers_racing_appenders_never_see_a_truncation_or_a_conflict() {
             let ledger = LocalLedger::new(w);
             let store = DirectoryCheckpoints::new(dir);
             for i in 0..6 {
-                let draft = crate::certify::Draft {
+                let draft = steps::certify::Draft {
                     kind: "race".into(),
                     outcome: "erased".into(),
                     request_id: format!("t{t}-{i}"),
@@ -329,14 +329,14 @@ async fn publishers_racing_appenders_never_see_a_truncation_or_a_conflict() {
                     details: serde_json::json!({}),
                     unique: false,
                 };
-                crate::certify::certify(&ledger, &*s, &crate::SystemClock, &draft)
+                steps::certify::certify(&ledger, &*s, &ports::SystemClock, &draft)
                     .await
                     .expect("append");
-                crate::checkpoint::publish(
+                steps::checkpoint::publish(
                     &ledger,
                     &*s,
                     &store,
-                    &crate::SystemClock,
+                    &ports::SystemClock,
                     "local",
                     "race",
                     &r,

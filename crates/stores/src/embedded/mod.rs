@@ -3,6 +3,7 @@
 //! commands and the whole product runs with no AWS account and no services.
 
 mod checkpoints;
+pub mod config;
 mod dataset;
 mod holds;
 mod ledger;
@@ -18,7 +19,10 @@ pub use routing::{LocalMigrations, LocalRouting};
 pub use signer::{ENV_KEY_FILE, LocalSigner, key_file_for};
 pub use tenant_store::LocalTenantStore;
 
-use crate::StoreError;
+use crate::wiring::{Context, DatasetPorts, System, both};
+use lifecycle::catalog::SystemSpec;
+use lifecycle::{StepError, SystemKind};
+use ports::{StoreError, TenantStore};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -226,6 +230,45 @@ impl World {
             .query_row(sql, [param], |r| r.get::<_, i64>(0))
             .map(|n| n.max(0) as u64)
             .map_err(|e| db_err("raw", e))
+    }
+}
+
+/// Opens a catalog entry of `backend = "embedded"`.
+pub fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System>, StepError> {
+    config::Config::parse(spec)?;
+    let world = ctx.world()?;
+    Ok(Arc::new(Opened {
+        store: Arc::new(LocalTenantStore::new(
+            world.clone(),
+            spec.name.as_str(),
+            spec.kind,
+        )),
+        world,
+        name: spec.name.to_string(),
+        kind: spec.kind,
+    }))
+}
+
+#[derive(Debug)]
+struct Opened {
+    world: World,
+    name: String,
+    kind: SystemKind,
+    store: Arc<LocalTenantStore>,
+}
+
+impl System for Opened {
+    fn store(&self) -> Arc<dyn TenantStore> {
+        self.store.clone()
+    }
+
+    fn dataset(&self, location: &str) -> Result<DatasetPorts, StepError> {
+        Ok(both(LocalDataset::new(
+            self.world.clone(),
+            &self.name,
+            self.kind,
+            location,
+        )))
     }
 }
 
