@@ -157,6 +157,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
         lifecycle::Catalog::from_toml(&t).expect("the template's catalog")
     };
     let plain = fill("", "", "journal");
+    stores::wiring::validate(&plain).expect("every product accepts its settings");
     assert_eq!(plain.system_names(), ["s3", "analytics"]);
     assert!(
         matches!(plain.checkpoints, Some(lifecycle::CheckpointBackend::S3 { ref bucket, .. }) if bucket == "checkpoints"),
@@ -167,10 +168,12 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
         "locations = { green = \"usage-green\" }",
         "streams",
     );
-    let analytics = &green.system("analytics").expect("analytics").backend;
-    assert!(
-        format!("{analytics:?}").contains("Streams"),
-        "{analytics:?}"
+    stores::wiring::validate(&green).expect("every product accepts its settings");
+    let analytics = stores::dynamodb::Config::parse(green.system("analytics").expect("analytics"))
+        .expect("a DynamoDB system");
+    assert_eq!(
+        analytics.change_feed,
+        stores::dynamodb::ChangeFeedKind::Streams
     );
     for s in ["s3", "analytics"] {
         let b = &green.system(s).expect(s).backend;
