@@ -176,7 +176,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
         stores::dynamodb::ChangeFeedKind::Streams
     );
     for s in ["s3", "analytics"] {
-        let b = &green.system(s).expect(s).backend;
+        let b = &green.system(s).expect(s).settings;
         assert!(format!("{b:?}").contains("-green"), "{s}: {b:?}");
     }
 }
