@@ -3,15 +3,18 @@
 //! the order-independent fingerprint that verification compares.
 //!
 //! Also the migration request, the migration record the steps share (with per-system
-//! checkpoints, so any step can be re-run), the schema transform, and the latency
-//! histogram the router reports. Nothing here moves data: the steps in functions/ do.
+//! checkpoints, so any step can be re-run, and the phase checks and catch-up deadline the
+//! steps decide on), the schema transform, and the latency histogram the router reports.
+//! Nothing here moves data: the steps in functions/ do.
 
+mod deadline;
 mod fingerprint;
 mod health;
 mod phase;
 mod record;
 mod request;
 mod routing;
+mod steps;
 #[cfg(test)]
 mod testing;
 mod transform;

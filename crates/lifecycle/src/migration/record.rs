@@ -64,7 +64,7 @@ pub struct MigrationRecord {
     pub checkpoints: BTreeMap<String, Checkpoint>,
     /// Source p95 measured before cutover, microseconds.
     pub baseline_p95_us: Option<u64>,
-    /// Deadline of catch-up, RFC 3339.
+    /// Deadline of catch-up, RFC 3339 (UTC, whole seconds when a step sets it).
     pub catchup_deadline: Option<String>,
     /// Last verification's fingerprints per system: (source, target).
     pub fingerprints: BTreeMap<String, (Fingerprint, Fingerprint)>,
