@@ -332,9 +332,7 @@ pub fn check_outcome(
     Ok(())
 }
 
-/// Runs `tenantctl demo`: seeds a fresh world in the data dir, erases, refuses a held
-/// tenant, repeats a request, migrates under load, publishes checkpoints and verifies
-/// everything offline from the public key alone.
+/// Runs `tenantctl demo` in a fresh world in the data dir, ending with an offline check.
 pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
     let scale = args.scale;
     if !(scale > 0.0 && scale <= 100.0) {

@@ -11,8 +11,7 @@ use stores::TenantStore;
 use stores::dynamodb::DynamoTenantStore;
 use stores::s3::S3TenantStore;
 
-/// Erases one tenant with tenantctl's stores and an equal one with the aws CLI, same
-/// endpoint, and prints both times.
+/// Erases a tenant with tenantctl's stores and an equal one with the aws CLI; prints both.
 pub async fn run(
     endpoint: &str,
     objects: usize,
