@@ -171,42 +171,16 @@ pub fn moto_url() -> String {
 
 /// AWS configuration pointing every client at moto.
 pub async fn moto_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_url())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "moto",
-        ))
-        .load()
-        .await
+    tenantctl::fixtures::moto_config(&moto_url()).await
 }
 
-/// An S3 client for moto (path-style addressing).
-pub fn moto_s3(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(cfg)
-            .force_path_style(true)
-            .build(),
-    )
-}
+pub use tenantctl::fixtures::moto_s3;
 
 /// Creates a versioned bucket.
 pub async fn versioned_bucket(s3: &aws_sdk_s3::Client, name: &str) {
-    s3.create_bucket()
-        .bucket(name)
-        .send()
+    tenantctl::fixtures::versioned_bucket(s3, name)
         .await
-        .expect("create bucket");
-    s3.put_bucket_versioning()
-        .bucket(name)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("versioning");
+        .expect("create versioned bucket");
 }
 
 /// Creates a bucket with Object Lock enabled (so versioned), for checkpoints.
@@ -221,92 +195,21 @@ pub async fn object_lock_bucket(s3: &aws_sdk_s3::Client, name: &str) {
 
 /// Creates a DynamoDB table with string keys `pk` and `sk` (on-demand).
 pub async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str, sk: &str) {
-    create_table(ddb, name, pk, sk, false).await;
+    tenantctl::fixtures::table(ddb, name, pk, sk)
+        .await
+        .expect("create table");
 }
 
 /// The same with a DynamoDB Stream (view `NEW_IMAGE`).
 pub async fn streamed_table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str, sk: &str) {
-    create_table(ddb, name, pk, sk, true).await;
-}
-
-async fn create_table(
-    ddb: &aws_sdk_dynamodb::Client,
-    name: &str,
-    pk: &str,
-    sk: &str,
-    stream: bool,
-) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        StreamSpecification, StreamViewType,
-    };
-    let spec = stream.then(|| {
-        StreamSpecification::builder()
-            .stream_enabled(true)
-            .stream_view_type(StreamViewType::NewImage)
-            .build()
-            .expect("stream spec")
-    });
-    ddb.create_table()
-        .set_stream_specification(spec)
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(pk)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("ad"),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(sk)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("ad"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(pk)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("ks"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(sk)
-                .key_type(KeyType::Range)
-                .build()
-                .expect("ks"),
-        )
-        .send()
+    tenantctl::fixtures::streamed_table(ddb, name, pk, sk)
         .await
         .expect("create table");
 }
 
 /// Creates a DynamoDB table with only a string partition key `pk` (on-demand).
 pub async fn hash_table(ddb: &aws_sdk_dynamodb::Client, name: &str, pk: &str) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    ddb.create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(pk)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("ad"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(pk)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("ks"),
-        )
-        .send()
+    tenantctl::fixtures::hash_table(ddb, name, pk)
         .await
         .expect("create table");
 }

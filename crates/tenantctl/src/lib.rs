@@ -1,8 +1,10 @@
 //! The library behind `tenantctl`: the in-process function registry the simulator
-//! dispatches to, the local world, demo seeding, and ledger/certificate verification.
+//! dispatches to, the local world, ledger/certificate verification, the commands (one
+//! module each) and the fixtures the benchmarks and the end-to-end tests share.
 
 pub mod aws;
-pub mod demo;
+pub mod cmd;
+pub mod fixtures;
 pub mod input;
 pub mod migrate;
 pub mod registry;

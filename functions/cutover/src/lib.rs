@@ -54,37 +54,11 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
     let tenant = &input.migration.tenant_id;
     let mut rec = load(deps, &input.migration).await?;
     let mut fenced_us = None;
-    let next = match (input.to, rec.phase) {
-        (To::DualWrite, Phase::BulkSync) => {
-            if !rec
-                .systems
-                .iter()
-                .all(|s| rec.checkpoints.get(s).is_some_and(|c| c.bulk_done))
-            {
-                return Err(StepError::invalid(
-                    "dual-write starts after the bulk copy has finished",
-                ));
-            }
-            Phase::DualWrite
-        }
-        (To::DualWrite, p) => {
-            return Err(StepError::invalid(format!(
-                "dual-write starts after the bulk copy, not in phase {p:?}"
-            )));
-        }
-        (To::Next, Phase::Cutover(100)) => {
-            return Err(StepError::invalid(
-                "the cutover is at 100 %; finalize the migration",
-            ));
-        }
-        (To::Next, p) => {
-            let next = p
-                .next()
-                .filter(|n| matches!(n, Phase::Cutover(_)))
-                .ok_or_else(|| {
-                    StepError::invalid(format!("no cutover step follows phase {p:?}; verify first"))
-                })?;
-            if p == Phase::Verified {
+    let next = match input.to {
+        To::DualWrite => rec.dual_write_phase()?,
+        To::Next => {
+            let next = rec.next_cutover_phase()?;
+            if rec.phase == Phase::Verified {
                 // The baseline is what the source served while dual-writing, before any
                 // read moved.
                 let (routing, _) = current_routing(deps, tenant, &rec).await?;
@@ -97,7 +71,6 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
             next
         }
     };
-    rec.phase.transition(next)?;
     let routing = if next == Phase::Cutover(100) {
         // Catch up while writes still flow, so the fenced catch-up below only has the
         // last few milliseconds of changes to apply: that is what bounds the write pause.

@@ -4,7 +4,6 @@
 
 use lifecycle::StepError;
 use lifecycle::error::from_input;
-use lifecycle::migration::Phase;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steps::migrating::{MigrationRef, catch_up_all, load, pairs, save};
@@ -50,18 +49,8 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
     let tenant = &input.migration.tenant_id;
     let done = match input.mode {
         Mode::Bulk => {
-            match rec.phase {
-                Phase::Provisioned => {
-                    rec.advance(Phase::BulkSync)?;
-                    save(deps, &mut rec).await?;
-                }
-                Phase::BulkSync => {}
-                p if p.target_has_writes() && rec.checkpoints.values().all(|c| c.bulk_done) => {}
-                p => {
-                    return Err(StepError::invalid(format!(
-                        "a bulk copy cannot run in phase {p:?}"
-                    )));
-                }
+            if rec.begin_bulk()? {
+                save(deps, &mut rec).await?;
             }
             let page = rec.options.page_size as usize;
             let mut all = true;
@@ -96,42 +85,20 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
             all
         }
         Mode::CatchUp => {
-            match rec.phase {
-                Phase::DualWrite | Phase::Verified => {
-                    rec.advance(Phase::CatchingUp)?;
-                    let deadline = deps.clock.now()
-                        + time::Duration::seconds(rec.options.catchup_timeout_seconds as i64);
-                    rec.catchup_deadline = Some(ports::rfc3339(deadline));
-                    save(deps, &mut rec).await?;
-                }
-                Phase::CatchingUp => {}
-                p => {
-                    return Err(StepError::invalid(format!(
-                        "catch-up cannot run in phase {p:?}"
-                    )));
-                }
+            if rec.begin_catch_up(deps.clock.now())? {
+                save(deps, &mut rec).await?;
             }
             // Catch-up stops at the budget or the migration's catch-up deadline, whichever
             // is first, so a writer faster than catch-up cannot hold the call forever.
-            let left = rec
-                .catchup_deadline
-                .as_deref()
-                .and_then(|d| {
-                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .map(|d| (d - deps.clock.now()).max(time::Duration::ZERO));
-            let until = match left.and_then(|l| std::time::Duration::try_from(l).ok()) {
-                Some(l) => budget.deadline().min(std::time::Instant::now() + l),
+            let until = match rec.catchup_remaining(deps.clock.now())? {
+                Some(left) => std::time::Instant::now()
+                    .checked_add(left)
+                    .map_or(budget.deadline(), |d| budget.deadline().min(d)),
                 None => budget.deadline(),
             };
             let lag = catch_up_all(deps, &mut rec, Direction::Forward, until).await?;
             let caught_up = lag <= rec.options.max_lag;
-            let expired = rec
-                .catchup_deadline
-                .as_deref()
-                .is_some_and(|d| ports::rfc3339(deps.clock.now()).as_str() >= d);
-            if !caught_up && expired {
+            if !caught_up && rec.catchup_expired(deps.clock.now())? {
                 rec.reason = Some(format!("catch-up timed out with lag {lag}"));
                 save(deps, &mut rec).await?;
                 return Err(StepError::CatchUpTimeout { lag });

@@ -2,6 +2,7 @@
 //! receipt against a checkpoint of a 1,000,000-entry tree, and appends with and without
 //! the Merkle tree (embedded, and DynamoDB on moto).
 
+use crate::fixtures::{self, bar, fresh_dir, moto_config};
 use anyhow::{Context, Result, bail};
 use lifecycle::ledger::{KeyRing, leaf_of};
 use lifecycle::note::{Checkpoint, Receipt};
@@ -62,23 +63,15 @@ fn openssl_verify_rate(seconds: u32) -> Result<f64> {
     bail!("could not read the verify rate from `openssl speed ecdsap256`:\n{text}")
 }
 
-fn ledger_dir(data_dir: &Path, name: &str) -> Result<std::path::PathBuf> {
-    let dir = data_dir.join(name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    Ok(dir)
-}
-
 /// `bench ledger-verify`: builds a ledger of `n` entries, verifies it on one thread and on
 /// every core, and compares per-core rates with openssl's verify rate.
 pub async fn verify(n: usize, data_dir: &Path) -> Result<()> {
-    let dir = ledger_dir(data_dir, "bench-ledger")?;
+    let dir = fresh_dir(data_dir, "bench-ledger")?;
     let world = World::open(&dir.join("world.db"))?;
     let signer = LocalSigner::load_or_create(&world, "bench")?;
     let ledger = LocalLedger::new(world.clone());
     let chain = "bench";
-    let b = crate::bench::bar(n as u64, "appending");
+    let b = bar(n as u64, "appending");
     for i in 0..n {
         certify(&ledger, &signer, &SystemClock, &draft(chain, i)).await?;
         b.inc(1);
@@ -90,13 +83,13 @@ pub async fn verify(n: usize, data_dir: &Path) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let mut rows = Vec::new();
     for threads in [1, cores] {
-        let opts = tenantctl::verify::VerifyOptions {
+        let opts = crate::verify::VerifyOptions {
             only: Some(chain.into()),
             threads,
             ..Default::default()
         };
         let started = Instant::now();
-        let r = tenantctl::verify::verify_ledger_with(&ledger, &ring, &opts).await?;
+        let r = crate::verify::verify_ledger_with(&ledger, &ring, &opts).await?;
         let took = started.elapsed();
         match &r[0].outcome {
             Ok(v) if *v == n as u64 => {}
@@ -172,7 +165,7 @@ pub async fn verify(n: usize, data_dir: &Path) -> Result<()> {
 /// `bench receipt`: a receipt for a real certificate placed in a 1,000,000-entry tree,
 /// verified offline from its text (parse, checkpoint signature, inclusion proof).
 pub async fn receipt(size: u64, data_dir: &Path) -> Result<()> {
-    let dir = ledger_dir(data_dir, "bench-receipt")?;
+    let dir = fresh_dir(data_dir, "bench-receipt")?;
     let world = World::open(&dir.join("world.db"))?;
     let signer = LocalSigner::load_or_create(&world, "bench")?;
     let ledger = LocalLedger::new(world);
@@ -180,7 +173,7 @@ pub async fn receipt(size: u64, data_dir: &Path) -> Result<()> {
     let doc = serde_json::to_value(&cert.entry.certificate)?;
     let leaf = leaf_of(&cert.entry.certificate)?;
     let index = size * 7 / 9;
-    let b = crate::bench::bar(size, "building the tree");
+    let b = bar(size, "building the tree");
     let mut t = MemoryTree::default();
     for i in 0..size {
         t.push(if i == index {
@@ -261,7 +254,7 @@ async fn append_rate(
 /// `bench ledger-append`: appends (sign + store) per second with the Merkle tree kept in
 /// the same transaction, against the same appends without it.
 pub async fn append(n: usize, dynamodb: Option<(&str, usize)>, data_dir: &Path) -> Result<()> {
-    let dir = ledger_dir(data_dir, "bench-append")?;
+    let dir = fresh_dir(data_dir, "bench-append")?;
     let world = World::open(&dir.join("world.db"))?;
     let signer = LocalSigner::load_or_create(&world, "bench")?;
     let mut rows = Vec::new();
@@ -285,7 +278,7 @@ pub async fn append(n: usize, dynamodb: Option<(&str, usize)>, data_dir: &Path) 
     }
     rows.push(("embedded (SQLite)", n, with / 2.0, without / 2.0));
     if let Some((endpoint, items)) = dynamodb {
-        let (cfg, _) = crate::bench::moto_clients(endpoint).await;
+        let cfg = moto_config(endpoint).await;
         let ddb = aws_sdk_dynamodb::Client::new(&cfg);
         // moto copies a whole table for every transaction, so each run gets a table of its
         // own: runs see tables of the same size and neither pays for the other's items.
@@ -293,7 +286,7 @@ pub async fn append(n: usize, dynamodb: Option<(&str, usize)>, data_dir: &Path) 
         for round in 0..2 {
             for tree in [false, true] {
                 let table = format!("bench-ledger-{}-{round}-{tree}", std::process::id());
-                crate::bench::create_table_keyed(&ddb, &table, "chain", "sk").await?;
+                fixtures::table(&ddb, &table, "chain", "sk").await?;
                 let r = if tree {
                     let l = stores::dynamodb::DynamoLedger::new(ddb.clone(), &table);
                     append_rate(&l, &signer, "bench", items / 2).await?

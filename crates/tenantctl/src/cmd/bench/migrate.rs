@@ -3,77 +3,27 @@
 //! (`INSERT ... SELECT`); the write pause at the flip and the rollback time under a live
 //! workload; dual-write against a single write through the same router.
 
+use crate::fixtures::{
+    self, bulk, catalog_with, fresh_dir, moto_config, seed_dataset, step, with_field,
+};
+use crate::migrate::{router, workload};
 use anyhow::{Context, Result, bail};
-use lifecycle::TenantId;
 use lifecycle::migration::HOME;
-use ports::migrate::{Locator, Rec};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use stores::Deps;
-use tenant_runtime::Budget;
-use tenantctl::migrate::{router, workload};
-use tenantctl::registry::call;
-
-async fn step(deps: &Deps, f: &str, input: Value) -> Result<Value> {
-    call(f, input, deps, Budget::of(Duration::from_secs(900)))
-        .await
-        .map_err(|e| anyhow::anyhow!("{f}: {}: {}", e.error, e.cause))
-}
-
-fn with(m: &Value, k: &str, v: Value) -> Value {
-    let mut x = m.clone();
-    x[k] = v;
-    x
-}
-
-async fn seed(deps: &Deps, tenant: &str, system: &str, n: usize) -> Result<()> {
-    let t = TenantId::parse(tenant)?;
-    let ds = deps.dataset(system, HOME)?;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
-        let recs: Vec<Rec> = chunk
-            .iter()
-            .map(|i| Rec {
-                key: format!("doc/{i:07}"),
-                rev: 0,
-                body: Some(
-                    json!({"title": format!("document {i}"), "pages": i % 40, "owner": "user-7"})
-                        .to_string()
-                        .into_bytes(),
-                ),
-            })
-            .collect();
-        ds.apply_many(&t, &recs).await?;
-    }
-    Ok(())
-}
-
-/// Provisions and bulk-copies; returns the migration ref and the copy time.
-pub(crate) async fn bulk(deps: &Deps, tenant: &str, systems: &[&str]) -> Result<(Value, Duration)> {
-    let req = json!({"tenant_id": tenant, "kind": "blue-green", "from": {"environment": "blue"},
-        "to": {"environment": "green"}, "systems": systems,
-        "options": {"page_size": 1000, "soak_seconds": 0, "max_lag": 0}});
-    let p = step(deps, "provision", req).await?;
-    let m = json!({"tenant_id": tenant, "migration_id": p["migration_id"]});
-    let t0 = Instant::now();
-    loop {
-        if step(deps, "sync", with(&m, "mode", json!("bulk"))).await?["done"] == true {
-            break;
-        }
-    }
-    Ok((m, t0.elapsed()))
-}
 
 /// Takes a bulk-copied migration to `percent` percent of reads on the target.
 async fn to_percent(deps: &Deps, m: &Value, percent: u64) -> Result<Value> {
-    step(deps, "cutover", with(m, "to", json!("DUAL_WRITE"))).await?;
-    while step(deps, "sync", with(m, "mode", json!("catch-up"))).await?["done"] != true {}
-    step(deps, "verify", with(m, "mode", json!("FULL"))).await?;
+    step(deps, "cutover", with_field(m, "to", json!("DUAL_WRITE"))).await?;
+    while step(deps, "sync", with_field(m, "mode", json!("catch-up"))).await?["done"] != true {}
+    step(deps, "verify", with_field(m, "mode", json!("FULL"))).await?;
     let mut out = Value::Null;
     while out["percent"].as_u64().unwrap_or(0) < percent {
-        out = step(deps, "cutover", with(m, "to", json!("next"))).await?;
+        out = step(deps, "cutover", with_field(m, "to", json!("next"))).await?;
     }
     Ok(out)
 }
@@ -102,11 +52,8 @@ pub async fn run(
     if records == 0 || trials == 0 {
         bail!("--records and --trials must be at least 1");
     }
-    let dir = data_dir.join("bench-migrate");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    let deps = Arc::new(tenantctl::world::connect(&dir, None).await?);
+    let dir = fresh_dir(data_dir, "bench-migrate")?;
+    let deps = Arc::new(crate::world::connect(&dir, None).await?);
     let world = deps
         .world()
         .context("the local catalog uses the embedded world")?
@@ -116,7 +63,7 @@ pub async fn run(
     );
 
     // 1. Bulk copy rate, embedded world, against SQLite copying the same rows itself.
-    seed(&deps, "bench_copy", "postgresql", records).await?;
+    seed_dataset(&deps, "bench_copy", "postgresql", records).await?;
     let (_, ours) = bulk(&deps, "bench_copy", &["postgresql"]).await?;
     let t0 = Instant::now();
     world.execute_raw(
@@ -147,7 +94,7 @@ pub async fn run(
 
     if let Some(url) = pg_url {
         let schema = format!("bench_{}", std::process::id());
-        let text = crate::pg_catalog(url, &schema);
+        let text = pg_catalog(url, &schema);
         let cat = lifecycle::Catalog::from_toml(&text)?;
         let pdeps = Arc::new(
             stores::wiring::Deps::connect(
@@ -160,7 +107,7 @@ pub async fn run(
             )
             .await?,
         );
-        seed(&pdeps, "bench_copy", "postgresql", records).await?;
+        seed_dataset(&pdeps, "bench_copy", "postgresql", records).await?;
         let (_, ours) = bulk(&pdeps, "bench_copy", &["postgresql"]).await?;
         let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
@@ -204,7 +151,7 @@ pub async fn run(
     let mut ops = 0;
     for i in 0..trials {
         let tenant = format!("bench_flip_{i}");
-        seed(&deps, &tenant, "redis", 200).await?;
+        seed_dataset(&deps, &tenant, "redis", 200).await?;
         let (m, _) = bulk(&deps, &tenant, &["redis"]).await?;
         let r = router(&deps, &tenant).await?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -212,7 +159,7 @@ pub async fn run(
         let out = to_percent(&deps, &m, 50).await?;
         tokio::time::sleep(Duration::from_millis(30)).await;
         let before = r.stats().pauses_us.len();
-        let flip = step(&deps, "cutover", with(&m, "to", json!("next"))).await?;
+        let flip = step(&deps, "cutover", with_field(&m, "to", json!("next"))).await?;
         tokio::time::sleep(Duration::from_millis(30)).await;
         pauses.extend(r.stats().pauses_us.into_iter().skip(before));
         fences.push(flip["fenced_us"].as_u64().unwrap_or(0));
@@ -239,7 +186,7 @@ pub async fn run(
         r.shutdown().await?;
         ops += tally.ok.load(Ordering::SeqCst);
         let failed = tally.failed.load(Ordering::SeqCst);
-        let lost = tenantctl::migrate::lost_writes(
+        let lost = crate::migrate::lost_writes(
             &deps,
             &tenant,
             HOME,
@@ -287,7 +234,7 @@ pub async fn run(
 
     // 4. Dual-write overhead: the same router, the same keys, before and during dual-write.
     let tenant = "bench_dual";
-    seed(&deps, tenant, "redis", 100).await?;
+    seed_dataset(&deps, tenant, "redis", 100).await?;
     let r = router(&deps, tenant).await?;
     let writes = 5_000usize;
     let time_writes = |r: tenant_router::Router| async move {
@@ -300,7 +247,7 @@ pub async fn run(
     };
     let single = time_writes(r.clone()).await?;
     let (m, _) = bulk(&deps, tenant, &["redis"]).await?;
-    step(&deps, "cutover", with(&m, "to", json!("DUAL_WRITE"))).await?;
+    step(&deps, "cutover", with_field(&m, "to", json!("DUAL_WRITE"))).await?;
     r.refresh().await?;
     let dual = time_writes(r.clone()).await?;
     r.shutdown().await?;
@@ -320,38 +267,12 @@ pub async fn run(
     Ok(())
 }
 
-/// The local catalog with `system`'s `backend = "embedded"` line replaced by `backend`
-/// (the lines of another backend's entry).
-pub(crate) fn catalog_with(system: &str, backend: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in tenantctl::LOCAL_CATALOG.lines() {
-        if line.starts_with("name = ") {
-            inside = line == format!("name = \"{system}\"");
-        }
-        if inside && line.starts_with("backend = ") {
-            out.push_str(backend);
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
 /// Bulk copy of a DynamoDB system on an API endpoint (moto), against writing the same items
 /// with plain BatchWriteItem (25 per call, 8 calls in flight): no revision check, the
 /// fastest way to put them there.
 async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
     use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "bench",
-        ))
-        .load()
-        .await;
+    let cfg = moto_config(endpoint).await;
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let stamp = std::process::id();
     let tables = [
@@ -360,7 +281,7 @@ async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
         format!("bench-base-{stamp}"),
     ];
     for t in &tables {
-        crate::bench::create_table(&ddb, t).await?;
+        fixtures::table(&ddb, t, "pk", "sk").await?;
     }
     let out = catalog_with(
         "analytics",
@@ -380,7 +301,7 @@ async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
         )
         .await?,
     );
-    seed(&deps, "bench_copy", "analytics", items).await?;
+    seed_dataset(&deps, "bench_copy", "analytics", items).await?;
     let (_, ours) = bulk(&deps, "bench_copy", &["analytics"]).await?;
     let reqs: Vec<WriteRequest> = (0..items)
         .map(|i| {
@@ -440,4 +361,12 @@ async fn dynamodb_copy(dir: &Path, endpoint: &str, items: usize) -> Result<()> {
         100.0 * base.as_secs_f64() / ours.as_secs_f64()
     );
     Ok(())
+}
+
+/// The local catalog with its `postgresql` system on PostgreSQL at `url`, schema `schema`.
+fn pg_catalog(url: &str, schema: &str) -> String {
+    catalog_with(
+        "postgresql",
+        &format!("backend = \"postgres\"\nurl = \"{url}\"\nschema = \"{schema}\"\n"),
+    )
 }

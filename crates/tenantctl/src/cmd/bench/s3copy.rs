@@ -2,6 +2,7 @@
 //! sync step, by `rclone copy` and by `aws s3 sync`, same objects, same server, same run,
 //! each into its own empty bucket and with the same request concurrency.
 
+use crate::fixtures::{bulk, catalog_with, moto_config, moto_s3, versioned_bucket};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use serde_json::json;
@@ -85,12 +86,13 @@ pub async fn run(data_dir: &Path, endpoint: &str, o: S3CopyOptions) -> Result<()
             bail!("{bin} is missing: {how}");
         }
     }
-    let (cfg, s3) = crate::bench::moto_clients(endpoint).await;
+    let cfg = moto_config(endpoint).await;
+    let s3 = moto_s3(&cfg);
     let stamp = std::process::id();
     let [home, ours, rclone_dst, aws_dst] =
         ["home", "sync", "rclone", "awscli"].map(|b| format!("bench-{b}-{stamp}"));
     for b in [&home, &ours, &rclone_dst, &aws_dst] {
-        crate::bench::versioned_bucket(&s3, b).await?;
+        versioned_bucket(&s3, b).await?;
     }
     println!(
         "bulk copy of one tenant's S3 prefix on {endpoint} (moto): {} objects, {} requests in flight for every tool",
@@ -181,7 +183,7 @@ pub async fn run(data_dir: &Path, endpoint: &str, o: S3CopyOptions) -> Result<()
     )?;
 
     // The migration's provision + bulk sync steps, as the state machine runs them.
-    let catalog = crate::bench_migrate::catalog_with(
+    let catalog = catalog_with(
         "s3",
         &format!(
             "backend = \"s3\"\nbucket = \"{home}\"\nprefix = \"tenants/{{tenant_id}}/\"\nmax_concurrency = {}\nlocations = {{ green = \"{ours}\" }}\n",
@@ -199,7 +201,7 @@ pub async fn run(data_dir: &Path, endpoint: &str, o: S3CopyOptions) -> Result<()
         )
         .await?,
     );
-    let (_, sync) = crate::bench_migrate::bulk(&deps, "bench_copy", &["s3"]).await?;
+    let (_, sync) = bulk(&deps, "bench_copy", &["s3"]).await?;
 
     for (name, b) in [
         ("sync", &ours),

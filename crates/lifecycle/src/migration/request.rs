@@ -1,0 +1,301 @@
+//! The migration request and its validation against the catalog.
+
+use super::{CUTOVER_STEPS, HOME, Transform};
+use crate::{Catalog, StepError, SystemName, TenantId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What kind of move a migration is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrationKind {
+    /// Blue to green environment.
+    BlueGreen,
+    /// One region to another.
+    Region,
+    /// One schema version to the next.
+    SchemaVersion,
+}
+
+/// How verification compares source and target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum VerifyMode {
+    /// Live record counts.
+    Count,
+    /// Order-independent fingerprints of every live record.
+    #[default]
+    Hash,
+    /// Record-by-record diff; differing records are repaired from the source.
+    Full,
+}
+
+/// Tunables of one migration, all with defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationOptions {
+    /// Seconds each cutover step soaks before its health check.
+    #[serde(default = "default_soak")]
+    pub soak_seconds: u64,
+    /// Seconds catch-up may take before the migration times out and rolls back.
+    #[serde(default = "default_catchup_timeout")]
+    pub catchup_timeout_seconds: u64,
+    /// Changes still to apply at or below which the target counts as caught up.
+    #[serde(default = "default_max_lag")]
+    pub max_lag: u64,
+    /// Records per sync page.
+    #[serde(default = "default_page")]
+    pub page_size: u32,
+    /// Target requests a health check needs before it can pass (fewer: it waits).
+    #[serde(default)]
+    pub min_requests: u64,
+}
+
+fn default_soak() -> u64 {
+    60
+}
+fn default_catchup_timeout() -> u64 {
+    900
+}
+fn default_max_lag() -> u64 {
+    100
+}
+fn default_page() -> u32 {
+    500
+}
+
+impl Default for MigrationOptions {
+    fn default() -> Self {
+        Self {
+            soak_seconds: default_soak(),
+            catchup_timeout_seconds: default_catchup_timeout(),
+            max_lag: default_max_lag(),
+            page_size: default_page(),
+            min_requests: 0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    #[serde(default)]
+    migration_id: Option<String>,
+    tenant_id: TenantId,
+    kind: MigrationKind,
+    from: BTreeMap<String, Value>,
+    to: BTreeMap<String, Value>,
+    #[serde(default)]
+    systems: Option<Vec<SystemName>>,
+    #[serde(default)]
+    steps_percent: Option<Vec<u8>>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    options: MigrationOptions,
+}
+
+/// A validated migration request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationRequest {
+    /// Id of this migration, if the caller named it (otherwise provision names it).
+    pub migration_id: Option<String>,
+    /// The tenant to move.
+    pub tenant_id: TenantId,
+    /// Kind of move.
+    pub kind: MigrationKind,
+    /// Label of where the tenant is (e.g. `blue`, `us-east-1`, `v1`).
+    pub from: String,
+    /// Label of where it goes; also the target's location name.
+    pub to: String,
+    /// Systems moved (default: every system of the catalog).
+    pub systems: Vec<SystemName>,
+    /// Body transform implied by the kind.
+    pub transform: Transform,
+    /// Tunables.
+    pub options: MigrationOptions,
+}
+
+fn label(
+    kind: MigrationKind,
+    side: &BTreeMap<String, Value>,
+    which: &str,
+) -> Result<String, StepError> {
+    let field = match kind {
+        MigrationKind::BlueGreen => "environment",
+        MigrationKind::Region => "region",
+        MigrationKind::SchemaVersion => "schema_version",
+    };
+    if let Some(extra) = side.keys().find(|k| *k != field) {
+        return Err(StepError::invalid(format!(
+            "`{which}` of a {kind:?} migration takes only `{field}`, not `{extra}`"
+        )));
+    }
+    let text = match side.get(field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if kind == MigrationKind::SchemaVersion => format!("v{n}"),
+        _ => {
+            return Err(StepError::invalid(format!(
+                "`{which}.{field}` is required for a {kind:?} migration"
+            )));
+        }
+    };
+    let ok = !text.is_empty()
+        && text.len() <= 40
+        && text != HOME
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(StepError::invalid(format!(
+            "`{which}.{field}` must be 1-40 letters, digits, '-' or '_' (and not `{HOME}`)"
+        )));
+    }
+    Ok(text)
+}
+
+impl MigrationRequest {
+    /// Validates a request (the shape of scenarios.json's `migrations`) against the catalog.
+    pub fn parse(raw: &Value, catalog: &Catalog) -> Result<Self, StepError> {
+        let r: RawRequest = serde_json::from_value(raw.clone())
+            .map_err(|e| StepError::invalid(format!("migration request is malformed: {e}")))?;
+        let from = label(r.kind, &r.from, "from")?;
+        let to = label(r.kind, &r.to, "to")?;
+        if from == to {
+            return Err(StepError::invalid(format!(
+                "`from` and `to` are both {from}: nothing to migrate"
+            )));
+        }
+        let transform = match r.kind {
+            MigrationKind::SchemaVersion if from == "v1" && to == "v2" => Transform::SchemaV1ToV2,
+            MigrationKind::SchemaVersion => {
+                return Err(StepError::invalid(format!(
+                    "no schema transform from {from} to {to} (known: v1 -> v2)"
+                )));
+            }
+            _ => Transform::None,
+        };
+        if let Some(steps) = &r.steps_percent
+            && steps.as_slice() != CUTOVER_STEPS
+        {
+            return Err(StepError::invalid(format!(
+                "steps_percent must be {CUTOVER_STEPS:?} (got {steps:?})"
+            )));
+        }
+        let systems = match r.systems {
+            Some(s) if s.is_empty() => {
+                return Err(StepError::invalid("`systems` is empty"));
+            }
+            Some(s) => s,
+            // Logs and backups cannot be rewritten record by record; they stay where
+            // they are unless a request names them (and is refused).
+            None => catalog
+                .systems
+                .iter()
+                .filter(|s| s.kind.capabilities().single_record_delete)
+                .map(|s| s.name.clone())
+                .collect(),
+        };
+        for s in &systems {
+            let spec = catalog.system(s.as_str()).ok_or_else(|| {
+                StepError::invalid(format!(
+                    "system {s} is not in the {} catalog (known: {})",
+                    catalog.environment,
+                    catalog.system_names().join(", ")
+                ))
+            })?;
+            if !spec.kind.capabilities().single_record_delete {
+                return Err(StepError::invalid(format!(
+                    "system {s} ({:?}) cannot be migrated record by record; leave it out of `systems`",
+                    spec.kind
+                )));
+            }
+        }
+        let o = &r.options;
+        if o.page_size == 0 || o.page_size > 10_000 || o.soak_seconds > 86_400 {
+            return Err(StepError::invalid(
+                "options: page_size must be 1..=10000 and soak_seconds at most 86400",
+            ));
+        }
+        let _ = r.reason;
+        let migration_id = r
+            .migration_id
+            .map(|id| crate::RequestId::parse(&id).map(|i| i.to_string()))
+            .transpose()?;
+        Ok(Self {
+            migration_id,
+            tenant_id: r.tenant_id,
+            kind: r.kind,
+            from,
+            to,
+            systems,
+            transform,
+            options: r.options,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migration::testing::record;
+
+    #[test]
+    fn requests_are_validated_against_the_catalog() {
+        let m = record();
+        assert_eq!(
+            m.systems,
+            vec!["pg"],
+            "logs cannot be migrated record by record"
+        );
+        assert_eq!(m.migration_id, "mig-t1-green");
+        let cat = Catalog::from_toml(
+            "environment = \"t\"\nledger = { backend = \"embedded\" }\nlegal_holds = { backend = \"embedded\" }\nsigner = { backend = \"local\" }\n[[systems]]\nname = \"pg\"\nkind = \"relational\"\nholds = \"x\"\nbackend = \"embedded\"\n",
+        )
+        .expect("catalog");
+        let bad = [
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "region", "from": {"region": "a"}, "to": {"region": "a"}}),
+                "nothing to migrate",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "region", "from": {"environment": "a"}, "to": {"region": "b"}}),
+                "takes only",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "schema-version", "from": {"schema_version": 2}, "to": {"schema_version": 3}}),
+                "no schema transform",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "blue-green", "from": {"environment": "b"}, "to": {"environment": "g"}, "systems": ["nope"]}),
+                "not in the",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "blue-green", "from": {"environment": "b"}, "to": {"environment": "g"}, "steps_percent": [50, 100]}),
+                "steps_percent",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "blue-green", "from": {"environment": "b"}, "to": {"environment": "../x"}}),
+                "letters",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "teleport", "from": {}, "to": {}}),
+                "malformed",
+            ),
+        ];
+        for (raw, want) in bad {
+            let e = MigrationRequest::parse(&raw, &cat).expect_err(want);
+            assert!(e.to_string().contains(want), "{e} lacks {want}");
+        }
+        let v2 = MigrationRequest::parse(
+            &serde_json::json!({"tenant_id": "t3", "kind": "schema-version", "from": {"schema_version": 1}, "to": {"schema_version": 2}}),
+            &cat,
+        )
+        .expect("v1 -> v2");
+        assert_eq!(
+            (v2.from.as_str(), v2.to.as_str(), v2.transform),
+            ("v1", "v2", Transform::SchemaV1ToV2)
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Benchmarks that print a table comparing against a peer in the same run. They measure;
+//! they never assert on time. Each benchmark is a module of its own; what they share is
+//! in [`crate::fixtures`].
+
+pub mod erase;
+pub mod ledger;
+pub mod migrate;
+pub mod s3copy;
+
+use super::Ctx;
+use anyhow::Result;
+use clap::Subcommand;
+
+/// Benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Erase a tenant of N S3 objects (a third with 3 versions) and N DynamoDB items on an
+    /// S3/DynamoDB API endpoint (moto), against the aws CLI removing an equal tenant.
+    Erase {
+        /// API endpoint (moto's URL).
+        #[arg(long, env = "MOTO_URL")]
+        endpoint: String,
+        /// Objects per tenant.
+        #[arg(long, default_value_t = 20_000)]
+        objects: usize,
+        /// DynamoDB items per tenant.
+        #[arg(long, default_value_t = 20_000)]
+        items: usize,
+        /// The aws CLI to compare with.
+        #[arg(long, default_value = ".venv/bin/aws")]
+        aws_cli: String,
+        /// Concurrent DeleteObjects / BatchWriteItem calls.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Migration figures: bulk copy rate against the database's own copy, write pause at
+    /// the flip and rollback time under a live workload, dual-write overhead.
+    Migrate {
+        /// Records per bulk copy.
+        #[arg(long, default_value_t = 50_000)]
+        records: usize,
+        /// Flips and rollbacks measured.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// Also measure a PostgreSQL copy (connection string).
+        #[arg(long, env = "TENANT_PG_URL")]
+        pg_url: Option<String>,
+        /// Also measure a DynamoDB copy on this endpoint (moto's URL).
+        #[arg(long)]
+        dynamodb_endpoint: Option<String>,
+        /// Items of the DynamoDB copy.
+        #[arg(long, default_value_t = 5_000)]
+        dynamodb_items: usize,
+    },
+    /// Bulk copy of one tenant's S3 prefix by the migration's sync, `rclone copy` and
+    /// `aws s3 sync`, on an endpoint (moto's URL).
+    S3Copy {
+        /// The S3 endpoint.
+        #[arg(long)]
+        endpoint: String,
+        /// Objects under the prefix.
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// Requests in flight, for every tool.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// The aws CLI to compare with.
+        #[arg(long, default_value = ".venv/bin/aws")]
+        aws_cli: String,
+        /// The rclone binary to compare with.
+        #[arg(long, default_value = "rclone")]
+        rclone: String,
+    },
+    /// Verify a ledger of N entries on one thread and on every core, against
+    /// `openssl speed ecdsap256` measured in the same run.
+    LedgerVerify {
+        /// Entries.
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+    },
+    /// Verify one certificate's receipt against a checkpoint of a tree of N entries.
+    Receipt {
+        /// Entries in the tree.
+        #[arg(long, default_value_t = 1_000_000)]
+        size: u64,
+    },
+    /// Appends with the Merkle tree kept, against appends without it.
+    LedgerAppend {
+        /// Embedded appends.
+        #[arg(long, default_value_t = 4_000)]
+        entries: usize,
+        /// Also on DynamoDB at this endpoint (moto's URL).
+        #[arg(long)]
+        dynamodb_endpoint: Option<String>,
+        /// DynamoDB appends.
+        #[arg(long, default_value_t = 600)]
+        dynamodb_entries: usize,
+    },
+}
+
+/// Runs a benchmark.
+pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
+    let data_dir = ctx.data_dir.as_path();
+    match cmd {
+        BenchCmd::LedgerVerify { entries } => ledger::verify(entries, data_dir).await,
+        BenchCmd::Receipt { size } => ledger::receipt(size, data_dir).await,
+        BenchCmd::LedgerAppend {
+            entries,
+            dynamodb_endpoint,
+            dynamodb_entries,
+        } => {
+            let ddb = dynamodb_endpoint.as_deref().map(|e| (e, dynamodb_entries));
+            ledger::append(entries, ddb, data_dir).await
+        }
+        BenchCmd::Migrate {
+            records,
+            trials,
+            pg_url,
+            dynamodb_endpoint,
+            dynamodb_items,
+        } => {
+            let ddb = dynamodb_endpoint.as_deref().map(|e| (e, dynamodb_items));
+            migrate::run(data_dir, records, trials, pg_url.as_deref(), ddb).await
+        }
+        BenchCmd::S3Copy {
+            endpoint,
+            objects,
+            concurrency,
+            aws_cli,
+            rclone,
+        } => {
+            let o = s3copy::S3CopyOptions {
+                objects,
+                concurrency,
+                aws_cli,
+                rclone,
+            };
+            s3copy::run(data_dir, &endpoint, o).await
+        }
+        BenchCmd::Erase {
+            endpoint,
+            objects,
+            items,
+            aws_cli,
+            concurrency,
+        } => erase::run(&endpoint, objects, items, &aws_cli, concurrency).await,
+    }
+}
