@@ -19,6 +19,8 @@ pub mod embedded;
 pub mod kms;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod wiring;

@@ -105,6 +105,8 @@ pub const PRODUCTS: &[&str] = &[
     "dynamodb",
     #[cfg(feature = "postgres")]
     "postgres",
+    #[cfg(feature = "redis")]
+    "redis",
 ];
 
 fn unknown_backend(spec: &SystemSpec) -> StepError {
@@ -136,6 +138,10 @@ pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
             "postgres" => {
                 crate::postgres::Config::parse(spec)?;
             }
+            #[cfg(feature = "redis")]
+            "redis" => {
+                crate::redis::Config::parse(spec)?;
+            }
             _ => return Err(unknown_backend(spec)),
         }
     }
@@ -152,6 +158,8 @@ pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System
         "dynamodb" => crate::dynamodb::open(spec, ctx).await,
         #[cfg(feature = "postgres")]
         "postgres" => crate::postgres::open(spec, ctx).await,
+        #[cfg(feature = "redis")]
+        "redis" => crate::redis::open(spec, ctx).await,
         _ => Err(unknown_backend(spec)),
     }
 }

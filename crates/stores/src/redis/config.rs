@@ -1,0 +1,166 @@
+//! A Redis system's catalog settings.
+
+use crate::config::{check_concurrency, check_template, default_concurrency, settings};
+use lifecycle::StepError;
+use lifecycle::catalog::{SystemSpec, TENANT_PLACEHOLDER};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `backend = "redis"`: a tenant's keys share one prefix, e.g. `tenant:{tenant_id}:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server URL with its logical database, e.g. `redis://127.0.0.1:6379/0`.
+    pub url: String,
+    /// Key prefix template; every key of the tenant starts with it.
+    pub prefix: String,
+    /// Render the tenant id as a hash tag (`tenant:{t1}:`), so on a cluster every key of
+    /// a tenant, and the bookkeeping beside them, live in one slot.
+    #[serde(default)]
+    pub hash_tag: bool,
+    /// Keys SCAN asks for per call.
+    #[serde(default = "default_scan_count")]
+    pub scan_count: usize,
+    /// UNLINK (and copy) batches in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// Servers or logical databases of the migration locations (location name to URL).
+    #[serde(default)]
+    pub locations: BTreeMap<String, String>,
+}
+
+fn default_scan_count() -> usize {
+    1000
+}
+
+impl Config {
+    /// Parses and checks a catalog entry.
+    pub fn parse(spec: &SystemSpec) -> Result<Self, StepError> {
+        let c: Self = settings(spec)?;
+        check_template(&spec.name, "prefix", &c.prefix)?;
+        let after = c
+            .prefix
+            .split(TENANT_PLACEHOLDER)
+            .nth(1)
+            .unwrap_or_default();
+        if after.is_empty() {
+            return Err(StepError::Configuration(format!(
+                "system {}: prefix {:?} must end with a separator after {TENANT_PLACEHOLDER} (e.g. \"tenant:{TENANT_PLACEHOLDER}:\"), or tenant t1's keys would match t10's",
+                spec.name, c.prefix
+            )));
+        }
+        if c.prefix.contains(['*', '?', '[', ']', '\\']) {
+            return Err(StepError::Configuration(format!(
+                "system {}: prefix {:?} may not hold the glob characters * ? [ ] \\",
+                spec.name, c.prefix
+            )));
+        }
+        if c.hash_tag
+            && c.prefix
+                .replace(TENANT_PLACEHOLDER, "")
+                .contains(['{', '}'])
+        {
+            return Err(StepError::Configuration(format!(
+                "system {}: with hash_tag the tenant id is the hash tag; remove the other braces from prefix {:?}",
+                spec.name, c.prefix
+            )));
+        }
+        if !(10..=100_000).contains(&c.scan_count) {
+            return Err(StepError::Configuration(format!(
+                "system {}: scan_count must be between 10 and 100000, got {}",
+                spec.name, c.scan_count
+            )));
+        }
+        check_concurrency(&spec.name, c.max_concurrency)?;
+        let mut seen = BTreeSet::from([c.url.as_str()]);
+        for (loc, url) in &c.locations {
+            if loc.is_empty() || loc == lifecycle::migration::HOME {
+                return Err(StepError::Configuration(format!(
+                    "system {}: location {loc:?} is reserved; name locations like green or eu-west-1",
+                    spec.name
+                )));
+            }
+            if !seen.insert(url.as_str()) {
+                return Err(StepError::Configuration(format!(
+                    "system {}: location {loc} uses {url}, already the home URL or another location's; give each location its own database (redis://host:port/N) or server",
+                    spec.name
+                )));
+            }
+        }
+        for url in seen {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(StepError::Configuration(format!(
+                    "system {}: url {url:?} must start with redis:// or rediss://",
+                    spec.name
+                )));
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+    use lifecycle::Catalog;
+
+    fn parse(extra: &str) -> Result<Config, lifecycle::StepError> {
+        let text = format!(
+            "environment = \"t\"\nledger = {{ backend = \"embedded\" }}\nlegal_holds = {{ backend = \"embedded\" }}\nsigner = {{ backend = \"local\" }}\n[[systems]]\nname = \"cache\"\nkind = \"key-value\"\nbackend = \"redis\"\n{extra}"
+        );
+        Config::parse(&Catalog::from_toml(&text)?.systems[0])
+    }
+
+    #[test]
+    fn parses_with_defaults() {
+        let c = parse("url = \"redis://127.0.0.1:6379/0\"\nprefix = \"tenant:{tenant_id}:\"")
+            .expect("valid");
+        assert_eq!(
+            (c.scan_count, c.max_concurrency, c.hash_tag),
+            (1000, 8, false)
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_entries_saying_what_to_change() {
+        for (extra, says) in [
+            (
+                "url = \"redis://h/0\"\nprefix = \"tenant:\"",
+                "must contain {tenant_id}",
+            ),
+            (
+                "url = \"redis://h/0\"\nprefix = \"tenant:{tenant_id}\"",
+                "separator after",
+            ),
+            (
+                "url = \"redis://h/0\"\nprefix = \"t*:{tenant_id}:\"",
+                "glob characters",
+            ),
+            (
+                "url = \"http://h/0\"\nprefix = \"t:{tenant_id}:\"",
+                "redis://",
+            ),
+            (
+                "url = \"redis://h/0\"\nprefix = \"t:{tenant_id}:\"\nscan_count = 1",
+                "scan_count",
+            ),
+            (
+                "url = \"redis://h/0\"\nprefix = \"t:{tenant_id}:\"\npatern = \"x\"",
+                "unknown field `patern`",
+            ),
+            ("prefix = \"t:{tenant_id}:\"", "missing field `url`"),
+            (
+                "url = \"redis://h/0\"\nprefix = \"t:{tenant_id}:\"\nlocations = { green = \"redis://h/0\" }",
+                "own database",
+            ),
+            (
+                "url = \"redis://h/0\"\nprefix = \"{x}:{tenant_id}:\"\nhash_tag = true",
+                "hash tag",
+            ),
+        ] {
+            let e = parse(extra).expect_err(extra);
+            assert_eq!(e.error_type(), "ConfigurationError", "{extra}");
+            assert!(e.to_string().contains(says), "{extra}: {e}");
+        }
+    }
+}
