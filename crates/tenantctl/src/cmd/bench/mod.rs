@@ -5,6 +5,7 @@
 pub mod erase;
 pub mod ledger;
 pub mod migrate;
+pub mod redis;
 pub mod s3copy;
 
 use super::Ctx;
@@ -70,6 +71,28 @@ pub enum BenchCmd {
         /// The rclone binary to compare with.
         #[arg(long, default_value = "rclone")]
         rclone: String,
+    },
+    /// Erase one tenant's keys from a Redis database shared with other tenants, against
+    /// `redis-cli --scan --pattern ... | xargs redis-cli unlink`.
+    RedisErase {
+        /// Server URL, without a database number.
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        url: String,
+        /// An empty logical database to use (flushed at the end).
+        #[arg(long, default_value_t = 15)]
+        db: u8,
+        /// Keys of the erased tenant.
+        #[arg(long, default_value_t = 1_000_000)]
+        tenant_keys: usize,
+        /// Keys in the database, every tenant included.
+        #[arg(long, default_value_t = 3_000_000)]
+        total_keys: usize,
+        /// SCAN COUNT of the product.
+        #[arg(long, default_value_t = 1000)]
+        scan_count: usize,
+        /// UNLINK batches in flight.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
     /// Verify a ledger of N entries on one thread and on every core, against
     /// `openssl speed ecdsap256` measured in the same run.
@@ -144,5 +167,23 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
             aws_cli,
             concurrency,
         } => erase::run(&endpoint, objects, items, &aws_cli, concurrency).await,
+        BenchCmd::RedisErase {
+            url,
+            db,
+            tenant_keys,
+            total_keys,
+            scan_count,
+            concurrency,
+        } => {
+            redis::run(redis::Plan {
+                url,
+                db,
+                tenant_keys,
+                total_keys,
+                scan_count,
+                concurrency,
+            })
+            .await
+        }
     }
 }
