@@ -82,8 +82,9 @@ pub async fn tenant_store_suite(store: &dyn TenantStore) {
         "{}: an erase call must make progress",
         store.name()
     );
+    // A store that deletes whole units (a log stream) may finish in one call.
     assert!(
-        !first.complete,
+        !first.complete || !store.capabilities().single_record_delete,
         "{}: 30 records cannot go in one batch of 10",
         store.name()
     );

@@ -11,6 +11,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "cloudwatch")]
+pub mod cloudwatch;
 pub mod config;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;

@@ -99,6 +99,8 @@ impl Context {
 /// The products this build knows, for messages.
 pub const PRODUCTS: &[&str] = &[
     "embedded",
+    #[cfg(feature = "cloudwatch")]
+    "cloudwatch",
     #[cfg(feature = "s3")]
     "s3",
     #[cfg(feature = "dynamodb")]
@@ -126,6 +128,10 @@ pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
             "embedded" => {
                 crate::embedded::config::Config::parse(spec)?;
             }
+            #[cfg(feature = "cloudwatch")]
+            "cloudwatch" => {
+                crate::cloudwatch::Config::parse(spec)?;
+            }
             #[cfg(feature = "s3")]
             "s3" => {
                 crate::s3::Config::parse(spec)?;
@@ -152,6 +158,8 @@ pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
 pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System>, StepError> {
     match spec.backend.as_str() {
         "embedded" => crate::embedded::open(spec, ctx),
+        #[cfg(feature = "cloudwatch")]
+        "cloudwatch" => crate::cloudwatch::open(spec, ctx).await,
         #[cfg(feature = "s3")]
         "s3" => crate::s3::open(spec, ctx).await,
         #[cfg(feature = "dynamodb")]
@@ -191,7 +199,7 @@ pub struct Deps {
     signer: Arc<tokio::sync::OnceCell<Arc<dyn Signer>>>,
     signer_backend: SignerBackend,
     world: Option<World>,
-    #[cfg(feature = "aws")]
+    #[cfg(feature = "kms")]
     aws: Option<aws_config::SdkConfig>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
@@ -333,7 +341,7 @@ impl Deps {
                 }
             }
         };
-        #[cfg(feature = "aws")]
+        #[cfg(feature = "kms")]
         if matches!(catalog.signer, SignerBackend::Kms { .. }) {
             ctx.aws().await?;
         }
@@ -353,7 +361,7 @@ impl Deps {
             signer: Arc::new(tokio::sync::OnceCell::new()),
             signer_backend,
             world: ctx.world,
-            #[cfg(feature = "aws")]
+            #[cfg(feature = "kms")]
             aws: ctx.aws,
             clock: Arc::new(SystemClock),
         })
