@@ -19,6 +19,8 @@ pub mod dynamodb;
 pub mod embedded;
 #[cfg(feature = "kms")]
 pub mod kms;
+#[cfg(feature = "pgvector")]
+pub mod pgvector;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]

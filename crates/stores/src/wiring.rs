@@ -109,6 +109,8 @@ pub const PRODUCTS: &[&str] = &[
     "postgres",
     #[cfg(feature = "redis")]
     "redis",
+    #[cfg(feature = "pgvector")]
+    "pgvector",
 ];
 
 fn unknown_backend(spec: &SystemSpec) -> StepError {
@@ -148,6 +150,10 @@ pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
             "redis" => {
                 crate::redis::Config::parse(spec)?;
             }
+            #[cfg(feature = "pgvector")]
+            "pgvector" => {
+                crate::pgvector::Config::parse(spec)?;
+            }
             _ => return Err(unknown_backend(spec)),
         }
     }
@@ -168,6 +174,8 @@ pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System
         "postgres" => crate::postgres::open(spec, ctx).await,
         #[cfg(feature = "redis")]
         "redis" => crate::redis::open(spec, ctx).await,
+        #[cfg(feature = "pgvector")]
+        "pgvector" => crate::pgvector::open(spec, ctx).await,
         _ => Err(unknown_backend(spec)),
     }
 }
