@@ -175,8 +175,47 @@ pub struct Catalog {
     /// Where ledger checkpoints are published (a directory beside the world by default).
     #[serde(default)]
     pub checkpoints: Option<CheckpointBackend>,
+    /// Where discovery looks for a tenant beyond the catalog's systems.
+    #[serde(default)]
+    pub discovery: Option<DiscoverySpec>,
     /// Systems holding tenant data.
     pub systems: Vec<SystemSpec>,
+}
+
+/// Discovery of undocumented systems: everything the credentials can see is scanned for
+/// the tenant's identifier, and a place that holds it outside the catalog is reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverySpec {
+    /// Run discovery in every erasure's verification, refusing a certificate on a find.
+    #[serde(default = "yes")]
+    pub on_verify: bool,
+    /// Scan every S3 bucket, DynamoDB table and log group the AWS credentials can list.
+    #[serde(default)]
+    pub aws: bool,
+    /// PostgreSQL servers to scan besides the catalog's (every schema, every table with a
+    /// text column).
+    #[serde(default)]
+    pub postgres: Vec<String>,
+    /// Redis servers to scan besides the catalog's (every logical database with keys).
+    #[serde(default)]
+    pub redis: Vec<String>,
+    /// Object bodies read per bucket to look inside, not just at keys.
+    #[serde(default = "default_sample")]
+    pub sample_bodies: usize,
+    /// Most keys, items, rows or events read per bucket, table, group or database.
+    #[serde(default = "default_cap")]
+    pub max_per_place: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_sample() -> usize {
+    100
+}
+fn default_cap() -> usize {
+    100_000
 }
 
 impl Catalog {

@@ -15,7 +15,9 @@ pub mod migration;
 pub mod note;
 pub mod tree;
 
-pub use catalog::{Capabilities, Catalog, CheckpointBackend, EraseMethod, SystemKind, SystemSpec};
+pub use catalog::{
+    Capabilities, Catalog, CheckpointBackend, DiscoverySpec, EraseMethod, SystemKind, SystemSpec,
+};
 pub use certificate::{Certificate, SignatureBlock, SignedCertificate};
 pub use error::StepError;
 pub use ids::{HoldId, RequestId, SystemName, TenantId};

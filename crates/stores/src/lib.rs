@@ -14,6 +14,7 @@ pub mod aws;
 #[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
 pub mod config;
+pub mod discovery;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod embedded;

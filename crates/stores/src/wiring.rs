@@ -207,7 +207,7 @@ pub struct Deps {
     signer: Arc<tokio::sync::OnceCell<Arc<dyn Signer>>>,
     signer_backend: SignerBackend,
     world: Option<World>,
-    #[cfg(feature = "kms")]
+    #[cfg(feature = "aws")]
     aws: Option<aws_config::SdkConfig>,
     /// The time source.
     pub clock: Arc<dyn Clock>,
@@ -349,8 +349,10 @@ impl Deps {
                 }
             }
         };
-        #[cfg(feature = "kms")]
-        if matches!(catalog.signer, SignerBackend::Kms { .. }) {
+        #[cfg(feature = "aws")]
+        if matches!(catalog.signer, SignerBackend::Kms { .. })
+            || catalog.discovery.as_ref().is_some_and(|d| d.aws)
+        {
             ctx.aws().await?;
         }
         let signer_backend = catalog.signer.clone();
@@ -369,7 +371,7 @@ impl Deps {
             signer: Arc::new(tokio::sync::OnceCell::new()),
             signer_backend,
             world: ctx.world,
-            #[cfg(feature = "kms")]
+            #[cfg(feature = "aws")]
             aws: ctx.aws,
             clock: Arc::new(SystemClock),
         })
@@ -461,6 +463,12 @@ impl Deps {
     pub fn with_store(mut self, store: Arc<dyn TenantStore>) -> Self {
         self.stores.insert(store.name().to_owned(), store);
         self
+    }
+
+    /// The AWS configuration, when the catalog uses AWS.
+    #[cfg(feature = "aws")]
+    pub fn aws_config(&self) -> Option<&aws_config::SdkConfig> {
+        self.aws.as_ref()
     }
 
     /// The embedded world, when the catalog uses it.

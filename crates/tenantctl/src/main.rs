@@ -67,6 +67,9 @@ enum Cmd {
     },
     /// Count a tenant's records in every catalog system.
     Count(cmd::count::Args),
+    /// Find places outside the catalog (buckets, tables, log groups, schemas, Redis keys)
+    /// that hold a tenant.
+    Discover(cmd::discover::Args),
     /// Benchmarks that compare against a peer tool in the same run.
     Bench {
         #[command(subcommand)]
@@ -130,6 +133,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Cert { cmd } => cmd::cert::run(cmd, &ctx).await,
         Cmd::Hold { cmd } => cmd::hold::run(cmd, &ctx).await,
         Cmd::Count(args) => cmd::count::run(args, &ctx).await,
+        Cmd::Discover(args) => cmd::discover::run(args, &ctx).await,
         Cmd::Bench { cmd } => cmd::bench::run(cmd, &ctx).await,
     }
 }

@@ -107,6 +107,19 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         }
         discovered_clean.push(name);
     }
+    // Places outside the catalog: every bucket, table, log group, schema and Redis
+    // database the catalog's [discovery] reaches.
+    if deps.catalog.discovery.as_ref().is_some_and(|d| d.on_verify) {
+        let found = stores::discovery::discover(deps, &input.tenant_id).await?;
+        if let Some(f) = found.first() {
+            tracing::warn!(request_id = %input.request_id, place = %f.place, records = f.records, places = found.len(), "discovery found the tenant outside the catalog");
+            return Err(StepError::ResidualDataFound {
+                system: format!("undocumented {}", f.place),
+                records: f.records,
+            });
+        }
+        discovered_clean.push("undocumented places (discovery)".into());
+    }
     Ok(Output {
         verifications,
         discovered_clean,

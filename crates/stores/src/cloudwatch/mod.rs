@@ -5,6 +5,7 @@
 //! migrated (a migration request naming a logs system is refused).
 
 mod config;
+pub(crate) mod discover;
 mod tenant_store;
 
 pub use config::{Config, SharedGroup, StreamGroup};

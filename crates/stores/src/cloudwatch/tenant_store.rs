@@ -55,16 +55,7 @@ fn now_ms() -> i64 {
     }
 }
 
-/// True when `message` names `tenant` as a whole identifier (not as part of a longer one:
-/// `t1` is not in `t10`).
-pub(crate) fn names_tenant(message: &str, tenant: &str) -> bool {
-    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    message.match_indices(tenant).any(|(i, _)| {
-        let before = message[..i].chars().next_back();
-        let after = message[i + tenant.len()..].chars().next();
-        !before.is_some_and(ident) && !after.is_some_and(ident)
-    })
-}
+use crate::discovery::names_tenant;
 
 impl CloudWatchTenantStore {
     /// The system `name` stored as `config` says.
@@ -581,21 +572,5 @@ impl TenantStore for CloudWatchTenantStore {
         // A stream still being written to is rewritten on a later call, once quiet.
         let complete = !waiting && self.census(tenant).await? == 0;
         Ok(ErasePass { erased, complete })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::names_tenant;
-
-    #[test]
-    fn a_tenant_is_named_only_as_a_whole_identifier() {
-        assert!(names_tenant("user of t1 logged in", "t1"));
-        assert!(names_tenant("{\"tenant_id\":\"t1\"}", "t1"));
-        assert!(names_tenant("t1", "t1"));
-        assert!(!names_tenant("user of t10 logged in", "t1"));
-        assert!(!names_tenant("xt1", "t1"));
-        assert!(!names_tenant("t1_b", "t1"));
-        assert!(names_tenant("t10 and then t1.", "t1"));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod dataset;
+pub(crate) mod discover;
 mod feed;
 mod holds;
 mod ledger;

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod dataset;
+pub(crate) mod discover;
 mod tenant_store;
 
 pub use config::Config;

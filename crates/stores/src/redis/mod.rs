@@ -7,6 +7,7 @@
 
 mod config;
 mod dataset;
+pub(crate) mod discover;
 mod tenant_store;
 
 pub use config::Config;
@@ -72,6 +73,13 @@ impl Layout {
         p.push('*');
         p
     }
+}
+
+/// The server part of a URL (`redis://h:p/3` is `redis://h:p`).
+pub(crate) fn server_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let scheme = url.split_once("://").map_or("redis", |(s, _)| s);
+    format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest))
 }
 
 /// Turns a client error into a [`StoreError`]: lost connections and a loading or busy

@@ -4,6 +4,7 @@
 mod checkpoints;
 pub mod config;
 mod dataset;
+pub(crate) mod discover;
 mod tenant_store;
 
 pub use checkpoints::S3Checkpoints;

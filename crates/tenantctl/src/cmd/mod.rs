@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod cert;
 pub mod count;
+pub mod discover;
 pub mod demo;
 pub mod erase;
 pub mod hold;
