@@ -1,7 +1,7 @@
 //! A pgvector system's migration dataset and change feed, one schema per location.
 
 use super::body::{Embedding, Stored};
-use super::tenant_store::columns;
+use super::tenant_store::{Columns, columns};
 use super::{Layout, Pool, ensure, pg_err, schema_for};
 use async_trait::async_trait;
 use lifecycle::TenantId;
@@ -96,10 +96,7 @@ impl PgvectorDataset {
             .map(drop)
     }
 
-    fn cols(
-        &self,
-        body: Option<&[u8]>,
-    ) -> Result<(Option<Embedding>, Option<String>, Option<Vec<u8>>), StoreError> {
+    fn cols(&self, body: Option<&[u8]>) -> Result<Columns, StoreError> {
         match body {
             None => Ok((None, None, None)),
             Some(b) => columns(&self.layout, &self.schema, b),

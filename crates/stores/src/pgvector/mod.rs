@@ -86,7 +86,12 @@ impl Pool {
 /// (both retried by backoff); bad data and missing objects are not retried.
 pub(crate) fn pg_err(op: &str, e: tokio_postgres::Error) -> StoreError {
     let Some(db) = e.as_db_error() else {
-        return StoreError::Unavailable(format!("pgvector {op}: {e}"));
+        let msg = format!("pgvector {op}: {e}");
+        // A value the driver cannot encode or decode fails the same way every time.
+        if msg.contains("serializing") {
+            return StoreError::Corrupt(msg);
+        }
+        return StoreError::Unavailable(msg);
     };
     let code = db.code().code();
     let msg = format!("pgvector {op}: {} ({code})", db.message());
@@ -221,12 +226,12 @@ pub(crate) async fn check_table(
     let row = c
         .query_one(
             "SELECT format_type(a.atttypid, a.atttypmod), a.atttypmod,
-                    obj_description($1::regclass, 'pg_class'),
+                    obj_description($1::text::regclass, 'pg_class'),
                     ARRAY(SELECT o.opcname::text FROM pg_index i
                           CROSS JOIN LATERAL unnest(i.indclass::oid[]) AS k(oid)
                           JOIN pg_opclass o ON o.oid = k.oid
-                          WHERE i.indrelid = $1::regclass AND o.opcname LIKE 'vector%')
-             FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = 'embedding'",
+                          WHERE i.indrelid = $1::text::regclass AND o.opcname LIKE 'vector%')
+             FROM pg_attribute a WHERE a.attrelid = $1::text::regclass AND a.attname = 'embedding'",
             &[&table],
         )
         .await

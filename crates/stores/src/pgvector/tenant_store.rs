@@ -215,12 +215,11 @@ impl TenantStore for PgvectorTenantStore {
     }
 }
 
+/// A body as the table's columns hold it: embedding, metadata text, document.
+pub(crate) type Columns = (Option<Embedding>, Option<String>, Option<Vec<u8>>);
+
 /// The column values of a body, refusing a vector of another dimension than `layout`'s.
-pub(crate) fn columns(
-    layout: &Layout,
-    schema: &str,
-    body: &[u8],
-) -> Result<(Option<Embedding>, Option<String>, Option<Vec<u8>>), StoreError> {
+pub(crate) fn columns(layout: &Layout, schema: &str, body: &[u8]) -> Result<Columns, StoreError> {
     match Stored::decode(body)? {
         Stored::Document(d) => Ok((None, None, Some(d))),
         Stored::Vector { values, metadata } => {
