@@ -2,9 +2,11 @@
 //! they never assert on time. Each benchmark is a module of its own; what they share is
 //! in [`crate::fixtures`].
 
+pub mod cloudwatch;
 pub mod erase;
 pub mod ledger;
 pub mod migrate;
+pub mod pgvector;
 pub mod redis;
 pub mod s3copy;
 
@@ -71,6 +73,41 @@ pub enum BenchCmd {
         /// The rclone binary to compare with.
         #[arg(long, default_value = "rclone")]
         rclone: String,
+    },
+    /// Erase one tenant's log streams on a CloudWatch Logs endpoint (moto), against the
+    /// aws CLI making the same calls.
+    CloudwatchErase {
+        /// API endpoint (moto's URL).
+        #[arg(long, env = "MOTO_URL")]
+        endpoint: String,
+        /// Streams of the tenant.
+        #[arg(long, default_value_t = 50)]
+        streams: usize,
+        /// Events per stream.
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// The aws CLI to compare with.
+        #[arg(long, default_value = ".venv/bin/aws")]
+        aws_cli: String,
+    },
+    /// Copy and erase one tenant's vectors in PostgreSQL with pgvector, against
+    /// `INSERT ... SELECT` and `DELETE ... WHERE` in the same database.
+    Pgvector {
+        /// Connection string of a server with pgvector (scripts/pgvector prints one).
+        #[arg(long, env = "TENANT_PGVECTOR_URL")]
+        url: String,
+        /// Vectors of the tenant.
+        #[arg(long, default_value_t = 100_000)]
+        vectors: usize,
+        /// Their dimension.
+        #[arg(long, default_value_t = 768)]
+        dimension: u32,
+        /// Keep an HNSW index on every table (copies pay for index inserts on both sides).
+        #[arg(long)]
+        hnsw: bool,
+        /// Records per scan page and per batch write.
+        #[arg(long, default_value_t = 1000)]
+        page: usize,
     },
     /// Erase one tenant's keys from a Redis database shared with other tenants, against
     /// `redis-cli --scan --pattern ... | xargs redis-cli unlink`.
@@ -167,6 +204,28 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
             aws_cli,
             concurrency,
         } => erase::run(&endpoint, objects, items, &aws_cli, concurrency).await,
+        BenchCmd::CloudwatchErase {
+            endpoint,
+            streams,
+            events,
+            aws_cli,
+        } => cloudwatch::run(&endpoint, streams, events, &aws_cli).await,
+        BenchCmd::Pgvector {
+            url,
+            vectors,
+            dimension,
+            hnsw,
+            page,
+        } => {
+            pgvector::run(pgvector::Plan {
+                url,
+                vectors,
+                dimension,
+                hnsw,
+                page,
+            })
+            .await
+        }
         BenchCmd::RedisErase {
             url,
             db,
