@@ -206,3 +206,35 @@ async fn an_erasure_request_leaves_no_event_of_the_tenant() {
         "{cw}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_mid_erasure_is_retried() {
+    let proxy = e2e::proxy::throttling_proxy(&e2e::moto_url(), 3).await;
+    let cfg = tenantctl::fixtures::moto_config(&proxy.url).await;
+    let g = testkit::unique("/throttled");
+    let s = CloudWatchTenantStore::new(
+        aws_sdk_cloudwatchlogs::Client::new(&cfg),
+        "cloudwatch",
+        SystemKind::Logs,
+        config(&format!(
+            "stream_groups = [{{ group = \"{g}\", stream_prefix = \"tenant-{{tenant_id}}/\" }}]"
+        )),
+    );
+    let t = TenantId::parse("throttled_t").expect("t");
+    for i in 0..20 {
+        s.put(&t, &format!("k{i}"), b"x")
+            .await
+            .expect("put through throttling");
+    }
+    let pass = s
+        .erase(&t, Instant::now() + Duration::from_secs(60))
+        .await
+        .expect("throttled calls are retried");
+    assert_eq!((pass.erased, pass.complete), (20, true));
+    assert_eq!(s.count(&t).await.expect("count"), 0);
+    assert!(
+        proxy.throttled.load(std::sync::atomic::Ordering::SeqCst) > 5,
+        "the proxy throttled"
+    );
+    assert_eq!(aws_events(&g, "\"throttled_t\""), 0);
+}

@@ -2,6 +2,7 @@
 //! erasure state machine, fault injection around the handlers, and moto clients.
 
 pub mod migration;
+pub mod proxy;
 
 use async_trait::async_trait;
 use lifecycle::TenantId;
