@@ -193,6 +193,10 @@ pub struct DiscoverySpec {
     /// Scan every S3 bucket, DynamoDB table and log group the AWS credentials can list.
     #[serde(default)]
     pub aws: bool,
+    /// Also scan the PostgreSQL and Redis servers the catalog's systems use (every schema,
+    /// every logical database), not only those listed here.
+    #[serde(default = "yes")]
+    pub catalog_servers: bool,
     /// PostgreSQL servers to scan besides the catalog's (every schema, every table with a
     /// text column).
     #[serde(default)]

@@ -126,6 +126,10 @@ fn known(deps: &Deps, spec: &DiscoverySpec, t: &TenantId) -> Known {
             _ => {}
         }
     }
+    if !spec.catalog_servers {
+        k.postgres.clear();
+        k.redis.clear();
+    }
     for url in &spec.postgres {
         if !k.postgres.iter().any(|(u, _)| u == url) {
             k.postgres.push((url.clone(), Vec::new()));
@@ -143,6 +147,7 @@ pub async fn discover(deps: &Deps, tenant: &TenantId) -> Result<Vec<Finding>, St
     let spec = deps.catalog.discovery.clone().unwrap_or(DiscoverySpec {
         on_verify: false,
         aws: false,
+        catalog_servers: true,
         postgres: Vec::new(),
         redis: Vec::new(),
         sample_bodies: 0,

@@ -138,7 +138,13 @@ pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System
         &config.partition_value,
         config.max_concurrency,
     )
-    .with_location_tables(config.locations.values().cloned().collect());
+    .with_location_tables(
+        config
+            .locations
+            .iter()
+            .map(|(loc, t)| (crate::aws::region_of(loc), t.clone()))
+            .collect(),
+    );
     Ok(Arc::new(Opened {
         name: spec.name.to_string(),
         config,

@@ -26,7 +26,7 @@ pub struct DynamoTenantStore {
     pk_template: String,
     concurrency: usize,
     page: i32,
-    location_tables: Vec<String>,
+    location_tables: Vec<(Option<aws_config::Region>, String)>,
 }
 
 impl DynamoTenantStore {
@@ -56,8 +56,12 @@ impl DynamoTenantStore {
         }
     }
 
-    /// Also counts and erases the tenant in these tables (a migration's locations).
-    pub fn with_location_tables(mut self, tables: Vec<String>) -> Self {
+    /// Also counts and erases the tenant in these tables (a migration's locations), each
+    /// in its region when the location is named after one.
+    pub fn with_location_tables(
+        mut self,
+        tables: Vec<(Option<aws_config::Region>, String)>,
+    ) -> Self {
         self.location_tables = tables;
         self
     }
@@ -66,7 +70,13 @@ impl DynamoTenantStore {
     fn at_locations(&self) -> Vec<Self> {
         self.location_tables
             .iter()
-            .map(|t| Self {
+            .map(|(region, t)| Self {
+                client: match region {
+                    Some(r) => Client::from_conf(
+                        self.client.config().to_builder().region(r.clone()).build(),
+                    ),
+                    None => self.client.clone(),
+                },
                 table: t.clone(),
                 location_tables: Vec::new(),
                 ..self.clone()

@@ -45,7 +45,13 @@ pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System
         &config.prefix,
         config.max_concurrency,
     )
-    .with_location_buckets(config.locations.values().cloned().collect());
+    .with_location_buckets(
+        config
+            .locations
+            .iter()
+            .map(|(loc, b)| (crate::aws::region_of(loc), b.clone()))
+            .collect(),
+    );
     Ok(Arc::new(Opened {
         name: spec.name.to_string(),
         config,

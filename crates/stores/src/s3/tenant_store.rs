@@ -23,7 +23,7 @@ pub struct S3TenantStore {
     prefix: String,
     concurrency: usize,
     batch: usize,
-    location_buckets: Vec<String>,
+    location_buckets: Vec<(Option<aws_config::Region>, String)>,
 }
 
 /// One page of versions to delete: `(key, version_id)`.
@@ -51,8 +51,12 @@ impl S3TenantStore {
         }
     }
 
-    /// Also counts and erases the tenant in these buckets (a migration's locations).
-    pub fn with_location_buckets(mut self, buckets: Vec<String>) -> Self {
+    /// Also counts and erases the tenant in these buckets (a migration's locations), each
+    /// in its region when the location is named after one.
+    pub fn with_location_buckets(
+        mut self,
+        buckets: Vec<(Option<aws_config::Region>, String)>,
+    ) -> Self {
         self.location_buckets = buckets;
         self
     }
@@ -61,7 +65,13 @@ impl S3TenantStore {
     fn at_locations(&self) -> Vec<Self> {
         self.location_buckets
             .iter()
-            .map(|b| Self {
+            .map(|(region, b)| Self {
+                client: match region {
+                    Some(r) => Client::from_conf(
+                        self.client.config().to_builder().region(r.clone()).build(),
+                    ),
+                    None => self.client.clone(),
+                },
                 bucket: b.clone(),
                 location_buckets: Vec::new(),
                 ..self.clone()

@@ -25,6 +25,11 @@ pub struct Args {
     /// Multiplies the number of seeded records.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Run on real local services instead of the embedded world: PostgreSQL, Redis,
+    /// pgvector (TENANT_PGVECTOR_URL) and moto's S3, DynamoDB and CloudWatch Logs
+    /// (MOTO_URL); scripts/demo-services starts them and runs this.
+    #[arg(long)]
+    services: bool,
 }
 
 /// The parts of scenarios.json the demo reads.
@@ -162,7 +167,7 @@ fn record(system: &str, tenant: &str, i: usize, rng: &mut Rng) -> (String, Vec<u
 }
 
 /// Seeds every tenant; returns how many records were written.
-pub fn seed(
+pub async fn seed(
     world: &World,
     deps: &Deps,
     scenarios: &Scenarios,
@@ -209,7 +214,16 @@ pub fn seed(
                 .collect();
             batch.extend(extra);
         }
-        written += store.put_many(&tid, &batch)? as u64;
+        if spec.backend == "embedded" {
+            written += store.put_many(&tid, &batch)? as u64;
+        } else {
+            // A real product is written the way an application writes it.
+            let real = deps.store(&system)?;
+            for (key, body) in &batch {
+                real.put(&tid, key, body).await?;
+            }
+            written += batch.len() as u64;
+        }
         bar.inc(n as u64);
         bar.set_message(format!("{tenant} / {system}"));
     }
@@ -362,14 +376,39 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
         &marker,
         "made by tenantctl demo; the next demo run replaces this directory\n",
     )?;
-    println!(
-        "tenantctl demo: GDPR Art. 17 erasure and zero-downtime migration in the local simulator (no AWS account, no services)"
-    );
+    let services = if args.services {
+        Some(super::demo_services::prepare(&dir).await?)
+    } else {
+        None
+    };
+    match &services {
+        None => println!(
+            "tenantctl demo: GDPR Art. 17 erasure and zero-downtime migration in the local simulator (no AWS account, no services)"
+        ),
+        Some(s) => println!(
+            "tenantctl demo --services: the same acts on PostgreSQL, Redis, pgvector and moto ({}), catalog {}",
+            s.moto,
+            s.catalog_path.display()
+        ),
+    }
     println!("world: {}\n", world_file(&dir).display());
     let scenarios: Scenarios = serde_json::from_str(crate::SCENARIOS)?;
-    let deps = Arc::new(connect(&dir, None).await?);
+    let deps = Arc::new(match &services {
+        None => connect(&dir, None).await?,
+        Some(s) => {
+            Deps::connect(
+                lifecycle::Catalog::from_toml(&s.catalog)?,
+                stores::ConnectOptions {
+                    world: Some(world_file(&dir)),
+                    aws: Some(s.aws.clone()),
+                    read_only: false,
+                },
+            )
+            .await?
+        }
+    });
     let world = stores::embedded::World::open(&world_file(&dir))?;
-    let seeded = seed(&world, &deps, &scenarios, scale, true)?;
+    let seeded = seed(&world, &deps, &scenarios, scale, true).await?;
     let tenants: Vec<String> = scenarios.tenants.iter().map(|t| t.id.clone()).collect();
     println!(
         "seeded {seeded} records for {} tenants across {} systems",
@@ -575,10 +614,21 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
         .unwrap_or("?");
     println!("\npublic key: {}", pem_path.display());
     // The default data dir needs no flag; any other is named in the commands shown.
-    let dd = if dir == Path::new(".tenant-world") {
+    let mut dd = if dir == Path::new(".tenant-world") {
         String::new()
     } else {
         format!(" --data-dir {}", dir.display())
+    };
+    // On services, the commands name the catalog and reach moto through the environment.
+    let env = match &services {
+        Some(s) => {
+            dd.push_str(&format!(" --catalog {}", s.catalog_path.display()));
+            format!(
+                "AWS_ENDPOINT_URL={} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 ",
+                s.moto
+            )
+        }
+        None => String::new(),
     };
     println!(
         "next, on this world{}:",
@@ -589,15 +639,15 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
         }
     );
     println!(
-        "  cargo run -q --{dd} ledger verify --trust {}",
+        "  {env}cargo run -q --{dd} ledger verify --trust {}",
         pem_path.display()
     );
     println!(
-        "  cargo run -q --{dd} cert verify {0}/certificates/{first}.json --trust {1} --receipt {0}/certificates/{first}.tlog-proof",
+        "  {env}cargo run -q --{dd} cert verify {0}/certificates/{first}.json --trust {1} --receipt {0}/certificates/{first}.tlog-proof",
         dir.display(),
         pem_path.display()
     );
-    println!("  cargo run -q --{dd} count --tenant tenant_004_departed_customer");
+    println!("  {env}cargo run -q --{dd} count --tenant tenant_004_departed_customer");
     println!("check a certificate with openssl alone:");
     println!("  cert={}/certificates/{first}.json", dir.display());
     println!(

@@ -6,6 +6,7 @@ pub mod cert;
 pub mod count;
 pub mod discover;
 pub mod demo;
+pub mod demo_services;
 pub mod erase;
 pub mod hold;
 pub mod ledger;
