@@ -131,11 +131,46 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
     let body: String = template[start..]
         .lines()
         .skip(2)
-        .take_while(|l| !l.starts_with("          - S3Locations"))
+        .take_while(|l| !l.starts_with("          - "))
         .map(|l| format!("{}\n", l.strip_prefix("            ").unwrap_or(l)))
         .collect();
-    let fill = |s3: &str, table: &str, feed: &str| {
+    // An optional system's block: the `!Sub |` text of its `!If` variable.
+    let block = |name: &str| -> String {
+        let at = template
+            .find(&format!("{name}: !If"))
+            .unwrap_or_else(|| panic!("{name} is a variable of the catalog"));
+        template[at..]
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("- !Sub |"))
+            .skip(1)
+            .take_while(|l| l.trim() != "- \"\"")
+            .map(|l| format!("{}\n", l.trim_start()))
+            .collect()
+    };
+    let systems = |on: bool| -> Vec<(&'static str, String)> {
+        [
+            "RedisSystem",
+            "PostgresSystem",
+            "PgvectorSystem",
+            "LogsSystem",
+        ]
+        .into_iter()
+        .map(|n| (n, if on { block(n) } else { String::new() }))
+        .collect()
+    };
+    let fill = |s3: &str, table: &str, feed: &str, optional: Vec<(&'static str, String)>| {
         let mut t = body.replace("${AWS::StackName}", "stack");
+        for (k, v) in optional {
+            t = t.replace(&format!("${{{k}}}"), &v);
+        }
+        for (k, v) in [
+            ("RedisUrl", "rediss://cache.example:6379/0"),
+            ("PostgresUrl", "host=db.example user=app dbname=app"),
+            ("PgvectorUrl", "host=vec.example user=app dbname=vec"),
+            ("TenantLogGroupPrefix", "/app/tenants/"),
+        ] {
+            t = t.replace(&format!("${{{k}}}"), v);
+        }
         for (k, v) in [
             ("LedgerTable", "ledger"),
             ("LegalHoldsTable", "holds"),
@@ -156,7 +191,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
         assert!(!t.contains("${"), "unfilled placeholder in {t}");
         lifecycle::Catalog::from_toml(&t).expect("the template's catalog")
     };
-    let plain = fill("", "", "journal");
+    let plain = fill("", "", "journal", systems(false));
     stores::wiring::validate(&plain).expect("every product accepts its settings");
     assert_eq!(plain.system_names(), ["s3", "analytics"]);
     assert!(
@@ -167,6 +202,19 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
         "locations = { green = \"docs-green\" }",
         "locations = { green = \"usage-green\" }",
         "streams",
+        systems(true),
+    );
+    assert_eq!(
+        green.system_names(),
+        [
+            "s3",
+            "analytics",
+            "redis",
+            "postgresql",
+            "embeddings",
+            "cloudwatch"
+        ],
+        "every optional system, when its parameter is set"
     );
     stores::wiring::validate(&green).expect("every product accepts its settings");
     let analytics = stores::dynamodb::Config::parse(green.system("analytics").expect("analytics"))

@@ -557,3 +557,37 @@ impl Services for Deps {
         &self.clock
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::validate;
+    use lifecycle::Catalog;
+
+    #[test]
+    fn the_shipped_catalogs_suit_their_products() {
+        let services = include_str!("../../../fixtures/catalog.services.toml")
+            .replace("@RUN@", "r1")
+            .replace("@PG@", "host=x")
+            .replace("@PGVECTOR@", "host=y")
+            .replace("@REDIS@", "redis://127.0.0.1:6379");
+        for text in [
+            include_str!("../../../fixtures/catalog.local.toml"),
+            include_str!("../../../fixtures/catalog.aws.example.toml"),
+            services.as_str(),
+        ] {
+            let c = Catalog::from_toml(text).expect("parses");
+            validate(&c).expect("every product accepts its settings");
+        }
+    }
+
+    #[test]
+    fn an_unknown_product_is_refused_naming_the_known_ones() {
+        let c = Catalog::from_toml(
+            "environment = \"t\"\nledger = { backend = \"embedded\" }\nlegal_holds = { backend = \"embedded\" }\nsigner = { backend = \"local\" }\n[[systems]]\nname = \"v\"\nkind = \"vectors\"\nbackend = \"pinecone\"\n",
+        )
+        .expect("parses");
+        let e = validate(&c).expect_err("unknown");
+        assert_eq!(e.error_type(), "ConfigurationError");
+        assert!(e.to_string().contains("known: embedded"), "{e}");
+    }
+}
