@@ -6,7 +6,6 @@
 //! refuses a certificate on any find.
 
 use crate::Deps;
-use lifecycle::catalog::locate;
 use lifecycle::{DiscoverySpec, StepError, TenantId};
 use serde::Serialize;
 
@@ -51,6 +50,8 @@ pub(crate) fn tally(places: impl IntoIterator<Item = String>) -> Vec<Finding> {
 
 /// Everything discovery scans, and what it knows the catalog covers.
 #[derive(Debug, Default)]
+// A build without some products never reads their fields.
+#[allow(dead_code)]
 struct Known {
     s3: Vec<(String, String)>,
     dynamodb: Vec<(String, String, String)>,
@@ -79,7 +80,7 @@ fn known(deps: &Deps, spec: &DiscoverySpec, t: &TenantId) -> Known {
             "s3" => {
                 if let Ok(c) = crate::s3::Config::parse(s) {
                     for b in std::iter::once(&c.bucket).chain(c.locations.values()) {
-                        k.s3.push((b.clone(), locate(&c.prefix, t)));
+                        k.s3.push((b.clone(), lifecycle::catalog::locate(&c.prefix, t)));
                     }
                 }
             }
@@ -90,7 +91,7 @@ fn known(deps: &Deps, spec: &DiscoverySpec, t: &TenantId) -> Known {
                         k.dynamodb.push((
                             table.clone(),
                             c.partition_key.clone(),
-                            locate(&c.partition_value, t),
+                            lifecycle::catalog::locate(&c.partition_value, t),
                         ));
                     }
                 }
@@ -98,14 +99,16 @@ fn known(deps: &Deps, spec: &DiscoverySpec, t: &TenantId) -> Known {
             #[cfg(feature = "cloudwatch")]
             "cloudwatch" => {
                 if let Ok(c) = crate::cloudwatch::Config::parse(s) {
-                    k.groups.extend(c.groups.iter().map(|g| locate(g, t)));
+                    k.groups
+                        .extend(c.groups.iter().map(|g| lifecycle::catalog::locate(g, t)));
                     k.groups
                         .extend(c.shared_groups.iter().map(|g| g.group.clone()));
-                    k.streams.extend(
-                        c.stream_groups
-                            .iter()
-                            .map(|g| (g.group.clone(), locate(&g.stream_prefix, t))),
-                    );
+                    k.streams.extend(c.stream_groups.iter().map(|g| {
+                        (
+                            g.group.clone(),
+                            lifecycle::catalog::locate(&g.stream_prefix, t),
+                        )
+                    }));
                 }
             }
             #[cfg(feature = "postgres")]

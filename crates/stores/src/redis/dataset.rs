@@ -460,21 +460,16 @@ impl RedisDataset {
         let index = self.meta(t, "keys");
         let mut cursor = 0u64;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = with_backoff(|| {
-                let mut conn = self.conn.clone();
-                let pattern = &pattern;
-                async move {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(self.scan_count)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(|e| redis_err("SCAN", e))
-                }
-            })
+            let (next, keys): (u64, Vec<Vec<u8>>) = super::query(
+                &self.conn,
+                "SCAN",
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(self.scan_count),
+            )
             .await?;
             let mut members = Vec::with_capacity(keys.len() * 2);
             for k in keys {
@@ -491,18 +486,11 @@ impl RedisDataset {
                 members.push(short.to_vec());
             }
             if !members.is_empty() {
-                with_backoff(|| {
-                    let mut conn = self.conn.clone();
-                    let (index, members) = (&index, &members);
-                    async move {
-                        redis::cmd("ZADD")
-                            .arg(index)
-                            .arg(members)
-                            .query_async::<()>(&mut conn)
-                            .await
-                            .map_err(|e| redis_err("ZADD", e))
-                    }
-                })
+                super::query::<()>(
+                    &self.conn,
+                    "ZADD",
+                    redis::cmd("ZADD").arg(&index).arg(members),
+                )
                 .await?;
             }
             cursor = next;
@@ -547,16 +535,7 @@ impl Dataset for RedisDataset {
 
     /// Nothing to create: keys appear with their first write. Checks the server answers.
     async fn provision(&self, _tenant: &TenantId) -> Result<bool, StoreError> {
-        with_backoff(|| {
-            let mut conn = self.conn.clone();
-            async move {
-                redis::cmd("PING")
-                    .query_async::<()>(&mut conn)
-                    .await
-                    .map_err(|e| redis_err("PING", e))
-            }
-        })
-        .await?;
+        super::query::<()>(&self.conn, "PING", &redis::cmd("PING")).await?;
         Ok(false)
     }
 
@@ -670,23 +649,18 @@ impl Dataset for RedisDataset {
             let start = from
                 .as_deref()
                 .map_or_else(|| "-".to_owned(), |a| format!("({a}"));
-            let keys: Vec<String> = with_backoff(|| {
-                let mut conn = self.conn.clone();
-                let (index, start) = (&index, &start);
-                async move {
-                    redis::cmd("ZRANGE")
-                        .arg(index)
-                        .arg(start)
-                        .arg("+")
-                        .arg("BYLEX")
-                        .arg("LIMIT")
-                        .arg(0)
-                        .arg(want)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(|e| redis_err("ZRANGE", e))
-                }
-            })
+            let keys: Vec<String> = super::query(
+                &self.conn,
+                "ZRANGE",
+                redis::cmd("ZRANGE")
+                    .arg(&index)
+                    .arg(start)
+                    .arg("+")
+                    .arg("BYLEX")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(want),
+            )
             .await?;
             let end = keys.len() < want;
             from = keys.last().cloned();
@@ -703,19 +677,9 @@ impl Dataset for RedisDataset {
 impl ChangeFeed for RedisDataset {
     async fn head(&self, tenant: &TenantId) -> Result<u64, StoreError> {
         let seq = self.meta(tenant, "seq");
-        with_backoff(|| {
-            let mut conn = self.conn.clone();
-            let seq = &seq;
-            async move {
-                redis::cmd("GET")
-                    .arg(seq)
-                    .query_async::<Option<u64>>(&mut conn)
-                    .await
-                    .map(Option::unwrap_or_default)
-                    .map_err(|e| redis_err("GET", e))
-            }
-        })
-        .await
+        super::query::<Option<u64>>(&self.conn, "GET", redis::cmd("GET").arg(seq))
+            .await
+            .map(Option::unwrap_or_default)
     }
 
     async fn read(
@@ -725,21 +689,16 @@ impl ChangeFeed for RedisDataset {
         limit: usize,
     ) -> Result<Vec<Change>, StoreError> {
         let feed = self.meta(tenant, "feed");
-        let entries: Vec<(String, Vec<(String, String)>)> = with_backoff(|| {
-            let mut conn = self.conn.clone();
-            let feed = &feed;
-            async move {
-                redis::cmd("XRANGE")
-                    .arg(feed)
-                    .arg(format!("({after}-1"))
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| redis_err("XRANGE", e))
-            }
-        })
+        let entries: Vec<(String, Vec<(String, String)>)> = super::query(
+            &self.conn,
+            "XRANGE",
+            redis::cmd("XRANGE")
+                .arg(feed)
+                .arg(format!("({after}-1"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(limit),
+        )
         .await?;
         entries
             .into_iter()
@@ -760,21 +719,16 @@ impl ChangeFeed for RedisDataset {
 
     async fn trim(&self, tenant: &TenantId, upto: u64) -> Result<(), StoreError> {
         let feed = self.meta(tenant, "feed");
-        with_backoff(|| {
-            let mut conn = self.conn.clone();
-            let feed = &feed;
-            async move {
-                redis::cmd("XTRIM")
-                    .arg(feed)
-                    .arg("MINID")
-                    .arg(format!("{upto}-1"))
-                    .query_async::<u64>(&mut conn)
-                    .await
-                    .map(drop)
-                    .map_err(|e| redis_err("XTRIM", e))
-            }
-        })
+        super::query::<u64>(
+            &self.conn,
+            "XTRIM",
+            redis::cmd("XTRIM")
+                .arg(feed)
+                .arg("MINID")
+                .arg(format!("{upto}-1")),
+        )
         .await
+        .map(drop)
     }
 }
 

@@ -99,6 +99,19 @@ pub(crate) fn redis_err(op: &str, e: redis::RedisError) -> StoreError {
     }
 }
 
+/// Runs one command, retried with backoff after a lost connection or on a busy server.
+pub(crate) async fn query<T: redis::FromRedisValue>(
+    conn: &ConnectionManager,
+    op: &str,
+    cmd: &redis::Cmd,
+) -> Result<T, StoreError> {
+    ports::retry::with_backoff(|| {
+        let mut c = conn.clone();
+        async move { cmd.query_async(&mut c).await.map_err(|e| redis_err(op, e)) }
+    })
+    .await
+}
+
 /// A connection that reconnects by itself after a loss (the failed call is retried by
 /// the caller's backoff).
 pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, StepError> {

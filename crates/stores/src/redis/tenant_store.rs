@@ -1,11 +1,10 @@
 //! The Redis erasure port: every key under the tenant's prefix, in every location, and
 //! the migration bookkeeping kept beside them.
 
-use super::{Layout, META, redis_err};
+use super::{Layout, META};
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use lifecycle::{SystemKind, TenantId};
-use ports::retry::with_backoff;
 use ports::{ErasePass, StoreError, TenantStore};
 use redis::aio::ConnectionManager;
 use std::time::Instant;
@@ -102,36 +101,21 @@ impl RedisTenantStore {
         pattern: &str,
         cursor: u64,
     ) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
-        with_backoff(|| {
-            let mut conn = self.conn.clone();
-            async move {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(self.scan_count)
-                    .query_async::<(u64, Vec<Vec<u8>>)>(&mut conn)
-                    .await
-                    .map_err(|e| redis_err("SCAN", e))
-            }
-        })
+        super::query::<(u64, Vec<Vec<u8>>)>(
+            &self.conn,
+            "SCAN",
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(self.scan_count),
+        )
         .await
     }
 
     async fn unlink(&self, keys: Vec<Vec<u8>>) -> Result<u64, StoreError> {
-        with_backoff(|| {
-            let mut conn = self.conn.clone();
-            let keys = &keys;
-            async move {
-                redis::cmd("UNLINK")
-                    .arg(keys)
-                    .query_async::<u64>(&mut conn)
-                    .await
-                    .map_err(|e| redis_err("UNLINK", e))
-            }
-        })
-        .await
+        super::query::<u64>(&self.conn, "UNLINK", redis::cmd("UNLINK").arg(keys)).await
     }
 
     /// One pass over the tenant's keyspace: SCAN pages feed UNLINK batches, up to
@@ -187,19 +171,7 @@ impl TenantStore for RedisTenantStore {
 
     async fn put(&self, tenant: &TenantId, key: &str, body: &[u8]) -> Result<(), StoreError> {
         let name = self.layout.data(tenant, key);
-        with_backoff(|| {
-            let mut conn = self.conn.clone();
-            let name = &name;
-            async move {
-                redis::cmd("SET")
-                    .arg(name)
-                    .arg(body)
-                    .query_async::<()>(&mut conn)
-                    .await
-                    .map_err(|e| redis_err("SET", e))
-            }
-        })
-        .await
+        super::query::<()>(&self.conn, "SET", redis::cmd("SET").arg(name).arg(body)).await
     }
 
     async fn delete(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
@@ -210,18 +182,7 @@ impl TenantStore for RedisTenantStore {
 
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let name = self.layout.data(tenant, key);
-        with_backoff(|| {
-            let mut conn = self.conn.clone();
-            let name = &name;
-            async move {
-                redis::cmd("GET")
-                    .arg(name)
-                    .query_async::<Option<Vec<u8>>>(&mut conn)
-                    .await
-                    .map_err(|e| redis_err("GET", e))
-            }
-        })
-        .await
+        super::query::<Option<Vec<u8>>>(&self.conn, "GET", redis::cmd("GET").arg(name)).await
     }
 
     /// Every key under the prefix, in every location, and the bookkeeping beside them.
@@ -239,18 +200,7 @@ impl TenantStore for RedisTenantStore {
                 }
             }
             let meta = store.meta_keys(tenant);
-            n += with_backoff(|| {
-                let mut conn = store.conn.clone();
-                let meta = &meta;
-                async move {
-                    redis::cmd("EXISTS")
-                        .arg(meta)
-                        .query_async::<u64>(&mut conn)
-                        .await
-                        .map_err(|e| redis_err("EXISTS", e))
-                }
-            })
-            .await?;
+            n += super::query::<u64>(&store.conn, "EXISTS", redis::cmd("EXISTS").arg(meta)).await?;
         }
         Ok(n)
     }
