@@ -62,7 +62,7 @@ async fn serve(
 ) {
     while let Some(req) = read_request(&mut client).await {
         let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-        let reply = if n % every == 0 {
+        let reply = if n.is_multiple_of(every) {
             throttled.fetch_add(1, Ordering::SeqCst);
             let body = br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
             let mut r = format!(

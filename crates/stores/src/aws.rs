@@ -24,7 +24,7 @@ pub fn region_of(location: &str) -> Option<aws_config::Region> {
     looks.then(|| aws_config::Region::new(location.to_owned()))
 }
 
-/// Error codes that mean "slow down" across S3, DynamoDB, KMS and CloudWatch Logs.
+/// Error codes that mean "slow down" across S3, DynamoDB, KMS, CloudWatch Logs and S3 Vectors.
 pub(crate) fn is_throttle_code(code: &str) -> bool {
     matches!(
         code,
@@ -36,7 +36,10 @@ pub(crate) fn is_throttle_code(code: &str) -> bool {
             | "RequestLimitExceeded"
             | "TooManyRequestsException"
             | "ServiceUnavailable"
+            | "ServiceUnavailableException"
             | "InternalError"
+            | "InternalServerException"
+            | "RequestTimeoutException"
             | "RequestTimeout"
     )
 }

@@ -28,6 +28,8 @@ pub mod postgres;
 pub mod redis;
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "s3vectors")]
+pub mod s3vectors;
 pub mod wiring;
 
 pub use wiring::{ConnectOptions, Deps, System};

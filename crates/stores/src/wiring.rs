@@ -111,6 +111,8 @@ pub const PRODUCTS: &[&str] = &[
     "redis",
     #[cfg(feature = "pgvector")]
     "pgvector",
+    #[cfg(feature = "s3vectors")]
+    "s3vectors",
 ];
 
 fn unknown_backend(spec: &SystemSpec) -> StepError {
@@ -154,6 +156,10 @@ pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
             "pgvector" => {
                 crate::pgvector::Config::parse(spec)?;
             }
+            #[cfg(feature = "s3vectors")]
+            "s3vectors" => {
+                crate::s3vectors::Config::parse(spec)?;
+            }
             _ => return Err(unknown_backend(spec)),
         }
     }
@@ -176,6 +182,8 @@ pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System
         "redis" => crate::redis::open(spec, ctx).await,
         #[cfg(feature = "pgvector")]
         "pgvector" => crate::pgvector::open(spec, ctx).await,
+        #[cfg(feature = "s3vectors")]
+        "s3vectors" => crate::s3vectors::open(spec, ctx).await,
         _ => Err(unknown_backend(spec)),
     }
 }
