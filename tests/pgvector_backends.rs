@@ -5,7 +5,7 @@
 //! terminated backends, and a migration under the router workload. Each test uses its own
 //! schema, so runs and tests never see each other's rows.
 
-use e2e::migration::{blue_green, run_migration, seed_json};
+use e2e::migration::seed_json;
 use lifecycle::{Catalog, TenantId};
 use ports::migrate::{Dataset, Locator, Rec};
 use ports::{StoreError, TenantStore};
@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use steps::testkit;
 use stores::pgvector::{AnnIndex, Distance, PgvectorDataset, PgvectorTenantStore, VectorBody};
-use tenantctl::registry::LocalFunctions;
 
 const DIM: u32 = 8;
 
@@ -418,32 +417,8 @@ async fn a_migration_of_a_pgvector_system_under_load_loses_nothing() {
         .apply_many(&t, &vectors)
         .await
         .expect("seed vectors");
-    let r = tenantctl::migrate::router(&deps, tenant)
-        .await
-        .expect("router");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tally, handles) = tenantctl::migrate::workload(
-        r.clone(),
-        vec!["pinecone".into(), "postgresql".into()],
-        3,
-        stop.clone(),
-    );
-    let exec = run_migration(
-        Arc::new(LocalFunctions::new(deps.clone())),
-        blue_green(
-            tenant,
-            &["pinecone", "postgresql"],
-            json!({"soak_seconds": 10, "page_size": 50}),
-        ),
-        0.02,
-    )
-    .await;
-    stop.store(true, Ordering::SeqCst);
-    for h in handles {
-        h.await.expect("worker");
-    }
-    assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
-    assert!(tally.ok.load(Ordering::SeqCst) > 500);
+    let (tally, r) =
+        e2e::migration::blue_green_under_load(&deps, tenant, &["pinecone", "postgresql"]).await;
     assert!(
         psql(&format!(
             "SELECT COUNT(*) FROM \"{s}__green\".vectors WHERE tenant = '{tenant}' AND embedding IS NOT NULL"

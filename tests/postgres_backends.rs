@@ -2,14 +2,11 @@
 //! over a real connection: the shared conformance suites, then a whole migration under a
 //! workload with the `postgresql` system backed by PostgreSQL.
 
-use e2e::migration::{blue_green, run_migration, seed_json};
+use e2e::migration::seed_json;
 use lifecycle::{Catalog, SystemKind, TenantId};
-use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use steps::testkit;
 use stores::postgres::{Pg, PgDataset, PgTenantStore};
-use tenantctl::registry::LocalFunctions;
 
 fn url() -> String {
     std::env::var("TENANT_PG_URL")
@@ -58,32 +55,8 @@ async fn a_migration_of_a_postgres_system_under_load_loses_nothing() {
     let deps = Arc::new(deps);
     let tenant = "tenant_001_acme_corp";
     seed_json(&deps, tenant, &["postgresql", "redis"], 200).await;
-    let r = tenantctl::migrate::router(&deps, tenant)
-        .await
-        .expect("router");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tally, handles) = tenantctl::migrate::workload(
-        r.clone(),
-        vec!["postgresql".into(), "redis".into()],
-        3,
-        stop.clone(),
-    );
-    let exec = run_migration(
-        Arc::new(LocalFunctions::new(deps.clone())),
-        blue_green(
-            tenant,
-            &["postgresql", "redis"],
-            json!({"soak_seconds": 10, "page_size": 50}),
-        ),
-        0.02,
-    )
-    .await;
-    stop.store(true, Ordering::SeqCst);
-    for h in handles {
-        h.await.expect("worker");
-    }
-    assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
-    assert!(tally.ok.load(Ordering::SeqCst) > 500);
+    let (tally, r) =
+        e2e::migration::blue_green_under_load(&deps, tenant, &["postgresql", "redis"]).await;
     let t = TenantId::parse(tenant).expect("t");
     // The target lives in its own schema, and erasure reaches it.
     assert!(

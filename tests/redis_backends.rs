@@ -4,18 +4,16 @@
 //! type moved with its expiry, and erasure riding out killed connections. Each test uses
 //! its own key prefix, so runs and tests never see each other's keys.
 
-use e2e::migration::{blue_green, run_migration, seed_json};
+use e2e::migration::seed_json;
 use lifecycle::{Catalog, SystemKind, TenantId};
 use ports::TenantStore;
 use ports::migrate::Dataset;
-use serde_json::json;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use steps::testkit;
 use stores::redis::{RedisDataset, RedisTenantStore};
-use tenantctl::registry::LocalFunctions;
 
 /// Logical databases these tests use: home and a migration location.
 const HOME_DB: u8 = 9;
@@ -385,32 +383,8 @@ async fn a_migration_of_a_redis_system_under_load_loses_nothing() {
     let deps = deps(&format!("{p}:"), &dir).await;
     let tenant = "tenant_001_acme_corp";
     seed_json(&deps, tenant, &["redis", "postgresql"], 200).await;
-    let r = tenantctl::migrate::router(&deps, tenant)
-        .await
-        .expect("router");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tally, handles) = tenantctl::migrate::workload(
-        r.clone(),
-        vec!["redis".into(), "postgresql".into()],
-        3,
-        stop.clone(),
-    );
-    let exec = run_migration(
-        Arc::new(LocalFunctions::new(deps.clone())),
-        blue_green(
-            tenant,
-            &["redis", "postgresql"],
-            json!({"soak_seconds": 10, "page_size": 50}),
-        ),
-        0.02,
-    )
-    .await;
-    stop.store(true, Ordering::SeqCst);
-    for h in handles {
-        h.await.expect("worker");
-    }
-    assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
-    assert!(tally.ok.load(Ordering::SeqCst) > 500);
+    let (tally, r) =
+        e2e::migration::blue_green_under_load(&deps, tenant, &["redis", "postgresql"]).await;
     assert!(
         keys_like(GREEN_DB, &format!("{p}:{tenant}:*")) >= 200,
         "the copy is at green"

@@ -198,3 +198,41 @@ pub async fn assert_migrated_then_erased(
         "every location, feed included"
     );
 }
+
+/// A blue-green migration of `systems` run through the simulator while a workload of
+/// three workers goes through tenant-router all along; checks the execution succeeded and
+/// the workload did real work. Returns the workload's tally and the router (for the
+/// caller's own checks, then `shutdown`).
+pub async fn blue_green_under_load(
+    deps: &Arc<Deps>,
+    tenant: &str,
+    systems: &[&str],
+) -> (Arc<Tally>, tenant_router::Router) {
+    let r = tenantctl::migrate::router(deps, tenant)
+        .await
+        .expect("router");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, handles) = tenantctl::migrate::workload(
+        r.clone(),
+        systems.iter().map(|s| (*s).to_owned()).collect(),
+        3,
+        stop.clone(),
+    );
+    let exec = run_migration(
+        Arc::new(tenantctl::registry::LocalFunctions::new(deps.clone())),
+        blue_green(
+            tenant,
+            systems,
+            json!({"soak_seconds": 10, "page_size": 50}),
+        ),
+        0.02,
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for h in handles {
+        h.await.expect("worker");
+    }
+    assert!(exec.error.is_none(), "{:?}: {:?}", exec.error, exec.cause);
+    assert!(tally.ok.load(Ordering::SeqCst) > 500, "the workload ran");
+    (tally, r)
+}

@@ -4,9 +4,9 @@
 pub mod bench;
 pub mod cert;
 pub mod count;
-pub mod discover;
 pub mod demo;
 pub mod demo_services;
+pub mod discover;
 pub mod erase;
 pub mod hold;
 pub mod ledger;

@@ -66,7 +66,11 @@ fn seed(plan: &Plan, what: &str, keys: impl Iterator<Item = String>, n: usize) -
     let mut stdin = std::io::BufWriter::new(child.stdin.take().context("stdin")?);
     let b = bar(n as u64, what);
     for (i, k) in keys.enumerate() {
-        write!(stdin, "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n$1\r\nv\r\n", k.len())?;
+        write!(
+            stdin,
+            "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n$1\r\nv\r\n",
+            k.len()
+        )?;
         if i % 50_000 == 0 {
             b.set_position(i as u64);
         }
@@ -130,11 +134,21 @@ pub async fn run(plan: Plan) -> Result<()> {
     .await?;
     let t = TenantId::parse(TENANT)?;
 
-    seed(&plan, "tenant", tenant_keys(plan.tenant_keys), plan.tenant_keys)?;
+    seed(
+        &plan,
+        "tenant",
+        tenant_keys(plan.tenant_keys),
+        plan.tenant_keys,
+    )?;
     let peer = timed_peer(&plan)?;
     let peer_left = dbsize(&plan)? - others as u64;
 
-    seed(&plan, "tenant", tenant_keys(plan.tenant_keys), plan.tenant_keys)?;
+    seed(
+        &plan,
+        "tenant",
+        tenant_keys(plan.tenant_keys),
+        plan.tenant_keys,
+    )?;
     let start = Instant::now();
     let mut erased = 0;
     loop {
