@@ -7,7 +7,6 @@ pub mod erase;
 pub mod ledger;
 pub mod migrate;
 pub mod pgvector;
-pub mod pgvector;
 pub mod redis;
 pub mod s3copy;
 
@@ -90,25 +89,6 @@ pub enum BenchCmd {
         /// The aws CLI to compare with.
         #[arg(long, default_value = ".venv/bin/aws")]
         aws_cli: String,
-    },
-    /// Copy and erase one tenant's vectors in PostgreSQL with pgvector, against
-    /// `INSERT ... SELECT` and `DELETE ... WHERE` in the same database.
-    Pgvector {
-        /// Connection string of a server with pgvector (scripts/pgvector prints one).
-        #[arg(long, env = "TENANT_PGVECTOR_URL")]
-        url: String,
-        /// Vectors of the tenant.
-        #[arg(long, default_value_t = 100_000)]
-        vectors: usize,
-        /// Their dimension.
-        #[arg(long, default_value_t = 768)]
-        dimension: u32,
-        /// Keep an HNSW index on every table (copies pay for index inserts on both sides).
-        #[arg(long)]
-        hnsw: bool,
-        /// Records per scan page and per batch write.
-        #[arg(long, default_value_t = 1000)]
-        page: usize,
     },
     /// Copy and erase one tenant's vectors in PostgreSQL with pgvector, against
     /// `INSERT ... SELECT` and `DELETE ... WHERE` in the same database.
@@ -230,22 +210,6 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
             events,
             aws_cli,
         } => cloudwatch::run(&endpoint, streams, events, &aws_cli).await,
-        BenchCmd::Pgvector {
-            url,
-            vectors,
-            dimension,
-            hnsw,
-            page,
-        } => {
-            pgvector::run(pgvector::Plan {
-                url,
-                vectors,
-                dimension,
-                hnsw,
-                page,
-            })
-            .await
-        }
         BenchCmd::Pgvector {
             url,
             vectors,
