@@ -1,8 +1,8 @@
 //! A pgvector system's catalog settings.
 
 use crate::config::settings;
+use lifecycle::StepError;
 use lifecycle::catalog::SystemSpec;
-use lifecycle::{StepError, SystemName};
 use serde::Deserialize;
 
 /// The distance a table's vectors are compared by: the operator class of its ANN index
@@ -89,7 +89,7 @@ impl Config {
     /// Parses and checks a catalog entry.
     pub fn parse(spec: &SystemSpec) -> Result<Self, StepError> {
         let c: Self = settings(spec)?;
-        check_schema(&spec.name, &c.schema)?;
+        crate::postgres::config::check_schema(&spec.name, &c.schema)?;
         let bad = |m: String| {
             Err(StepError::Configuration(format!(
                 "system {}: {m}",
@@ -121,24 +121,6 @@ impl Config {
             ));
         }
         Ok(c)
-    }
-}
-
-/// A schema name the product can quote safely and extend with `__<location>`.
-pub(crate) fn check_schema(name: &SystemName, schema: &str) -> Result<(), StepError> {
-    let ok = !schema.is_empty()
-        && schema.len() <= 40
-        && schema
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !schema.contains("__")
-        && !schema.starts_with("pg_");
-    if ok {
-        Ok(())
-    } else {
-        Err(StepError::Configuration(format!(
-            "system {name}: schema {schema:?} must be 1-40 of a-z, 0-9 and single '_', not starting with pg_"
-        )))
     }
 }
 

@@ -26,85 +26,13 @@ pub use tenant_store::PgvectorTenantStore;
 use crate::wiring::{Context, DatasetPorts, System, both};
 use lifecycle::StepError;
 use lifecycle::catalog::SystemSpec;
-use lifecycle::migration::HOME;
 use ports::{StoreError, TenantStore};
 use std::sync::Arc;
-use tokio_postgres::NoTls;
 
-/// Connections kept per system: erasure uses one, copies and routers' requests a few.
-const POOL_SIZE: usize = 8;
-
-/// A pool of connections to one server; a transaction holds one.
-#[derive(Clone)]
-pub struct Pool {
-    pool: deadpool_postgres::Pool,
-}
-
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("pgvector::Pool")
-    }
-}
-
-impl Pool {
-    /// Connects (no TLS: a local or in-VPC server; the URL never reaches logs).
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod};
-        let cfg: tokio_postgres::Config = url.parse().map_err(|e| {
-            StoreError::Config(format!("the PostgreSQL connection string is invalid: {e}"))
-        })?;
-        let mgr = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = deadpool_postgres::Pool::builder(mgr)
-            .max_size(POOL_SIZE)
-            .build()
-            .map_err(|e| StoreError::Config(format!("PostgreSQL pool: {e}")))?;
-        let p = Self { pool };
-        // One connection now, so a wrong URL or a server that is down fails at start.
-        drop(p.client().await.map_err(|e| {
-            StoreError::Config(format!("cannot connect to PostgreSQL with pgvector: {e}"))
-        })?);
-        Ok(p)
-    }
-
-    /// A connection of the pool, for one statement or one transaction.
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("postgres connection: {e}")))
-    }
-}
-
-/// Turns a driver error into a [`StoreError`]: a lost connection, a terminated backend or
-/// a server starting up are `Unavailable`, contention and exhausted resources `Throttled`
-/// (both retried by backoff); bad data and missing objects are not retried.
-pub(crate) fn pg_err(op: &str, e: tokio_postgres::Error) -> StoreError {
-    let Some(db) = e.as_db_error() else {
-        let msg = format!("pgvector {op}: {e}");
-        // A value the driver cannot encode or decode fails the same way every time.
-        if msg.contains("serializing") {
-            return StoreError::Corrupt(msg);
-        }
-        return StoreError::Unavailable(msg);
-    };
-    let code = db.code().code();
-    let msg = format!("pgvector {op}: {} ({code})", db.message());
-    match code {
-        "40001" | "40P01" | "55P03" => StoreError::Throttled(msg),
-        c if c.starts_with("53") => StoreError::Throttled(msg),
-        // admin_shutdown (pg_terminate_backend), crash_shutdown, cannot_connect_now.
-        c if c.starts_with("57P") || c.starts_with("08") => StoreError::Unavailable(msg),
-        c if c.starts_with("42") || c.starts_with("3F") => StoreError::Config(msg),
-        c if c.starts_with("22") || c.starts_with("23") => StoreError::Corrupt(msg),
-        _ => StoreError::Unavailable(msg),
-    }
-}
+/// A pool of connections to one server, shared with the PostgreSQL product's systems on it.
+pub use crate::postgres::Pg as Pool;
+pub(crate) use crate::postgres::pg_err;
+pub use crate::postgres::schema_for;
 
 /// What every location of a system shares: its home schema, dimension, distance, index.
 #[derive(Debug, Clone)]
@@ -136,24 +64,6 @@ impl Layout {
             self.distance.name()
         )
     }
-}
-
-/// The schema of `location` of a system whose home schema is `base`.
-pub fn schema_for(base: &str, location: &str) -> String {
-    if location == HOME {
-        return base.to_owned();
-    }
-    let loc: String = location
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{base}__{loc}")
 }
 
 /// Creates the tables of `schema` if missing, then checks they hold the layout's
@@ -279,9 +189,9 @@ pub(crate) async fn check_table(
 }
 
 /// Opens a catalog entry of `backend = "pgvector"`.
-pub async fn open(spec: &SystemSpec, _ctx: &mut Context) -> Result<Arc<dyn System>, StepError> {
+pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System>, StepError> {
     let config = Config::parse(spec)?;
-    let pool = Pool::connect(&config.url).await?;
+    let pool = ctx.postgres(&config.url).await?;
     let layout = Layout::new(spec.name.as_str(), &config);
     let store = PgvectorTenantStore::open(pool.clone(), layout.clone(), spec.kind)
         .await?

@@ -37,14 +37,28 @@ impl std::fmt::Debug for Pg {
     }
 }
 
+/// Turns a driver error into a [`StoreError`]: a lost connection, a terminated backend or
+/// a server starting up are `Unavailable`, contention and exhausted resources `Throttled`
+/// (both retried by backoff); bad data and missing objects are not retried.
 pub(crate) fn pg_err(op: &str, e: tokio_postgres::Error) -> StoreError {
-    match e.code().map(|c| c.code()) {
-        // serialization_failure, deadlock_detected, too_many_connections
-        Some("40001" | "40P01" | "53300") => StoreError::Throttled(format!("postgres {op}")),
-        _ => StoreError::Unavailable(match e.as_db_error() {
-            Some(d) => format!("postgres {op}: {} ({})", d.message(), d.code().code()),
-            None => format!("postgres {op}: {e}"),
-        }),
+    let Some(db) = e.as_db_error() else {
+        let msg = format!("postgres {op}: {e}");
+        // A value the driver cannot encode or decode fails the same way every time.
+        if msg.contains("serializing") {
+            return StoreError::Corrupt(msg);
+        }
+        return StoreError::Unavailable(msg);
+    };
+    let code = db.code().code();
+    let msg = format!("postgres {op}: {} ({code})", db.message());
+    match code {
+        "40001" | "40P01" | "55P03" => StoreError::Throttled(msg),
+        c if c.starts_with("53") => StoreError::Throttled(msg),
+        // admin_shutdown (pg_terminate_backend), crash_shutdown, cannot_connect_now.
+        c if c.starts_with("57P") || c.starts_with("08") => StoreError::Unavailable(msg),
+        c if c.starts_with("42") || c.starts_with("3F") => StoreError::Config(msg),
+        c if c.starts_with("22") || c.starts_with("23") => StoreError::Corrupt(msg),
+        _ => StoreError::Unavailable(msg),
     }
 }
 
@@ -77,7 +91,7 @@ impl Pg {
     }
 
     /// A connection of the pool, for one statement or one transaction.
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool
             .get()
             .await
