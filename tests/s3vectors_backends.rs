@@ -6,12 +6,13 @@
 
 use lifecycle::{Catalog, SystemKind, TenantId};
 use ports::TenantStore;
+use ports::migrate::{ChangeFeed, Dataset, Rec};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steps::testkit;
 use stores::pgvector::VectorBody;
-use stores::s3vectors::{Config, S3VectorsTenantStore};
+use stores::s3vectors::{Config, S3VectorsDataset, S3VectorsTenantStore};
 
 const DIM: u32 = 8;
 
@@ -89,6 +90,86 @@ fn aws_vectors(bucket: &str, index: &str) -> Option<usize> {
 async fn s3vectors_store_passes_the_suite() {
     let b = bucket("suite").await;
     testkit::tenant_store_suite(&store(&entry(&b, "")).await.with_batch_size(10)).await;
+}
+
+#[tokio::test]
+async fn s3vectors_dataset_passes_the_suite() {
+    let b = bucket("dataset").await;
+    let ds = S3VectorsDataset::new(store(&entry(&b, "")).await.with_batch_size(10), "green");
+    testkit::dataset_suite(&ds, &ds).await;
+}
+
+#[tokio::test]
+async fn a_copy_moves_vectors_bit_for_bit_and_refuses_indexes_of_another_shape() {
+    let (home, green) = (bucket("copyhome").await, bucket("copygreen").await);
+    let t = TenantId::parse("copy_t").expect("t");
+    let src = S3VectorsDataset::new(store(&entry(&home, "")).await, "home");
+    let dst = S3VectorsDataset::new(store(&entry(&green, "")).await, "green");
+    for i in 0..30 {
+        src.write(&t, &format!("chunk/{i:03}"), Some(&body(i)))
+            .await
+            .expect("write");
+    }
+    src.write(&t, "chunk/005", None).await.expect("delete");
+    let mut after: Option<String> = None;
+    let mut copied = 0;
+    loop {
+        let page = src.scan(&t, after.as_deref(), 12).await.expect("scan");
+        copied += dst
+            .apply_many_exclusive(&t, &page)
+            .await
+            .expect("copy page");
+        match page.last() {
+            Some(r) if page.len() == 12 => after = Some(r.key.clone()),
+            _ => break,
+        }
+    }
+    assert_eq!(copied, 30);
+    for i in [0, 7, 29] {
+        let r = Dataset::read(&dst, &t, &format!("chunk/{i:03}"))
+            .await
+            .expect("read");
+        assert_eq!(r.and_then(|r| r.body), Some(body(i)), "bit for bit");
+    }
+    let gone = Dataset::read(&dst, &t, "chunk/005")
+        .await
+        .expect("read")
+        .expect("tombstone");
+    assert_eq!((gone.rev, gone.body), (2, None));
+    assert_eq!(src.head(&t).await.expect("head"), 31);
+    // Erasure takes the feed index (31 entries and its counter) with the records.
+    let erase = store(&entry(&home, "")).await;
+    assert_eq!(erase.count(&t).await.expect("count"), 30 + 31 + 1);
+    let pass = erase
+        .erase(&t, Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("erase");
+    assert_eq!((pass.erased, pass.complete), (62, true));
+    assert_eq!(aws_vectors(&home, "emb-copy.5ft.feed"), None, "feed gone");
+    assert_eq!(aws_vectors(&home, "emb-copy.5ft"), None, "index gone");
+    let rec = Rec {
+        key: "k".into(),
+        rev: 1,
+        body: Some(body(1)),
+    };
+    for (dim, distance) in [(4, "cosine"), (DIM, "euclidean")] {
+        let other = bucket("shape").await;
+        let wrong = S3VectorsDataset::new(
+            store(&format!(
+                "vector_bucket = \"{other}\"\nindex = \"emb-{{tenant_id}}\"\ndimension = {dim}\ndistance = \"{distance}\""
+            ))
+            .await,
+            "green",
+        );
+        wrong.provision(&t).await.expect("provision other shape");
+        let target = S3VectorsDataset::new(store(&entry(&other, "")).await, "green");
+        let e = target
+            .apply_many_exclusive(&t, std::slice::from_ref(&rec))
+            .await
+            .expect_err("another shape is refused");
+        assert!(e.to_string().contains("same shape"), "{e}");
+        assert!(target.provision(&t).await.is_err(), "provision refuses too");
+    }
 }
 
 #[tokio::test]

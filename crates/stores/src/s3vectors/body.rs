@@ -24,6 +24,10 @@ pub const RESERVED: &str = "tenant-lifecycle:";
 pub const BODY_KEY: &str = "tenant-lifecycle:body";
 /// The metadata key marking a document's placeholder vector.
 pub const DOCUMENT_KEY: &str = "tenant-lifecycle:document";
+/// The metadata key of a record's revision (kept by migration's writes).
+pub const REV_KEY: &str = "tenant-lifecycle:rev";
+/// The metadata key marking a tombstone (a deletion migration keeps).
+pub const TOMBSTONE_KEY: &str = "tenant-lifecycle:tombstone";
 
 fn config(m: impl Into<String>) -> StoreError {
     StoreError::Config(m.into())
@@ -108,23 +112,89 @@ fn decode_envelope(rest: &[u8], dimension: u32) -> Result<(Vec<f32>, Document), 
     Ok((values, to_document(&parsed)))
 }
 
-/// The body of a stored vector: the document it holds, or its envelope.
+/// A placeholder vector of ones carrying only reserved metadata (tombstones, the feed).
+pub(crate) fn placeholder(
+    key: &str,
+    dimension: u32,
+    meta: &[(&str, Document)],
+) -> Result<PutInputVector, StoreError> {
+    let meta = meta
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    PutInputVector::builder()
+        .key(key)
+        .data(VectorData::Float32(vec![1.0; dimension as usize]))
+        .metadata(Document::Object(meta))
+        .build()
+        .map_err(|e| StoreError::Config(format!("PutInputVector: {e}")))
+}
+
+/// The same vector with reserved metadata `extra` added.
+pub(crate) fn with_reserved(
+    v: PutInputVector,
+    extra: &[(&str, Document)],
+) -> Result<PutInputVector, StoreError> {
+    let mut meta = match v.metadata() {
+        Document::Object(o) => o.clone(),
+        _ => HashMap::new(),
+    };
+    for (k, d) in extra {
+        meta.insert((*k).to_owned(), d.clone());
+    }
+    PutInputVector::builder()
+        .key(v.key())
+        .set_data(v.data().cloned())
+        .metadata(Document::Object(meta))
+        .build()
+        .map_err(|e| StoreError::Config(format!("PutInputVector: {e}")))
+}
+
+/// A reserved numeric metadata value (revisions, feed positions); 0 when absent.
+pub(crate) fn number(metadata: Option<&Document>, key: &str) -> u64 {
+    match metadata
+        .and_then(|m| m.as_object())
+        .and_then(|o| o.get(key))
+    {
+        Some(Document::Number(Number::PosInt(u))) => *u,
+        Some(Document::Number(Number::Float(f))) if *f >= 0.0 => *f as u64,
+        _ => 0,
+    }
+}
+
+/// A reserved string metadata value (a feed entry's key).
+pub(crate) fn string(metadata: Option<&Document>, key: &str) -> Option<String> {
+    match metadata
+        .and_then(|m| m.as_object())
+        .and_then(|o| o.get(key))
+    {
+        Some(Document::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The body of a stored vector: the document it holds, its envelope, or `None` for a
+/// tombstone.
 pub(crate) fn from_vector(
     data: Option<&VectorData>,
     metadata: Option<&Document>,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Option<Vec<u8>>, StoreError> {
     let corrupt = |m: &str| StoreError::Corrupt(format!("stored vector: {m}"));
     let obj = match metadata {
         None | Some(Document::Null) => HashMap::new(),
         Some(Document::Object(o)) => o.clone(),
         Some(_) => return Err(corrupt("metadata is not an object")),
     };
+    if obj.contains_key(TOMBSTONE_KEY) {
+        return Ok(None);
+    }
     if let Some(b) = obj.get(BODY_KEY) {
         let Document::String(s) = b else {
             return Err(corrupt("the document body is not a string"));
         };
         return base64::engine::general_purpose::STANDARD
             .decode(s)
+            .map(Some)
             .map_err(|e| StoreError::Corrupt(format!("stored document body: {e}")));
     }
     let values = match data {
@@ -147,7 +217,7 @@ pub(crate) fn from_vector(
             .map_err(|e| StoreError::Corrupt(format!("stored metadata: {e}")))?;
         out.extend_from_slice(&meta);
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// A JSON value as the SDK's document.
@@ -210,7 +280,9 @@ mod tests {
 
     fn round_trip(body: &[u8], dim: u32) -> Vec<u8> {
         let v = to_vector("k", body, dim).expect("to vector");
-        from_vector(v.data(), Some(v.metadata())).expect("from vector")
+        from_vector(v.data(), Some(v.metadata()))
+            .expect("from vector")
+            .expect("not a tombstone")
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! hand), then the emptied index itself; it proves itself by a pass that finds no index.
 //! A migration location is the same index name in another vector bucket (in the region a
 //! location is named after, if it is). Bodies are the vector envelope shared with the
-//! pgvector product (see [`body`]). Migration's dataset is not built yet: a location's
-//! dataset is refused with a configuration error.
+//! pgvector product (see [`body`]). Migration keeps revisions and tombstones in reserved
+//! metadata keys and the change feed in a second index per tenant; S3 Vectors has no
+//! transactions, so read [`dataset`]'s note on concurrent writers before migrating.
 //!
 //! Index names allow only a-z, 0-9, '-' and '.', tenant ids also '_' and upper case, so a
 //! tenant id is written with every other character as `.` and two hex digits (`t_1` is
@@ -13,12 +14,14 @@
 
 pub mod body;
 mod config;
+pub mod dataset;
 mod tenant_store;
 
 pub use config::{Config, Distance};
+pub use dataset::S3VectorsDataset;
 pub use tenant_store::S3VectorsTenantStore;
 
-use crate::wiring::{Context, DatasetPorts, System};
+use crate::wiring::{Context, DatasetPorts, System, both};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -85,21 +88,36 @@ pub(crate) fn client_for(sdk: &aws_config::SdkConfig, location: &str) -> aws_sdk
 pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System>, StepError> {
     let config = Config::parse(spec)?;
     let sdk = ctx.aws().await?.clone();
-    let locations = config
+    let locations: Vec<(String, aws_sdk_s3vectors::Client, String)> = config
         .locations
         .iter()
-        .map(|(loc, bucket)| (client_for(&sdk, loc), bucket.clone()))
+        .map(|(loc, bucket)| (loc.clone(), client_for(&sdk, loc), bucket.clone()))
         .collect();
-    let store = S3VectorsTenantStore::new(
-        aws_sdk_s3vectors::Client::new(&sdk),
-        spec.name.as_str(),
-        spec.kind,
-        &config,
-    )
-    .with_location_clients(locations);
+    let home = aws_sdk_s3vectors::Client::new(&sdk);
+    let store = S3VectorsTenantStore::new(home.clone(), spec.name.as_str(), spec.kind, &config)
+        .with_location_clients(
+            locations
+                .iter()
+                .map(|(_, c, b)| (c.clone(), b.clone()))
+                .collect(),
+        );
+    // One dataset per location, made once, so this process's writes share one lock.
+    let mut datasets = std::collections::BTreeMap::new();
+    datasets.insert(
+        lifecycle::migration::HOME.to_owned(),
+        both(S3VectorsDataset::new(
+            store.at(home, &config.vector_bucket),
+            lifecycle::migration::HOME,
+        )),
+    );
+    for (loc, client, bucket) in locations {
+        let ds = S3VectorsDataset::new(store.at(client, &bucket), &loc);
+        datasets.insert(loc, both(ds));
+    }
     Ok(Arc::new(Opened {
         name: spec.name.to_string(),
         store: Arc::new(store),
+        datasets,
     }))
 }
 
@@ -107,6 +125,7 @@ pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System
 struct Opened {
     name: String,
     store: Arc<S3VectorsTenantStore>,
+    datasets: std::collections::BTreeMap<String, DatasetPorts>,
 }
 
 impl System for Opened {
@@ -115,10 +134,12 @@ impl System for Opened {
     }
 
     fn dataset(&self, location: &str) -> Result<DatasetPorts, StepError> {
-        Err(StepError::Configuration(format!(
-            "system {}: migrating S3 Vectors indexes (location {location}) is not built yet; erasure is",
-            self.name
-        )))
+        self.datasets.get(location).cloned().ok_or_else(|| {
+            StepError::Configuration(format!(
+                "system {}: no vector bucket for location {location}; add `locations = {{ {location} = \"<vector bucket>\" }}` to its catalog entry",
+                self.name
+            ))
+        })
     }
 }
 

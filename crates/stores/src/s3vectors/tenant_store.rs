@@ -6,7 +6,9 @@ use super::{Config, Distance, Layout, not_found};
 use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_s3vectors::Client;
-use aws_sdk_s3vectors::types::{DataType, DistanceMetric, MetadataConfiguration};
+use aws_sdk_s3vectors::types::{
+    DataType, DistanceMetric, GetOutputVector, MetadataConfiguration, PutInputVector,
+};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use lifecycle::{SystemKind, TenantId};
 use ports::retry::with_backoff;
@@ -74,12 +76,12 @@ impl S3VectorsTenantStore {
             .collect()
     }
 
-    fn op(&self, what: &str, index: &str) -> String {
+    pub(super) fn op(&self, what: &str, index: &str) -> String {
         format!("s3vectors {what} {}/{index}", self.bucket)
     }
 
     /// Creates the index with the catalog's shape; one that exists already is kept.
-    async fn create_index(&self, index: &str) -> Result<(), StoreError> {
+    pub(super) async fn create_index(&self, index: &str) -> Result<(), StoreError> {
         let metric = match self.layout.distance {
             Distance::Cosine => DistanceMetric::Cosine,
             Distance::Euclidean => DistanceMetric::Euclidean,
@@ -114,10 +116,10 @@ impl S3VectorsTenantStore {
     }
 
     /// One PutVectors; false when the index does not exist.
-    async fn put_once(
+    pub(super) async fn put_once(
         &self,
         index: &str,
-        v: &aws_sdk_s3vectors::types::PutInputVector,
+        vs: &[PutInputVector],
     ) -> Result<bool, StoreError> {
         with_backoff(|| async {
             match self
@@ -125,7 +127,7 @@ impl S3VectorsTenantStore {
                 .put_vectors()
                 .vector_bucket_name(&self.bucket)
                 .index_name(index)
-                .vectors(v.clone())
+                .set_vectors(Some(vs.to_vec()))
                 .send()
                 .await
             {
@@ -137,8 +139,120 @@ impl S3VectorsTenantStore {
         .await
     }
 
+    /// PutVectors in batches, creating the index (with the catalog's shape) on first use.
+    pub(super) async fn put_all(
+        &self,
+        index: &str,
+        vs: &[PutInputVector],
+    ) -> Result<(), StoreError> {
+        for chunk in vs.chunks(self.batch) {
+            if self.put_once(index, chunk).await? {
+                continue;
+            }
+            self.create_index(index).await?;
+            if !self.put_once(index, chunk).await? {
+                return Err(StoreError::Unavailable(format!(
+                    "{}: the index was created but PutVectors still does not find it",
+                    self.op("PutVectors", index)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// GetVectors (data and metadata) of `keys`, 100 a call; absent keys are left out.
+    pub(super) async fn get_many(
+        &self,
+        index: &str,
+        keys: &[String],
+    ) -> Result<Vec<GetOutputVector>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(100) {
+            let got = with_backoff(|| async {
+                match self
+                    .client
+                    .get_vectors()
+                    .vector_bucket_name(&self.bucket)
+                    .index_name(index)
+                    .set_keys(Some(chunk.to_vec()))
+                    .return_data(true)
+                    .return_metadata(true)
+                    .send()
+                    .await
+                {
+                    Ok(o) => Ok(o.vectors().to_vec()),
+                    Err(e) if not_found(&e) => Ok(Vec::new()),
+                    Err(e) => Err(sdk_error(&self.op("GetVectors", index), e)),
+                }
+            })
+            .await?;
+            out.extend(got);
+        }
+        Ok(out)
+    }
+
+    /// The index's dimension and distance metric (`None` when there is no index).
+    pub(super) async fn shape(&self, index: &str) -> Result<Option<(i32, String)>, StoreError> {
+        with_backoff(|| async {
+            match self
+                .client
+                .get_index()
+                .vector_bucket_name(&self.bucket)
+                .index_name(index)
+                .send()
+                .await
+            {
+                Ok(o) => Ok(o
+                    .index()
+                    .map(|i| (i.dimension(), i.distance_metric().as_str().to_owned()))),
+                Err(e) if not_found(&e) => Ok(None),
+                Err(e) => Err(sdk_error(&self.op("GetIndex", index), e)),
+            }
+        })
+        .await
+    }
+
+    /// Every key of the index, following next_token (none when there is no index).
+    pub(super) async fn all_keys(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        let mut all = Vec::new();
+        let mut token = None;
+        loop {
+            match self.list_keys(index, token.as_deref()).await? {
+                None => return Ok(all),
+                Some((keys, next)) => {
+                    let empty = keys.is_empty();
+                    all.extend(keys);
+                    match next {
+                        Some(t) if !empty => token = Some(t),
+                        _ => return Ok(all),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same store on another bucket (a location's), without locations of its own.
+    pub(super) fn at(&self, client: Client, bucket: &str) -> Self {
+        Self {
+            client,
+            bucket: bucket.to_owned(),
+            locations: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The catalog's layout.
+    pub(super) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The vector bucket this store writes.
+    pub(super) fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     /// The keys of the first page of the index (`None` when there is no index).
-    async fn list_keys(
+    pub(super) async fn list_keys(
         &self,
         index: &str,
         token: Option<&str>,
@@ -167,7 +281,11 @@ impl S3VectorsTenantStore {
         .await
     }
 
-    async fn delete_keys(&self, index: &str, keys: &[String]) -> Result<u64, StoreError> {
+    pub(super) async fn delete_keys(
+        &self,
+        index: &str,
+        keys: &[String],
+    ) -> Result<u64, StoreError> {
         with_backoff(|| async {
             match self
                 .client
@@ -186,7 +304,7 @@ impl S3VectorsTenantStore {
         .await
     }
 
-    async fn delete_index(&self, index: &str) -> Result<(), StoreError> {
+    pub(super) async fn delete_index(&self, index: &str) -> Result<(), StoreError> {
         with_backoff(|| async {
             match self
                 .client
@@ -265,19 +383,7 @@ impl TenantStore for S3VectorsTenantStore {
     /// PutVectors of one vector at home, creating the tenant's index on first use.
     async fn put(&self, tenant: &TenantId, key: &str, body: &[u8]) -> Result<(), StoreError> {
         let v = to_vector(key, body, self.layout.dimension)?;
-        let index = self.layout.index(tenant)?;
-        if self.put_once(&index, &v).await? {
-            return Ok(());
-        }
-        self.create_index(&index).await?;
-        if self.put_once(&index, &v).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(format!(
-                "{}: the index was created but PutVectors still does not find it",
-                self.op("PutVectors", &index)
-            )))
-        }
+        self.put_all(&self.layout.index(tenant)?, &[v]).await
     }
 
     async fn delete(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
@@ -310,7 +416,7 @@ impl TenantStore for S3VectorsTenantStore {
             .and_then(|o| o.vectors().iter().find(|v| v.key() == key))
         {
             None => Ok(None),
-            Some(v) => from_vector(v.data(), v.metadata()).map(Some),
+            Some(v) => from_vector(v.data(), v.metadata()),
         }
     }
 
