@@ -9,6 +9,7 @@ pub mod migrate;
 pub mod pgvector;
 pub mod redis;
 pub mod s3copy;
+pub mod s3vectors;
 
 use super::Ctx;
 use anyhow::Result;
@@ -131,6 +132,25 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Put and erase one tenant's vectors on an S3 Vectors endpoint (moto), against the
+    /// aws CLI making the same calls with the same batch sizes.
+    S3vectors {
+        /// API endpoint (moto's URL).
+        #[arg(long, env = "MOTO_URL")]
+        endpoint: String,
+        /// Vectors of the tenant.
+        #[arg(long, default_value_t = 5_000)]
+        vectors: usize,
+        /// Their dimension.
+        #[arg(long, default_value_t = 256)]
+        dimension: u32,
+        /// Vectors per PutVectors and keys per DeleteVectors (at most 500).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// The aws CLI to compare with.
+        #[arg(long, default_value = ".venv/bin/aws")]
+        aws_cli: String,
+    },
     /// Verify a ledger of N entries on one thread and on every core, against
     /// `openssl speed ecdsap256` measured in the same run.
     LedgerVerify {
@@ -223,6 +243,22 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
                 dimension,
                 hnsw,
                 page,
+            })
+            .await
+        }
+        BenchCmd::S3vectors {
+            endpoint,
+            vectors,
+            dimension,
+            batch,
+            aws_cli,
+        } => {
+            s3vectors::run(s3vectors::Plan {
+                endpoint,
+                vectors,
+                dimension,
+                batch,
+                aws_cli,
             })
             .await
         }
