@@ -153,6 +153,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
             "PostgresSystem",
             "PgvectorSystem",
             "LogsSystem",
+            "VectorsSystem",
         ]
         .into_iter()
         .map(|n| (n, if on { block(n) } else { String::new() }))
@@ -168,6 +169,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
             ("PostgresUrl", "host=db.example user=app dbname=app"),
             ("PgvectorUrl", "host=vec.example user=app dbname=vec"),
             ("TenantLogGroupPrefix", "/app/tenants/"),
+            ("VectorBucketName", "rag-vectors"),
         ] {
             t = t.replace(&format!("${{{k}}}"), v);
         }
@@ -212,7 +214,8 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
             "redis",
             "postgresql",
             "embeddings",
-            "cloudwatch"
+            "cloudwatch",
+            "vectors",
         ],
         "every optional system, when its parameter is set"
     );

@@ -1,6 +1,6 @@
 //! Discovery of undocumented systems, on moto (MOTO_URL), the local Redis and the local
 //! PostgreSQL: a tenant's data planted in a bucket, a table, a log group, a Redis key and
-//! a PostgreSQL table that the catalog does not list is found, what the catalog lists is
+//! a PostgreSQL table and an S3 Vectors index that the catalog does not list is found, what the catalog lists is
 //! not reported, and the erasure's verification refuses a certificate until the planted
 //! data is gone.
 
@@ -135,6 +135,38 @@ async fn discovery_finds_what_the_catalog_does_not_list_and_verification_refuses
         .await
         .expect("event");
     redis_cli(&["SET", &format!("cache:{tenant}:profile"), "x"]);
+    let vectors = aws_sdk_s3vectors::Client::new(&aws);
+    let vindex = format!("idx-{u}");
+    vectors
+        .create_vector_bucket()
+        .vector_bucket_name(&stray)
+        .send()
+        .await
+        .expect("vector bucket");
+    vectors
+        .create_index()
+        .vector_bucket_name(&stray)
+        .index_name(&vindex)
+        .data_type(aws_sdk_s3vectors::types::DataType::Float32)
+        .dimension(2)
+        .distance_metric(aws_sdk_s3vectors::types::DistanceMetric::Cosine)
+        .send()
+        .await
+        .expect("index");
+    vectors
+        .put_vectors()
+        .vector_bucket_name(&stray)
+        .index_name(&vindex)
+        .vectors(
+            aws_sdk_s3vectors::types::PutInputVector::builder()
+                .key(format!("{tenant}/doc-1"))
+                .data(aws_sdk_s3vectors::types::VectorData::Float32(vec![1.0, 0.5]))
+                .build()
+                .expect("vector"),
+        )
+        .send()
+        .await
+        .expect("put vector");
     let schema = format!("stray_{}", u.replace('-', "_"));
     let pg = pg().await;
     pg.batch_execute(&format!(
@@ -158,13 +190,14 @@ async fn discovery_finds_what_the_catalog_does_not_list_and_verification_refuses
         format!("logs://{group}"),
         format!("redis://127.0.0.1:6379/9/cache:{tenant}*"),
         format!("postgres://127.0.0.1/{schema}.notes"),
+        format!("s3vectors://{stray}/{vindex}"),
     ] {
         assert!(
             places.iter().any(|(p, n)| *p == want && *n == 1),
             "{want} not in {places:?}"
         );
     }
-    assert_eq!(places.len(), 6, "nothing the catalog lists: {places:?}");
+    assert_eq!(places.len(), 7, "nothing the catalog lists: {places:?}");
 
     // The erasure's verification runs discovery and refuses a certificate.
     let exec = e2e::run(
@@ -209,6 +242,13 @@ async fn discovery_finds_what_the_catalog_does_not_list_and_verification_refuses
         .await
         .expect("rm group");
     redis_cli(&["DEL", &format!("cache:{tenant}:profile")]);
+    vectors
+        .delete_index()
+        .vector_bucket_name(&stray)
+        .index_name(&vindex)
+        .send()
+        .await
+        .expect("rm index");
     pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .expect("rm schema");

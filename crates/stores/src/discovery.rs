@@ -60,6 +60,7 @@ struct Known {
     streams: Vec<(String, String)>,
     postgres: Vec<(String, Vec<String>)>,
     redis: Vec<(String, String)>,
+    s3vectors: Vec<(String, String)>,
 }
 
 // `t` renders the catalog's templates, which a build without those products never reads.
@@ -117,6 +118,22 @@ fn known(deps: &Deps, spec: &DiscoverySpec, t: &TenantId) -> Known {
             "postgres" => {
                 if let Ok(c) = crate::postgres::Config::parse(s) {
                     k.postgres.push((c.url, vec![c.schema]));
+                }
+            }
+            #[cfg(feature = "s3vectors")]
+            "s3vectors" => {
+                if let Ok(c) = crate::s3vectors::Config::parse(s) {
+                    let layout = crate::s3vectors::Layout {
+                        template: c.index.clone(),
+                        dimension: c.dimension,
+                        distance: c.distance,
+                    };
+                    if let (Ok(index), Ok(feed)) = (layout.index(t), layout.feed(t)) {
+                        for b in std::iter::once(&c.vector_bucket).chain(c.locations.values()) {
+                            k.s3vectors.push((b.clone(), index.clone()));
+                            k.s3vectors.push((b.clone(), feed.clone()));
+                        }
+                    }
                 }
             }
             #[cfg(feature = "redis")]
@@ -177,6 +194,8 @@ pub async fn discover(deps: &Deps, tenant: &TenantId) -> Result<Vec<Finding>, St
                 crate::cloudwatch::discover::scan(aws, tenant, &k.groups, &k.streams, &spec)
                     .await?,
             );
+            #[cfg(feature = "s3vectors")]
+            found.extend(crate::s3vectors::discover::scan(aws, tenant, &k.s3vectors, &spec).await?);
         }
         #[cfg(not(feature = "aws"))]
         return Err(StepError::Configuration(

@@ -15,6 +15,7 @@
 pub mod body;
 mod config;
 pub mod dataset;
+pub(crate) mod discover;
 mod tenant_store;
 
 pub use config::{Config, Distance};
@@ -42,8 +43,9 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    /// The tenant's index name, or a configuration error when it would be too long.
-    pub(crate) fn index(&self, t: &TenantId) -> Result<String, StoreError> {
+    /// The tenant id as index names allow it: every character outside `a-z 0-9 -` as `.`
+    /// and two hex digits, so no two tenants share a name.
+    pub(crate) fn escape(t: &TenantId) -> String {
         let mut enc = String::new();
         for b in t.as_str().bytes() {
             if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' {
@@ -52,6 +54,12 @@ impl Layout {
                 enc.push_str(&format!(".{b:02x}"));
             }
         }
+        enc
+    }
+
+    /// The tenant's index name, or a configuration error when it would be too long.
+    pub(crate) fn index(&self, t: &TenantId) -> Result<String, StoreError> {
+        let enc = Self::escape(t);
         let name = self.template.replace(TENANT_PLACEHOLDER, &enc);
         if name.len() + FEED_SUFFIX.len() > 63 {
             return Err(StoreError::Config(format!(
