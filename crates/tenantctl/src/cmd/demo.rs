@@ -175,11 +175,12 @@ pub async fn seed(
     progress: bool,
 ) -> Result<u64> {
     let mut jobs = Vec::new();
+    // Every catalog system: the scenarios' seven, and any other the catalog adds.
     for t in &scenarios.tenants {
-        for s in &scenarios.systems {
-            let n = ((plan(&t.id, &s.name) as f64) * scale).round() as usize;
+        for s in deps.catalog.system_names() {
+            let n = ((plan(&t.id, &s) as f64) * scale).round() as usize;
             if n > 0 {
-                jobs.push((t.id.clone(), s.name.clone(), n));
+                jobs.push((t.id.clone(), s, n));
             }
         }
     }
@@ -386,7 +387,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
             "tenantctl demo: GDPR Art. 17 erasure and zero-downtime migration in the local simulator (no AWS account, no services)"
         ),
         Some(s) => println!(
-            "tenantctl demo --services: the same acts on PostgreSQL, Redis, pgvector and moto ({}), catalog {}",
+            "tenantctl demo --services: the same acts on PostgreSQL, Redis, pgvector and moto's S3, S3 Vectors, DynamoDB and CloudWatch Logs ({}), catalog {}",
             s.moto,
             s.catalog_path.display()
         ),
@@ -424,7 +425,21 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
         "statemachines/gdpr-erasure.asl.json",
     )?;
     let mut erased = Vec::new();
-    for req in &scenarios.erasure_requests {
+    let mut requests = scenarios.erasure_requests.clone();
+    for req in &mut requests {
+        // A request naming every scenario system asks for everything: it names the
+        // systems a catalog adds too (the services catalog's second vector store).
+        let named: Vec<String> = req["systems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
+        if scenarios.systems.iter().all(|s| named.contains(&s.name)) {
+            req["systems"] = json!(deps.catalog.system_names());
+        }
+    }
+    for req in &requests {
         let id = req["request_id"].as_str().unwrap_or("?");
         let tenant = req["tenant_id"].as_str().unwrap_or("?").to_owned();
         let systems: Vec<String> = req["systems"]
@@ -462,7 +477,7 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
     }
     println!("  refused with LegalHoldActive; nothing erased; the refusal is on the ledger");
 
-    let again = &scenarios.erasure_requests[0];
+    let again = &requests[0];
     println!(
         "\n> {} again (idempotency)",
         again["request_id"].as_str().unwrap_or("?")

@@ -1,6 +1,6 @@
 //! `tenantctl demo --services`: the demo's systems on real products running on this
 //! machine instead of the embedded world: PostgreSQL, Redis, pgvector, and moto's S3,
-//! DynamoDB and CloudWatch Logs. Prepares a catalog and the resources it names.
+//! S3 Vectors, DynamoDB and CloudWatch Logs. Prepares a catalog and the resources it names.
 
 use crate::fixtures::{moto_config, moto_s3, table, versioned_bucket};
 use anyhow::{Context, Result, bail};
@@ -88,6 +88,19 @@ pub async fn prepare(dir: &Path) -> Result<Services> {
         "sk",
     )
     .await?;
+    for (cfg, b) in [
+        (&aws, "vectors"),
+        (&aws, "vectors-green"),
+        (&aws, "vectors-v2"),
+        (&eu, "vectors-eu"),
+    ] {
+        aws_sdk_s3vectors::Client::new(cfg)
+            .create_vector_bucket()
+            .vector_bucket_name(format!("demo-{run}-{b}"))
+            .send()
+            .await
+            .context("creating a vector bucket on moto")?;
+    }
     let catalog_path = dir.join("catalog.toml");
     std::fs::write(&catalog_path, &catalog)?;
     Ok(Services {
