@@ -160,7 +160,9 @@ async fn discovery_finds_what_the_catalog_does_not_list_and_verification_refuses
         .vectors(
             aws_sdk_s3vectors::types::PutInputVector::builder()
                 .key(format!("{tenant}/doc-1"))
-                .data(aws_sdk_s3vectors::types::VectorData::Float32(vec![1.0, 0.5]))
+                .data(aws_sdk_s3vectors::types::VectorData::Float32(vec![
+                    1.0, 0.5,
+                ]))
                 .build()
                 .expect("vector"),
         )
