@@ -205,6 +205,10 @@ async fn an_erasure_request_leaves_no_event_of_the_tenant() {
         (Some("cloudwatch"), Some(60)),
         "{cw}"
     );
+    assert_eq!(
+        cw["method"], "delete-and-rewrite-log-streams",
+        "the certificate states the declared method"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -337,3 +337,49 @@ fn malformed_catalog_entries_are_refused() {
         assert!(e.to_string().contains(says), "{settings}: {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_of_an_s3vectors_system_under_load_loses_nothing() {
+    let (home, green) = (bucket("mhome").await, bucket("mgreen").await);
+    let dir = tempfile::tempdir().expect("dir");
+    let text = tenantctl::LOCAL_CATALOG.replacen(
+        "[[systems]]\nname = \"pinecone\"\nkind = \"vectors\"\nholds = \"embeddings, one namespace per tenant\"\nbackend = \"embedded\"",
+        &format!(
+            "[[systems]]\nname = \"pinecone\"\nkind = \"vectors\"\nholds = \"embeddings\"\nbackend = \"s3vectors\"\n{}",
+            entry(&home, &format!("locations = {{ green = \"{green}\" }}"))
+        ),
+        1,
+    );
+    let deps = Arc::new(
+        stores::Deps::connect(
+            Catalog::from_toml(&text).expect("catalog"),
+            stores::ConnectOptions {
+                world: Some(dir.path().join("w.db")),
+                aws: Some(e2e::moto_config().await),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("deps"),
+    );
+    let tenant = "tenant_001_acme_corp";
+    let t = TenantId::parse(tenant).expect("t");
+    // Vectors written the way an application writes them, before the migration.
+    let at_home = store(&entry(&home, "")).await;
+    for i in 0..120 {
+        at_home
+            .put(&t, &format!("chunk/{i:04}"), &body(i))
+            .await
+            .expect("seed");
+    }
+    e2e::migration::seed_json(&deps, tenant, &["postgresql"], 100).await;
+    let (tally, r) =
+        e2e::migration::blue_green_under_load(&deps, tenant, &["pinecone", "postgresql"]).await;
+    e2e::migration::assert_migrated_then_erased(&deps, tenant, "pinecone", &tally, 120).await;
+    assert_eq!(
+        aws_vectors(&green, "emb-tenant.5f001.5facme.5fcorp"),
+        None,
+        "erased from the migrated location too"
+    );
+    r.shutdown().await.expect("shutdown");
+}

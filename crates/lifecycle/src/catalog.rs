@@ -39,6 +39,10 @@ pub enum EraseMethod {
     DeleteAllVersions,
     /// The tenant's log streams are deleted whole (events cannot be deleted one by one).
     DeleteLogStreams,
+    /// The tenant's own log groups and streams are deleted whole, and streams shared with
+    /// other tenants are rewritten without the tenant's events (the others copied to a
+    /// new stream, then the old one deleted).
+    DeleteAndRewriteLogStreams,
     /// Snapshots are excluded from every restore and their purge is scheduled.
     ExcludeFromRestoreAndPurge,
 }

@@ -11,7 +11,7 @@ use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use lifecycle::catalog::locate;
-use lifecycle::{Capabilities, SystemKind, TenantId};
+use lifecycle::{Capabilities, EraseMethod, SystemKind, TenantId};
 use ports::retry::with_backoff;
 use ports::{ErasePass, StoreError, TenantStore};
 use serde_json::json;
@@ -444,8 +444,15 @@ impl TenantStore for CloudWatchTenantStore {
     /// Every event stays until its stream goes, so every put and delete is one more
     /// recoverable record, like a version.
     fn capabilities(&self) -> Capabilities {
+        // The certificate states the method this catalog entry declares.
+        let erase_method = if self.config.shared_groups.is_empty() {
+            EraseMethod::DeleteLogStreams
+        } else {
+            EraseMethod::DeleteAndRewriteLogStreams
+        };
         Capabilities {
             versioned: true,
+            erase_method,
             ..self.kind.capabilities()
         }
     }
