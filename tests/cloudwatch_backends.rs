@@ -242,3 +242,31 @@ async fn throttling_mid_erasure_is_retried() {
     );
     assert_eq!(aws_events(&g, "\"throttled_t\""), 0);
 }
+
+#[tokio::test]
+async fn another_tenants_event_that_mentions_the_tenant_is_kept() {
+    let g = testkit::unique("/shared/mention");
+    let s = store(&format!(
+        "shared_groups = [{{ group = \"{g}\", quiet_seconds = 0 }}]"
+    ))
+    .await;
+    let (a, b) = (
+        TenantId::parse("mention_a").expect("a"),
+        TenantId::parse("mention_b").expect("b"),
+    );
+    s.put(&a, "k", b"mine").await.expect("put a");
+    // b's event names a in its text; its tenant_id field says whose it is.
+    s.put(&b, "k", b"invited by mention_a")
+        .await
+        .expect("put b");
+    let pass = s
+        .erase(&a, Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("erase");
+    assert_eq!((pass.erased, pass.complete), (1, true));
+    assert_eq!(s.count(&b).await.expect("count b"), 1, "b's event kept");
+    assert_eq!(
+        s.get(&b, "k").await.expect("get b"),
+        Some(b"invited by mention_a".to_vec())
+    );
+}

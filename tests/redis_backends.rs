@@ -398,3 +398,71 @@ async fn a_migration_of_a_redis_system_under_load_loses_nothing() {
     );
     r.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_that_reaches_its_cap_fails_instead_of_passing() {
+    let p = testkit::unique("cap");
+    let tenant = format!("t{}", p.replace(['_', '-'], ""));
+    // More keys than one SCAN page holds, so the cap is reached with pages left.
+    let keys: Vec<String> = (0..2500)
+        .map(|i| format!("{p}-stray:{tenant}:k{i}"))
+        .collect();
+    pipe_to(
+        HOME_DB,
+        &keys
+            .iter()
+            .map(|k| format!("SET {k} x\n"))
+            .collect::<String>(),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let text = tenantctl::LOCAL_CATALOG.replacen(
+        "\n[[systems]]",
+        &format!(
+            "\ndiscovery = {{ redis = [\"{}\"], catalog_servers = false, max_per_place = 10 }}\n\n[[systems]]",
+            server()
+        ),
+        1,
+    );
+    let deps = stores::Deps::connect(
+        Catalog::from_toml(&text).expect("catalog"),
+        stores::ConnectOptions {
+            world: Some(dir.path().join("w.db")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("deps");
+    let t = TenantId::parse(&tenant).expect("t");
+    let e = stores::discovery::discover(&deps, &t)
+        .await
+        .expect_err("a partial scan is not a clean one");
+    assert!(e.to_string().contains("max_per_place"), "{e}");
+    pipe_to(
+        HOME_DB,
+        &keys
+            .iter()
+            .map(|k| format!("DEL {k}\n"))
+            .collect::<String>(),
+    );
+}
+
+/// Sends commands to `redis-cli` on standard input.
+fn pipe_to(db: u8, commands: &str) {
+    use std::io::Write as _;
+    let host = server();
+    let hp = host.trim_start_matches("redis://");
+    let (h, port) = hp.split_once(':').unwrap_or((hp, "6379"));
+    let mut child = Command::new("redis-cli")
+        .args(["-h", h, "-p", port, "-n", &db.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(commands.as_bytes())
+        .expect("commands");
+    assert!(child.wait().expect("redis-cli ran").success());
+}

@@ -62,7 +62,14 @@ where
             | "NotFoundException"
             | "AccessDenied"
             | "AccessDeniedException"
-            | "NotFound",
+            | "NotFound"
+            | "ValidationException"
+            | "InvalidParameterException"
+            | "InvalidParameterValueException"
+            | "LimitExceededException"
+            | "ExpiredTokenException"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException",
         ) => StoreError::Config(msg),
         _ => StoreError::Unavailable(msg),
     }

@@ -69,3 +69,24 @@ pub fn check_template(name: &SystemName, key: &str, template: &str) -> Result<()
     }
     Ok(())
 }
+
+/// A prefix template must hold `{tenant_id}` followed by a character no tenant id can
+/// hold (ids are letters, digits, `_` and `-`), or tenant `acme`'s prefix would also
+/// match tenant `acme-eu`'s keys.
+pub fn check_prefix_separator(
+    name: &SystemName,
+    key: &str,
+    template: &str,
+) -> Result<(), StepError> {
+    check_template(name, key, template)?;
+    let placeholder = lifecycle::catalog::TENANT_PLACEHOLDER;
+    for (i, _) in template.match_indices(placeholder) {
+        let next = template[i + placeholder.len()..].chars().next();
+        if next.is_none_or(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(StepError::Configuration(format!(
+                "system {name}: {key} {template:?} must follow {placeholder} with a separator no tenant id holds (such as ':' or '/'), or tenant t1's {key} would match t1-eu's"
+            )));
+        }
+    }
+    Ok(())
+}

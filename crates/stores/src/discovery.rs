@@ -19,22 +19,35 @@ pub struct Finding {
     pub records: u64,
 }
 
-/// True when `text` names `tenant` as a whole identifier (not as part of a longer one:
-/// `t1` is not in `t10`).
-pub fn names_tenant(text: &str, tenant: &str) -> bool {
+/// Where `text` names `tenant` as a whole identifier (not as part of a longer one: `t1`
+/// is not in `t10`), if it does: the byte offset of the first such mention.
+pub fn find_tenant(text: &str, tenant: &str) -> Option<usize> {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    text.match_indices(tenant).any(|(i, _)| {
+    text.match_indices(tenant).map(|(i, _)| i).find(|&i| {
         let before = text[..i].chars().next_back();
         let after = text[i + tenant.len()..].chars().next();
         !before.is_some_and(ident) && !after.is_some_and(ident)
     })
 }
 
+/// True when `text` names `tenant` as a whole identifier.
+pub fn names_tenant(text: &str, tenant: &str) -> bool {
+    find_tenant(text, tenant).is_some()
+}
+
 /// The text up to and including the tenant's identifier: the place a key belongs to
-/// (`exports/t1/a.csv` is in `exports/t1`).
+/// (`exports/t1/a.csv` is in `exports/t1`), cut where the whole identifier is, so
+/// `x:t10:t1:note` is in `x:t10:t1`, not in `x:t1`, which would name t10's keys.
 pub(crate) fn place_of(key: &str, tenant: &str) -> String {
-    key.find(tenant)
-        .map_or_else(|| key.to_owned(), |i| key[..i + tenant.len()].to_owned())
+    find_tenant(key, tenant).map_or_else(|| key.to_owned(), |i| key[..i + tenant.len()].to_owned())
+}
+
+/// The error that stops a scan which read its `max_per_place` in one place and had more
+/// to read: a partial scan must not pass for a clean one.
+pub(crate) fn capped(place: &str, cap: usize) -> ports::StoreError {
+    ports::StoreError::Config(format!(
+        "discovery read {cap} records of {place} and stopped before the end; raise [discovery].max_per_place so the whole place is scanned"
+    ))
 }
 
 /// Counts findings by place, in place order.
@@ -240,6 +253,7 @@ mod tests {
     #[test]
     fn findings_are_counted_by_place() {
         assert_eq!(place_of("exports/t1/a.csv", "t1"), "exports/t1");
+        assert_eq!(place_of("x:t10:t1:note", "t1"), "x:t10:t1");
         let f = tally(["b".to_owned(), "a".to_owned(), "b".to_owned()]);
         assert_eq!(
             f.iter()

@@ -46,6 +46,15 @@ pub struct SharedGroup {
     /// other tenant's event can arrive between the copy and the delete.
     #[serde(default = "default_quiet")]
     pub quiet_seconds: u64,
+    /// The field of a JSON event that names whose event it is: such an event is the
+    /// tenant's only when the field says so (another tenant's event that mentions the
+    /// tenant is kept); an event without it is the tenant's when it names the tenant.
+    #[serde(default = "default_tenant_field")]
+    pub tenant_field: String,
+}
+
+fn default_tenant_field() -> String {
+    "tenant_id".into()
 }
 
 fn default_quiet() -> u64 {
@@ -83,13 +92,7 @@ impl Config {
         }
         for s in &c.stream_groups {
             check_group(&spec.name, &s.group)?;
-            check_template(&spec.name, "stream_prefix", &s.stream_prefix)?;
-            if s.stream_prefix.ends_with(TENANT_PLACEHOLDER) {
-                return Err(StepError::Configuration(format!(
-                    "system {}: stream_prefix {:?} must end with a separator after {TENANT_PLACEHOLDER} (e.g. \"tenant-{TENANT_PLACEHOLDER}/\"), or tenant t1's streams would match t10's",
-                    spec.name, s.stream_prefix
-                )));
-            }
+            crate::config::check_prefix_separator(&spec.name, "stream_prefix", &s.stream_prefix)?;
         }
         for s in &c.shared_groups {
             check_group(&spec.name, &s.group)?;
@@ -130,7 +133,11 @@ mod tests {
             ("groups = [\"/app/all\"]", "must contain {tenant_id}"),
             (
                 "stream_groups = [{ group = \"/api\", stream_prefix = \"t-{tenant_id}\" }]",
-                "separator after",
+                "with a separator",
+            ),
+            (
+                "stream_groups = [{ group = \"/api\", stream_prefix = \"t-{tenant_id}-\" }]",
+                "with a separator",
             ),
             (
                 "shared_groups = [{ group = \"/t/{tenant_id}\" }]",

@@ -2,7 +2,7 @@
 //! name the tenant.
 
 use crate::aws::sdk_error;
-use crate::discovery::{Finding, names_tenant, tally};
+use crate::discovery::{Finding, capped, names_tenant, tally};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use lifecycle::{DiscoverySpec, TenantId};
 use ports::StoreError;
@@ -72,9 +72,10 @@ pub(crate) async fn scan(
                 }
             }
             match page.next_token() {
-                Some(n) if Some(n) != token.as_deref() && seen < spec.max_per_place => {
-                    token = Some(n.to_owned());
+                Some(_) if seen >= spec.max_per_place => {
+                    return Err(capped(&format!("logs://{group}"), spec.max_per_place));
                 }
+                Some(n) if Some(n) != token.as_deref() => token = Some(n.to_owned()),
                 _ => break,
             }
         }

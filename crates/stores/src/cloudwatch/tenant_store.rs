@@ -20,8 +20,12 @@ use std::time::Instant;
 
 /// PutLogEvents refuses events older than 14 days; a margin keeps a rewrite inside it.
 const MAX_REWRITE_AGE_MS: i64 = 13 * 24 * 3600 * 1000;
-/// Events per PutLogEvents call (the service takes 10,000 and 1 MiB).
+/// Events per PutLogEvents call (the service takes 10,000).
 const PUT_BATCH: usize = 1000;
+/// Bytes per PutLogEvents call, under the service's 1 MiB.
+const MAX_PUT_BYTES: usize = 1_000_000;
+/// The time span one PutLogEvents call may cover.
+const DAY_MS: i64 = 24 * 3600 * 1000;
 /// The stream `put` writes to in a group of the tenant's own.
 const OWN_STREAM: &str = "tenant-lifecycle";
 
@@ -56,6 +60,17 @@ fn now_ms() -> i64 {
 }
 
 use crate::discovery::names_tenant;
+
+/// True when an event of a shared stream is the tenant's: by its `field` when it is a
+/// JSON object holding that field, else by naming the tenant as a whole identifier.
+pub(crate) fn owned_by(message: &str, tenant: &str, field: &str) -> bool {
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(message)
+        && let Some(owner) = o.get(field)
+    {
+        return owner.as_str() == Some(tenant);
+    }
+    names_tenant(message, tenant)
+}
 
 impl CloudWatchTenantStore {
     /// The system `name` stored as `config` says.
@@ -121,8 +136,31 @@ impl CloudWatchTenantStore {
         }
     }
 
-    async fn put_events(&self, p: &Place, events: Vec<(i64, String)>) -> Result<(), StoreError> {
-        for chunk in events.chunks(PUT_BATCH) {
+    async fn put_events(
+        &self,
+        p: &Place,
+        mut events: Vec<(i64, String)>,
+    ) -> Result<(), StoreError> {
+        // PutLogEvents takes at most 10,000 events, 1 MiB (26 bytes per event counted) and
+        // 24 hours per call, in time order.
+        events.sort_by_key(|(ts, _)| *ts);
+        let mut chunks: Vec<&[(i64, String)]> = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, (ts, m)) in events.iter().enumerate() {
+            let size = m.len() + 26;
+            let full = i - start >= PUT_BATCH
+                || bytes + size > MAX_PUT_BYTES
+                || ts - events[start].0 >= DAY_MS;
+            if i > start && full {
+                chunks.push(&events[start..i]);
+                (start, bytes) = (i, 0);
+            }
+            bytes += size;
+        }
+        if start < events.len() {
+            chunks.push(&events[start..]);
+        }
+        for chunk in chunks {
             let batch = chunk
                 .iter()
                 .map(|(ts, m)| {
@@ -133,7 +171,7 @@ impl CloudWatchTenantStore {
                         .map_err(|e| StoreError::Corrupt(format!("log event: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            with_backoff(|| async {
+            let out = with_backoff(|| async {
                 self.client
                     .put_log_events()
                     .log_group_name(&p.group)
@@ -141,10 +179,20 @@ impl CloudWatchTenantStore {
                     .set_log_events(Some(batch.clone()))
                     .send()
                     .await
-                    .map(drop)
                     .map_err(|e| sdk_error("PutLogEvents", e))
             })
             .await?;
+            // A success may still have refused events (too old, too new): that is a loss.
+            if let Some(r) = out.rejected_log_events_info() {
+                return Err(StoreError::Config(format!(
+                    "log group {}: PutLogEvents refused events of stream {} (too old before index {:?}, expired before {:?}, too new from {:?})",
+                    p.group,
+                    p.stream,
+                    r.too_old_log_event_end_index(),
+                    r.expired_log_event_end_index(),
+                    r.too_new_log_event_start_index()
+                )));
+            }
         }
         Ok(())
     }
@@ -166,7 +214,6 @@ impl CloudWatchTenantStore {
                     .map_err(|e| sdk_error("GetLogEvents", e))
             })
             .await?;
-            let n = page.events().len();
             out.extend(page.events().iter().map(|e| {
                 (
                     e.timestamp().unwrap_or_default(),
@@ -175,7 +222,8 @@ impl CloudWatchTenantStore {
             }));
             let next = page.next_forward_token().map(str::to_owned);
             // The forward token repeats once the end is reached.
-            if n == 0 || next.is_none() || next == token {
+            // The forward token repeats at the end; an empty page before it is not the end.
+            if next.is_none() || next == token {
                 return Ok(out);
             }
             token = next;
@@ -224,7 +272,7 @@ impl CloudWatchTenantStore {
         &self,
         group: &str,
         streams: Option<Vec<String>>,
-        tenant: Option<&TenantId>,
+        tenant: Option<(&TenantId, &str)>,
     ) -> Result<Vec<(String, u64)>, StoreError> {
         let mut by_stream: std::collections::BTreeMap<String, u64> = Default::default();
         let mut token: Option<String> = None;
@@ -236,7 +284,7 @@ impl CloudWatchTenantStore {
                     .log_group_name(group)
                     .set_log_stream_names(streams.clone())
                     .set_next_token(token.clone());
-                if let Some(t) = tenant {
+                if let Some((t, _)) = tenant {
                     req = req.filter_pattern(format!("\"{}\"", t.as_str()));
                 }
                 match req.send().await {
@@ -250,8 +298,9 @@ impl CloudWatchTenantStore {
                 break;
             };
             for e in page.events() {
-                let hit = tenant
-                    .is_none_or(|t| names_tenant(e.message().unwrap_or_default(), t.as_str()));
+                let hit = tenant.is_none_or(|(t, field)| {
+                    owned_by(e.message().unwrap_or_default(), t.as_str(), field)
+                });
                 if hit {
                     *by_stream
                         .entry(e.log_stream_name().unwrap_or_default().to_owned())
@@ -272,12 +321,16 @@ impl CloudWatchTenantStore {
         &self,
         group: &str,
         stream: &str,
-        last_ingest: i64,
-        quiet_s: u64,
+        last_ingest: Option<i64>,
+        shared: &super::SharedGroup,
         t: &TenantId,
     ) -> Result<Option<u64>, StoreError> {
         let now = ports::migrate::unix_ms() as i64;
-        if now - last_ingest < (quiet_s as i64) * 1000 {
+        // A stream the listing does not show (yet) is not known to be quiet.
+        let Some(last_ingest) = last_ingest else {
+            return Ok(None);
+        };
+        if now - last_ingest < (shared.quiet_seconds as i64) * 1000 {
             return Ok(None);
         }
         let old = Place {
@@ -287,19 +340,28 @@ impl CloudWatchTenantStore {
         let events = self.stream_events(&old).await?;
         let (gone, kept): (Vec<_>, Vec<_>) = events
             .into_iter()
-            .partition(|(_, m)| names_tenant(m, t.as_str()));
+            .partition(|(_, m)| owned_by(m, t.as_str(), &shared.tenant_field));
         if let Some((ts, _)) = kept.iter().find(|(ts, _)| now - ts > MAX_REWRITE_AGE_MS) {
             return Err(StoreError::Config(format!(
                 "log group {group}: stream {stream} keeps an event of {ts} (older than 13 days), which CloudWatch Logs will not take again; shorten the group's retention so the tenant's events expire, or delete the stream"
             )));
         }
         if !kept.is_empty() {
+            // One suffix however often a stream is rewritten, so names never outgrow 512.
+            let base = stream
+                .rsplit_once(".rewritten-")
+                .filter(|(_, ms)| ms.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(stream, |(b, _)| b);
             let new = Place {
                 group: group.to_owned(),
-                stream: format!("{stream}.rewritten-{now}"),
+                stream: format!("{base}.rewritten-{now}"),
             };
             self.ensure(&new).await?;
-            self.put_events(&new, kept).await?;
+            if let Err(e) = self.put_events(&new, kept).await {
+                // The old stream stays whole; the partial copy goes, so a retry starts clean.
+                let _ = self.delete_stream(group, &new.stream).await;
+                return Err(e);
+            }
         }
         self.delete_stream(group, stream).await?;
         Ok(Some(gone.len() as u64))
@@ -358,7 +420,7 @@ impl CloudWatchTenantStore {
         }
         for s in &self.config.shared_groups {
             n += self
-                .matching(&s.group, None, Some(t))
+                .matching(&s.group, None, Some((t, s.tenant_field.as_str())))
                 .await?
                 .iter()
                 .map(|(_, c)| c)
@@ -550,7 +612,9 @@ impl TenantStore for CloudWatchTenantStore {
         }
         let mut waiting = false;
         for s in &self.config.shared_groups {
-            let hits = self.matching(&s.group, None, Some(tenant)).await?;
+            let hits = self
+                .matching(&s.group, None, Some((tenant, s.tenant_field.as_str())))
+                .await?;
             if hits.is_empty() {
                 continue;
             }
@@ -559,11 +623,8 @@ impl TenantStore for CloudWatchTenantStore {
                 let last = streams
                     .iter()
                     .find(|(n, _)| *n == stream)
-                    .map_or(0, |(_, at)| *at);
-                match self
-                    .rewrite(&s.group, &stream, last, s.quiet_seconds, tenant)
-                    .await?
-                {
+                    .map(|(_, at)| *at);
+                match self.rewrite(&s.group, &stream, last, s, tenant).await? {
                     Some(n) => erased += n,
                     None => waiting = true,
                 }

@@ -2,7 +2,7 @@
 
 use super::Item;
 use crate::aws::sdk_error;
-use crate::discovery::{Finding, names_tenant, tally};
+use crate::discovery::{Finding, capped, names_tenant, tally};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lifecycle::{DiscoverySpec, TenantId};
@@ -81,8 +81,11 @@ pub(crate) async fn scan(
                 }
             }
             start = page.last_evaluated_key().cloned();
-            if start.is_none() || seen >= spec.max_per_place {
+            if start.is_none() {
                 break;
+            }
+            if seen >= spec.max_per_place {
+                return Err(capped(&format!("dynamodb://{table}"), spec.max_per_place));
             }
         }
     }

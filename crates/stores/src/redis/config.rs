@@ -1,6 +1,6 @@
 //! A Redis system's catalog settings.
 
-use crate::config::{check_concurrency, check_template, default_concurrency, settings};
+use crate::config::{check_concurrency, check_prefix_separator, default_concurrency, settings};
 use lifecycle::StepError;
 use lifecycle::catalog::{SystemSpec, TENANT_PLACEHOLDER};
 use serde::Deserialize;
@@ -37,18 +37,7 @@ impl Config {
     /// Parses and checks a catalog entry.
     pub fn parse(spec: &SystemSpec) -> Result<Self, StepError> {
         let c: Self = settings(spec)?;
-        check_template(&spec.name, "prefix", &c.prefix)?;
-        let after = c
-            .prefix
-            .split(TENANT_PLACEHOLDER)
-            .nth(1)
-            .unwrap_or_default();
-        if after.is_empty() {
-            return Err(StepError::Configuration(format!(
-                "system {}: prefix {:?} must end with a separator after {TENANT_PLACEHOLDER} (e.g. \"tenant:{TENANT_PLACEHOLDER}:\"), or tenant t1's keys would match t10's",
-                spec.name, c.prefix
-            )));
-        }
+        check_prefix_separator(&spec.name, "prefix", &c.prefix)?;
         if c.prefix.contains(['*', '?', '[', ']', '\\']) {
             return Err(StepError::Configuration(format!(
                 "system {}: prefix {:?} may not hold the glob characters * ? [ ] \\",
@@ -72,7 +61,8 @@ impl Config {
             )));
         }
         check_concurrency(&spec.name, c.max_concurrency)?;
-        let mut seen = BTreeSet::from([c.url.as_str()]);
+        let home = identity(spec.name.as_str(), &c.url)?;
+        let mut seen = BTreeSet::from([home]);
         for (loc, url) in &c.locations {
             if loc.is_empty() || loc == lifecycle::migration::HOME {
                 return Err(StepError::Configuration(format!(
@@ -80,23 +70,47 @@ impl Config {
                     spec.name
                 )));
             }
-            if !seen.insert(url.as_str()) {
+            if !seen.insert(identity(spec.name.as_str(), url)?) {
                 return Err(StepError::Configuration(format!(
                     "system {}: location {loc} uses {url}, already the home URL or another location's; give each location its own database (redis://host:port/N) or server",
                     spec.name
                 )));
             }
         }
-        for url in seen {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(StepError::Configuration(format!(
-                    "system {}: url {url:?} must start with redis:// or rediss://",
-                    spec.name
-                )));
-            }
-        }
         Ok(c)
     }
+}
+
+/// Where a URL really leads, as (host, port, database): `redis://localhost:6379/015`
+/// and `redis://127.0.0.1:6379/15?protocol=resp2` are the same database.
+pub(crate) fn identity(name: &str, url: &str) -> Result<(String, u16, i64), StepError> {
+    use redis::{ConnectionAddr, IntoConnectionInfo};
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(StepError::Configuration(format!(
+            "system {name}: url {:?} must start with redis:// or rediss://",
+            super::redact(url)
+        )));
+    }
+    let info = url.into_connection_info().map_err(|e| {
+        StepError::Configuration(format!(
+            "system {name}: url {:?} is not a Redis URL: {e}",
+            super::redact(url)
+        ))
+    })?;
+    let (host, port) = match info.addr {
+        ConnectionAddr::Tcp(h, p)
+        | ConnectionAddr::TcpTls {
+            host: h, port: p, ..
+        } => (h, p),
+        ConnectionAddr::Unix(p) => (p.display().to_string(), 0),
+    };
+    let host = host.to_ascii_lowercase();
+    let host = if matches!(host.as_str(), "localhost" | "::1" | "[::1]") {
+        "127.0.0.1".to_owned()
+    } else {
+        host
+    };
+    Ok((host, port, info.redis.db))
 }
 
 #[cfg(test)]
@@ -130,7 +144,11 @@ mod tests {
             ),
             (
                 "url = \"redis://h/0\"\nprefix = \"tenant:{tenant_id}\"",
-                "separator after",
+                "with a separator",
+            ),
+            (
+                "url = \"redis://h/0\"\nprefix = \"app:{tenant_id}-\"",
+                "with a separator",
             ),
             (
                 "url = \"redis://h/0\"\nprefix = \"t*:{tenant_id}:\"",
@@ -151,6 +169,10 @@ mod tests {
             ("prefix = \"t:{tenant_id}:\"", "missing field `url`"),
             (
                 "url = \"redis://h/0\"\nprefix = \"t:{tenant_id}:\"\nlocations = { green = \"redis://h/0\" }",
+                "own database",
+            ),
+            (
+                "url = \"redis://127.0.0.1:6379/15\"\nprefix = \"t:{tenant_id}:\"\nlocations = { green = \"redis://localhost:6379/015?protocol=resp2\" }",
                 "own database",
             ),
             (

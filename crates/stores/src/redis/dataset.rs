@@ -555,7 +555,18 @@ impl Dataset for RedisDataset {
         body: Option<&[u8]>,
     ) -> Result<u64, StoreError> {
         let args = match body {
-            Some(b) => Body::decode(b)?.args(),
+            Some(b) => {
+                let body = Body::decode(b)?;
+                // An application's write never restores a raw DUMP payload (RESTORE trusts
+                // it); only a copy of what this dataset read from another location may.
+                if body.kind == Kind::Dump {
+                    return Err(StoreError::Config(format!(
+                        "system {}: a write may not carry a DUMP payload",
+                        self.system
+                    )));
+                }
+                body.args()
+            }
             None => vec![b"del".to_vec(), b"-1".to_vec()],
         };
         with_backoff(|| {

@@ -2,7 +2,7 @@
 //! tenant.
 
 use super::{connect, redis_err};
-use crate::discovery::{Finding, names_tenant, place_of, tally};
+use crate::discovery::{Finding, capped, names_tenant, place_of, tally};
 use lifecycle::{DiscoverySpec, TenantId};
 use ports::StoreError;
 
@@ -29,9 +29,13 @@ pub(crate) async fn scan(
     let mut places = Vec::new();
     for db in dbs {
         let url = format!("{server}/{db}");
+        let here = super::config::identity("discovery", &url);
         let prefixes: Vec<&str> = known
             .iter()
-            .filter(|(u, _)| super::server_of(u) == server && db_of(u) == db)
+            .filter(|(u, _)| {
+                let there = super::config::identity("discovery", u);
+                here.is_ok() && there.is_ok() && here.as_ref().ok() == there.as_ref().ok()
+            })
             .map(|(_, p)| p.as_str())
             .filter(|p| !p.is_empty())
             .collect();
@@ -52,30 +56,23 @@ pub(crate) async fn scan(
                 .await
                 .map_err(|e| redis_err("SCAN", e))?;
             for k in keys {
-                seen += 1;
                 let key = String::from_utf8_lossy(&k);
                 let covered = prefixes.iter().any(|p| {
                     key.starts_with(p) || key.starts_with(&format!("~tenant-lifecycle:{p}"))
                 });
                 if !covered && names_tenant(&key, t.as_str()) {
-                    places.push(format!(
-                        "redis://{}/{db}/{}*",
-                        server.trim_start_matches("redis://"),
-                        place_of(&key, t.as_str())
-                    ));
+                    seen += 1;
+                    places.push(format!("{server}/{db}/{}*", place_of(&key, t.as_str())));
                 }
             }
             cursor = next;
-            if cursor == 0 || seen >= spec.max_per_place {
+            if cursor == 0 {
                 break;
+            }
+            if seen >= spec.max_per_place {
+                return Err(capped(&super::redact(&url), spec.max_per_place));
             }
         }
     }
     Ok(tally(places))
-}
-
-fn db_of(url: &str) -> u32 {
-    url.rsplit_once('/')
-        .and_then(|(_, d)| d.parse().ok())
-        .unwrap_or(0)
 }

@@ -75,10 +75,21 @@ impl Layout {
     }
 }
 
+/// The URL without its user and password, for messages and findings.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// The server part of a URL (`redis://h:p/3` is `redis://h:p`).
 pub(crate) fn server_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let scheme = url.split_once("://").map_or("redis", |(s, _)| s);
+    let url = redact(url);
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url.as_str()));
     format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest))
 }
 
@@ -91,11 +102,22 @@ pub(crate) fn redis_err(op: &str, e: redis::RedisError) -> StoreError {
         return StoreError::Unavailable(msg);
     }
     match e.kind() {
-        ErrorKind::BusyLoadingError | ErrorKind::TryAgain | ErrorKind::ClusterDown => {
+        // A replica after a failover, a master away, a busy script: passing states.
+        ErrorKind::BusyLoadingError
+        | ErrorKind::TryAgain
+        | ErrorKind::ClusterDown
+        | ErrorKind::ReadOnly
+        | ErrorKind::MasterDown => StoreError::Throttled(msg),
+        ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => StoreError::Config(msg),
+        _ if e
+            .code()
+            .is_some_and(|c| matches!(c, "BUSY" | "OOM" | "LOADING")) =>
+        {
             StoreError::Throttled(msg)
         }
-        ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => StoreError::Config(msg),
-        _ => StoreError::Corrupt(msg),
+        // What the server refused (NOPERM, WRONGTYPE, a script error) is the catalog's or
+        // the data's problem, not the ledger's, and retrying will not change it.
+        _ => StoreError::Config(msg),
     }
 }
 
@@ -116,7 +138,7 @@ pub(crate) async fn query<T: redis::FromRedisValue>(
 /// the caller's backoff).
 pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, StepError> {
     let client = redis::Client::open(url)
-        .map_err(|e| StepError::Configuration(format!("redis url {url:?}: {e}")))?;
+        .map_err(|e| StepError::Configuration(format!("redis url {:?}: {e}", redact(url))))?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_number_of_retries(6)
         .set_max_delay(2_000);

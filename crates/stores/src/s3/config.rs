@@ -40,6 +40,7 @@ impl Config {
                 spec.name, c.prefix
             )));
         }
+        crate::config::check_prefix_separator(&spec.name, "prefix", &c.prefix)?;
         check_concurrency(&spec.name, c.max_concurrency)?;
         check_locations(&spec.name, &c.bucket, &c.locations, "bucket")?;
         Ok(c)

@@ -1,7 +1,7 @@
 //! Discovery in S3: every bucket the credentials list, its keys and a sample of bodies.
 
 use crate::aws::sdk_error;
-use crate::discovery::{Finding, names_tenant, place_of, tally};
+use crate::discovery::{Finding, capped, names_tenant, place_of, tally};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use lifecycle::{DiscoverySpec, TenantId};
 use ports::StoreError;
@@ -85,8 +85,11 @@ pub(crate) async fn scan(
                 }
             }
             token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() || seen >= spec.max_per_place {
+            if token.is_none() {
                 break;
+            }
+            if seen >= spec.max_per_place {
+                return Err(capped(&format!("s3://{bucket}"), spec.max_per_place));
             }
         }
     }

@@ -72,12 +72,13 @@ pub(crate) async fn scan(
                     .filter(|v| named || names_tenant(v.key(), t.as_str()))
                     .count() as u64;
                 match page.next_token() {
-                    Some(n)
-                        if Some(n) != token.as_deref()
-                            && (records as usize) < spec.max_per_place =>
-                    {
-                        token = Some(n.to_owned());
+                    Some(_) if records as usize >= spec.max_per_place => {
+                        return Err(crate::discovery::capped(
+                            &format!("s3vectors://{bucket}/{index}"),
+                            spec.max_per_place,
+                        ));
                     }
+                    Some(n) if Some(n) != token.as_deref() => token = Some(n.to_owned()),
                     _ => break,
                 }
             }
