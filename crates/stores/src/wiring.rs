@@ -163,6 +163,14 @@ pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
             _ => return Err(unknown_backend(spec)),
         }
     }
+    #[cfg(feature = "redis")]
+    crate::redis::check_overlaps(
+        &catalog
+            .systems
+            .iter()
+            .filter(|s| s.backend == "redis")
+            .collect::<Vec<_>>(),
+    )?;
     Ok(())
 }
 
@@ -586,6 +594,39 @@ mod tests {
             let c = Catalog::from_toml(text).expect("parses");
             validate(&c).expect("every product accepts its settings");
         }
+    }
+
+    #[test]
+    fn redis_systems_whose_prefixes_cover_each_other_on_one_database_are_refused() {
+        let two = |a: &str, b: &str, db_b: &str| {
+            Catalog::from_toml(&format!(
+                "environment = \"t\"\nledger = {{ backend = \"embedded\" }}\nlegal_holds = {{ backend = \"embedded\" }}\nsigner = {{ backend = \"local\" }}\n[[systems]]\nname = \"cache\"\nkind = \"key-value\"\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/1\"\nprefix = \"{a}\"\n[[systems]]\nname = \"sessions\"\nkind = \"key-value\"\nbackend = \"redis\"\nurl = \"{db_b}\"\nprefix = \"{b}\"\n"
+            ))
+            .expect("parses")
+        };
+        let e = validate(&two(
+            "a:{tenant_id}:",
+            "a:eu:{tenant_id}:",
+            "redis://localhost:6379/01",
+        ))
+        .expect_err("overlap");
+        assert!(e.to_string().contains("one covering the other"), "{e}");
+        assert!(
+            validate(&two(
+                "a:{tenant_id}:",
+                "b:{tenant_id}:",
+                "redis://127.0.0.1:6379/1"
+            ))
+            .is_ok()
+        );
+        assert!(
+            validate(&two(
+                "a:{tenant_id}:",
+                "a:eu:{tenant_id}:",
+                "redis://127.0.0.1:6379/2"
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

@@ -81,6 +81,39 @@ impl Config {
     }
 }
 
+/// Two Redis systems on one database whose prefixes could cover each other's keys are
+/// refused: erasing a tenant of one would erase keys of the other.
+pub(crate) fn check_overlaps(specs: &[&SystemSpec]) -> Result<(), StepError> {
+    let mut places = Vec::new();
+    for spec in specs {
+        let c = Config::parse(spec)?;
+        let literal = c
+            .prefix
+            .split(TENANT_PLACEHOLDER)
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        for url in std::iter::once(&c.url).chain(c.locations.values()) {
+            places.push((
+                spec.name.to_string(),
+                identity(spec.name.as_str(), url)?,
+                literal.clone(),
+            ));
+        }
+    }
+    for (i, (a, da, pa)) in places.iter().enumerate() {
+        for (b, db, pb) in &places[i + 1..] {
+            if a != b && da == db && (pa.starts_with(pb.as_str()) || pb.starts_with(pa.as_str())) {
+                return Err(StepError::Configuration(format!(
+                    "systems {a} and {b} share Redis database {}:{}/{} with prefixes {pa:?} and {pb:?}, one covering the other: erasing a tenant of one would erase keys of the other; give each its own prefix or database",
+                    da.0, da.1, da.2
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Where a URL really leads, as (host, port, database): `redis://localhost:6379/015`
 /// and `redis://127.0.0.1:6379/15?protocol=resp2` are the same database.
 pub(crate) fn identity(name: &str, url: &str) -> Result<(String, u16, i64), StepError> {

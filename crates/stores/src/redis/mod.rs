@@ -6,6 +6,7 @@
 //! or server. Every type moves with its expiry (see [`dataset`] for the encoding).
 
 mod config;
+pub(crate) use config::check_overlaps;
 mod dataset;
 pub(crate) mod discover;
 mod tenant_store;
