@@ -285,13 +285,27 @@ impl Simulator {
                     previous_event_id: id - 1,
                     timestamp: shared.now().format(&Rfc3339).unwrap_or_default(),
                     kind: "ExecutionFailed".into(),
-                    details: json!({"error": f.error, "cause": f.cause}),
+                    details: {
+                        let mut d = serde_json::Map::new();
+                        if !f.error.is_empty() {
+                            d.insert("error".into(), json!(f.error));
+                        }
+                        if !f.cause.is_empty() {
+                            d.insert("cause".into(), json!(f.cause));
+                        }
+                        Value::Object(d)
+                    },
                 };
                 if let Some(o) = &shared.observer {
                     o.event(&ev);
                 }
                 h.push(ev);
-                (Status::Failed, None, Some(f.error), Some(f.cause))
+                (
+                    Status::Failed,
+                    None,
+                    (!f.error.is_empty()).then_some(f.error),
+                    (!f.cause.is_empty()).then_some(f.cause),
+                )
             }
         };
         let history =
@@ -442,8 +456,9 @@ async fn step(
             }
         }
         Kind::Succeed => Ok((apply_output(io, effective, ctx)?, None)),
+        // AWS records only what the state names: no Error, no Cause, is neither.
         Kind::Fail { error, cause } => Err(Failure::new(
-            error.as_deref().unwrap_or("States.Fail"),
+            error.as_deref().unwrap_or_default(),
             cause.clone().unwrap_or_default(),
         )),
         Kind::Wait(w) => {
@@ -451,8 +466,10 @@ async fn step(
                 WaitFor::Seconds(s) => *s as f64,
                 WaitFor::SecondsPath(p) => p
                     .get(&effective, ctx)
-                    .and_then(Value::as_f64)
-                    .ok_or_else(|| Failure::runtime(format!("SecondsPath {p} is not a number")))?,
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| {
+                        Failure::runtime(format!("SecondsPath {p} is not a non-negative integer"))
+                    })? as f64,
                 WaitFor::Timestamp(t) => until(shared, t)?,
                 WaitFor::TimestampPath(p) => {
                     let t = p

@@ -263,6 +263,42 @@ fn int(v: &Value, f: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{f}: expected an integer, got {v}"))
 }
 
+/// A number rounded as AWS's MathAdd rounds its operands: half up, toward positive
+/// infinity (1.5 is 2, -1.5 is -1, -0.5 is 0).
+fn round_half_up(v: &Value, f: &str) -> Result<i64, String> {
+    if let Some(i) = v.as_i64() {
+        return Ok(i);
+    }
+    let x = v
+        .as_f64()
+        .ok_or_else(|| format!("{f}: expected a number, got {v}"))?;
+    let r = (x + 0.5).floor();
+    if !r.is_finite() || r.abs() > 9.0e15 {
+        return Err(format!("{f}: {v} is out of range"));
+    }
+    Ok(r as i64)
+}
+
+/// A value as States.Format writes it: strings bare, objects `{k=v, k2=v2}`, arrays
+/// `[a, b]` (AWS's own form, not JSON).
+fn aws_form(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(aws_form).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("{k}={}", aws_form(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
 fn arr<'a>(v: &'a Value, f: &str) -> Result<&'a Vec<Value>, String> {
     v.as_array()
         .ok_or_else(|| format!("{f}: expected an array, got {v}"))
@@ -306,10 +342,7 @@ impl Call {
                         let v = args
                             .next()
                             .ok_or("States.Format has more {} than arguments")?;
-                        match v {
-                            Value::String(s) => out.push_str(s),
-                            other => out.push_str(&other.to_string()),
-                        }
+                        out.push_str(&aws_form(v));
                     } else {
                         out.push(c);
                     }
@@ -318,7 +351,12 @@ impl Call {
             }
             "States.StringToJson" => {
                 need(1)?;
-                serde_json::from_str(string(&a[0], f)?).map_err(|e| format!("{f}: {e}"))
+                let text = string(&a[0], f)?;
+                // AWS answers null for an empty or blank string.
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                serde_json::from_str(text).map_err(|e| format!("{f}: {e}"))
             }
             "States.JsonToString" => {
                 need(1)?;
@@ -396,14 +434,24 @@ impl Call {
             }
             "States.Hash" => {
                 need(2)?;
-                if string(&a[1], f)? != "SHA-256" {
-                    return Err(format!("{f}: only SHA-256 is supported by the simulator"));
-                }
                 let input = match &a[0] {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                Ok(Value::String(hex::encode(Sha256::digest(input.as_bytes()))))
+                let b = input.as_bytes();
+                let digest = match string(&a[1], f)? {
+                    "MD5" => hex::encode(md5::Md5::digest(b)),
+                    "SHA-1" => hex::encode(sha1::Sha1::digest(b)),
+                    "SHA-256" => hex::encode(Sha256::digest(b)),
+                    "SHA-384" => hex::encode(sha2::Sha384::digest(b)),
+                    "SHA-512" => hex::encode(sha2::Sha512::digest(b)),
+                    other => {
+                        return Err(format!(
+                            "{f}: algorithm {other:?} is not one of MD5, SHA-1, SHA-256, SHA-384, SHA-512"
+                        ));
+                    }
+                };
+                Ok(Value::String(digest))
             }
             "States.JsonMerge" => {
                 need(3)?;
@@ -433,7 +481,7 @@ impl Call {
             }
             "States.MathAdd" => {
                 need(2)?;
-                Ok(json!(int(&a[0], f)? + int(&a[1], f)?))
+                Ok(json!(round_half_up(&a[0], f)? + round_half_up(&a[1], f)?))
             }
             "States.StringSplit" => {
                 need(2)?;
@@ -475,6 +523,66 @@ mod tests {
             .expect("compile")
             .eval(data, &json!({"Execution": {"Name": "run-1"}}))
             .expect("eval")
+    }
+
+    #[test]
+    fn math_add_rounds_each_operand_half_up_as_aws_does() {
+        let data = json!({"x": 1.49, "y": 1.5, "m": -1.5, "h": -0.5, "t": 2.5});
+        let out = ev(
+            &json!({
+                "a.$": "States.MathAdd($.x, $.y)",
+                "b.$": "States.MathAdd($.m, 0)",
+                "c.$": "States.MathAdd($.h, 0)",
+                "d.$": "States.MathAdd($.t, 0)"
+            }),
+            &data,
+        );
+        assert_eq!(out, json!({"a": 3, "b": -1, "c": 0, "d": 3}));
+    }
+
+    #[test]
+    fn hash_supports_every_aws_algorithm() {
+        let out = ev(
+            &json!({
+                "md5.$": "States.Hash('abc', 'MD5')",
+                "sha1.$": "States.Hash('abc', 'SHA-1')",
+                "sha384.$": "States.Hash('abc', 'SHA-384')",
+                "sha512.$": "States.Hash('abc', 'SHA-512')"
+            }),
+            &json!({}),
+        );
+        assert_eq!(out["md5"], "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(out["sha1"], "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            out["sha384"],
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"
+        );
+        assert!(
+            out["sha512"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("ddaf35a193617aba"))
+        );
+    }
+
+    #[test]
+    fn string_to_json_of_an_empty_or_blank_string_is_null() {
+        let out = ev(
+            &json!({"e.$": "States.StringToJson('')", "b.$": "States.StringToJson('  ')"}),
+            &json!({}),
+        );
+        assert_eq!(out, json!({"e": null, "b": null}));
+    }
+
+    #[test]
+    fn format_writes_objects_and_arrays_in_the_aws_form() {
+        let out = ev(
+            &json!({"f.$": "States.Format('v={}', $.o)", "g.$": "States.Format('{}', $.a)"}),
+            &json!({"o": {"Arg1": 1, "Arg2": []}, "a": [1, "x", {"k": true}]}),
+        );
+        assert_eq!(
+            out,
+            json!({"f": "v={Arg1=1, Arg2=[]}", "g": "[1, x, {k=true}]"})
+        );
     }
 
     #[test]

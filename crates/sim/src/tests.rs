@@ -215,3 +215,42 @@ async fn standard_workflow_limits_are_enforced() {
         Some("States.DataLimitExceeded")
     );
 }
+
+#[tokio::test]
+async fn a_fail_state_with_neither_error_nor_cause_records_neither() {
+    let e = run(
+        json!({"StartAt": "F", "States": {"F": {"Type": "Fail"}}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!((e.error.as_deref(), e.cause.as_deref()), (None, None));
+    let last = e.history.last().expect("history");
+    assert_eq!(last.kind, "ExecutionFailed");
+    assert_eq!(last.details, json!({}), "AWS records neither field");
+    let e = run(
+        json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!((e.error.as_deref(), e.cause.as_deref()), (Some("E"), None));
+}
+
+#[tokio::test]
+async fn a_wait_seconds_path_that_is_negative_or_not_an_integer_fails_the_execution() {
+    for secs in [json!(-1), json!(1.5), json!("3")] {
+        let e = run(
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "End": true}}}),
+            json!({"s": secs}),
+        )
+        .await;
+        assert_eq!(e.status, Status::Failed, "{secs}");
+        assert_eq!(e.error.as_deref(), Some("States.Runtime"), "{secs}");
+    }
+    let e = run(
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s", "End": true}}}),
+        json!({"s": 2}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded);
+}
