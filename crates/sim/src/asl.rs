@@ -142,6 +142,10 @@ pub enum Kind {
         error: Option<String>,
         /// Cause.
         cause: Option<String>,
+        /// `ErrorPath`: a path or an intrinsic function giving the error name at run time.
+        error_path: Option<Template>,
+        /// `CausePath`: a path or an intrinsic function giving the cause at run time.
+        cause_path: Option<Template>,
     },
     /// Runs branches concurrently.
     Parallel {
@@ -208,7 +212,7 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
             "TimestampPath",
         ])),
         "Succeed" => v.extend(IO),
-        "Fail" => v.extend(["Error", "Cause"]),
+        "Fail" => v.extend(["Error", "Cause", "ErrorPath", "CausePath"]),
         "Parallel" => v.extend(FLOW.iter().chain(IO).chain(&[
             "Branches",
             "Parameters",
@@ -577,10 +581,31 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
             Kind::Wait(w)
         }
         "Succeed" => Kind::Succeed,
-        "Fail" => Kind::Fail {
-            error: o.get("Error").and_then(Value::as_str).map(str::to_owned),
-            cause: o.get("Cause").and_then(Value::as_str).map(str::to_owned),
-        },
+        "Fail" => {
+            // ErrorPath/CausePath hold a path or an intrinsic, as a `.$` field would.
+            let dynamic = |field: &str, fixed: &str| -> Result<Option<Template>, LoadError> {
+                let Some(v) = o.get(field) else {
+                    return Ok(None);
+                };
+                if o.contains_key(fixed) {
+                    return Err(err(name, format!("{fixed} and {field} cannot both be set")));
+                }
+                let p = v
+                    .as_str()
+                    .ok_or_else(|| err(name, format!("{field} must be a string")))?;
+                let mut m = Map::new();
+                m.insert("v.$".into(), Value::String(p.to_owned()));
+                Template::compile(&Value::Object(m))
+                    .map(Some)
+                    .map_err(|e| err(name, format!("{field}: {e}")))
+            };
+            Kind::Fail {
+                error: o.get("Error").and_then(Value::as_str).map(str::to_owned),
+                cause: o.get("Cause").and_then(Value::as_str).map(str::to_owned),
+                error_path: dynamic("ErrorPath", "Error")?,
+                cause_path: dynamic("CausePath", "Cause")?,
+            }
+        }
         "Parallel" => {
             let list = o
                 .get("Branches")

@@ -457,10 +457,35 @@ async fn step(
         }
         Kind::Succeed => Ok((apply_output(io, effective, ctx)?, None)),
         // AWS records only what the state names: no Error, no Cause, is neither.
-        Kind::Fail { error, cause } => Err(Failure::new(
-            error.as_deref().unwrap_or_default(),
-            cause.clone().unwrap_or_default(),
-        )),
+        Kind::Fail {
+            error,
+            cause,
+            error_path,
+            cause_path,
+        } => {
+            let resolve = |t: &Option<crate::template::Template>,
+                           what: &str|
+             -> Result<Option<String>, Failure> {
+                let Some(t) = t else { return Ok(None) };
+                let v = t.eval(&effective, ctx).map_err(Failure::runtime)?;
+                match v.get("v") {
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    other => Err(Failure::runtime(format!(
+                        "{what} of {} is not a string: {other:?}",
+                        state.name
+                    ))),
+                }
+            };
+            let error = match resolve(error_path, "ErrorPath")? {
+                Some(e) => e,
+                None => error.clone().unwrap_or_default(),
+            };
+            let cause = match resolve(cause_path, "CausePath")? {
+                Some(c) => c,
+                None => cause.clone().unwrap_or_default(),
+            };
+            Err(Failure::new(&error, cause))
+        }
         Kind::Wait(w) => {
             let secs = match w {
                 WaitFor::Seconds(s) => *s as f64,

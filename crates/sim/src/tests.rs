@@ -254,3 +254,30 @@ async fn a_wait_seconds_path_that_is_negative_or_not_an_integer_fails_the_execut
     .await;
     assert_eq!(e.status, Status::Succeeded);
 }
+
+#[tokio::test]
+async fn a_fail_state_takes_its_error_and_cause_from_paths_and_intrinsics() {
+    let e = run(
+        json!({"StartAt": "F", "States": {"F": {"Type": "Fail",
+            "ErrorPath": "$.kind", "CausePath": "States.Format('tenant {} is held', $.t)"}}}),
+        json!({"kind": "LegalHoldActive", "t": "t1"}),
+    )
+    .await;
+    assert_eq!(e.error.as_deref(), Some("LegalHoldActive"));
+    assert_eq!(e.cause.as_deref(), Some("tenant t1 is held"));
+    let e = run(
+        json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "ErrorPath": "$.n"}}}),
+        json!({"n": 3}),
+    )
+    .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("States.Runtime"),
+        "a path to a non-string"
+    );
+    let bad = json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E", "ErrorPath": "$.e"}}});
+    assert!(
+        Machine::load(&bad).is_err(),
+        "Error and ErrorPath together are refused"
+    );
+}
