@@ -569,6 +569,12 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
             } else if let Some(Value::String(p)) = o.get("SecondsPath") {
                 WaitFor::SecondsPath(Path::parse(p).map_err(|m| err(name, m))?)
             } else if let Some(Value::String(t)) = o.get("Timestamp") {
+                if crate::exec::timestamp(t).is_none() {
+                    return Err(err(
+                        name,
+                        format!("Timestamp {t:?} is not RFC 3339 with a T and a zone"),
+                    ));
+                }
                 WaitFor::Timestamp(t.clone())
             } else if let Some(Value::String(p)) = o.get("TimestampPath") {
                 WaitFor::TimestampPath(Path::parse(p).map_err(|m| err(name, m))?)

@@ -536,9 +536,23 @@ async fn step(
     }
 }
 
+/// A timestamp as AWS takes it: RFC 3339 with an upper-case `T` between date and time
+/// and a zone (`Z` or an offset); the `time` crate alone would also take a space.
+pub(crate) fn timestamp(t: &str) -> Option<OffsetDateTime> {
+    let b = t.as_bytes();
+    let zoned = t.ends_with('Z') || (b.len() > 6 && matches!(b[b.len() - 6], b'+' | b'-'));
+    if b.get(10) != Some(&b'T') || !zoned {
+        return None;
+    }
+    OffsetDateTime::parse(t, &Rfc3339).ok()
+}
+
 fn until(shared: &Shared, t: &str) -> Result<f64, Failure> {
-    let at = OffsetDateTime::parse(t, &Rfc3339)
-        .map_err(|e| Failure::runtime(format!("timestamp {t:?}: {e}")))?;
+    let at = timestamp(t).ok_or_else(|| {
+        Failure::runtime(format!(
+            "timestamp {t:?} is not RFC 3339 with a T and a zone"
+        ))
+    })?;
     Ok((at - shared.now()).as_seconds_f64().max(0.0))
 }
 
@@ -748,10 +762,7 @@ fn eval_rule(rule: &Rule, data: &Value, ctx: &Value) -> Result<bool, Failure> {
                 "IsString" => return want(v.is_string()),
                 "IsBoolean" => return want(v.is_boolean()),
                 "IsTimestamp" => {
-                    return want(
-                        v.as_str()
-                            .is_some_and(|s| OffsetDateTime::parse(s, &Rfc3339).is_ok()),
-                    );
+                    return want(v.as_str().is_some_and(|s| timestamp(s).is_some()));
                 }
                 _ => {}
             }
@@ -797,10 +808,7 @@ fn compare(op: &str, v: &Value, o: &Value) -> bool {
         };
     }
     if let Some(s) = op.strip_prefix("Timestamp") {
-        let p = |x: &Value| {
-            x.as_str()
-                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-        };
+        let p = |x: &Value| x.as_str().and_then(timestamp);
         return match (p(v), p(o)) {
             (Some(a), Some(b)) => ord(Some(a.cmp(&b)), s),
             _ => false,

@@ -281,3 +281,38 @@ async fn a_fail_state_takes_its_error_and_cause_from_paths_and_intrinsics() {
         "Error and ErrorPath together are refused"
     );
 }
+
+#[tokio::test]
+async fn timestamps_must_be_rfc3339_with_a_t_and_a_zone_as_aws_requires() {
+    for bad in ["2026-01-01 00:00:00Z", "2026-01-01T00:00:00", "2026-01-01"] {
+        let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Timestamp": bad, "End": true}}});
+        assert!(
+            Machine::load(&def).is_err(),
+            "a Timestamp literal {bad:?} is refused at load"
+        );
+        let e = run(
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.t", "End": true}}}),
+            json!({"t": bad}),
+        )
+        .await;
+        assert_eq!(
+            e.error.as_deref(),
+            Some("States.Runtime"),
+            "TimestampPath {bad:?}"
+        );
+        let e = run(
+            json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [
+                {"Variable": "$.t", "IsTimestamp": true, "Next": "Yes"}], "Default": "No"},
+                "Yes": {"Type": "Succeed"}, "No": {"Type": "Fail", "Error": "NotATimestamp"}}}),
+            json!({"t": bad}),
+        )
+        .await;
+        assert_eq!(
+            e.error.as_deref(),
+            Some("NotATimestamp"),
+            "IsTimestamp {bad:?}"
+        );
+    }
+    let ok = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Timestamp": "2020-01-01T00:00:00+01:00", "End": true}}});
+    assert!(Machine::load(&ok).is_ok());
+}
