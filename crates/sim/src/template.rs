@@ -203,6 +203,13 @@ impl Parser<'_> {
                                 .s
                                 .get(self.i + 1)
                                 .ok_or_else(|| self.err("bad escape"))?;
+                            // AWS takes only these four escapes in a string literal.
+                            if !matches!(c, b'\'' | b'{' | b'}' | b'\\') {
+                                return Err(self.err(&format!(
+                                    "illegal escape \\{} in a string literal (only \\' \\{{ \\}} \\\\ are allowed)",
+                                    c as char
+                                )));
+                            }
                             out.push(c as char);
                             self.i += 2;
                         }
@@ -523,6 +530,20 @@ mod tests {
             .expect("compile")
             .eval(data, &json!({"Execution": {"Name": "run-1"}}))
             .expect("eval")
+    }
+
+    #[test]
+    fn only_the_escapes_aws_allows_are_taken_in_string_literals() {
+        for bad in [
+            r#"States.Format('a\"b')"#,
+            r"States.Format('a\nb')",
+            r"States.Format('a\x')",
+        ] {
+            let t = json!({"v.$": bad});
+            assert!(Template::compile(&t).is_err(), "{bad} is refused at load");
+        }
+        let ok = ev(&json!({"v.$": r"States.Format('it\'s \\ ok')"}), &json!({}));
+        assert_eq!(ok["v"], r"it's \ ok");
     }
 
     #[test]
