@@ -196,6 +196,12 @@ fn sim_run_writes_the_history_and_holds_survive_between_commands() {
     );
     assert!(!out.status.success(), "held: refused");
     assert!(stderr(&out).contains("LegalHoldActive"));
+    // The result is the last line of stdout, as JSON, for scripts.
+    let last: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().last().expect("a result line"))
+            .expect("the last line is JSON");
+    assert_eq!(last["status"], "FAILED");
+    assert_eq!(last["error"], "LegalHoldActive");
     let h: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&hist).expect("history")).expect("json");
     assert_eq!(h["status"], "FAILED");

@@ -54,6 +54,14 @@ pub async fn run(cmd: SimCmd, ctx: &Ctx) -> Result<()> {
     let hist = history.unwrap_or_else(|| ctx.data_dir.join("history").join(format!("{name}.json")));
     write_history(&hist, &exec)?;
     println!("history: {}", hist.display());
+    // The result, as the last line of stdout, for scripts (`| tail -n1 | jq`).
+    let result = match exec.status {
+        ::sim::Status::Succeeded => {
+            serde_json::json!({"status": "SUCCEEDED", "output": exec.output})
+        }
+        _ => serde_json::json!({"status": "FAILED", "error": exec.error, "cause": exec.cause}),
+    };
+    println!("{result}");
     finish(&exec)
 }
 
