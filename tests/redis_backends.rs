@@ -32,11 +32,17 @@ fn cli(db: u8, args: &[&str]) -> String {
     cli_at(&server(), db, args)
 }
 
-fn cli_at(server: &str, db: u8, args: &[&str]) -> String {
+/// `redis-cli` for one database of `server` (`redis://host:port`).
+fn redis_cli(server: &str, db: u8) -> Command {
     let hp = server.trim_start_matches("redis://");
     let (h, p) = hp.split_once(':').unwrap_or((hp, "6379"));
-    let out = Command::new("redis-cli")
-        .args(["-h", h, "-p", p, "-n", &db.to_string()])
+    let mut c = Command::new("redis-cli");
+    c.args(["-h", h, "-p", p, "-n", &db.to_string()]);
+    c
+}
+
+fn cli_at(server: &str, db: u8, args: &[&str]) -> String {
+    let out = redis_cli(server, db)
         .args(args)
         .output()
         .expect("redis-cli is installed beside the server");
@@ -189,40 +195,19 @@ async fn every_type_moves_with_its_expiry_and_the_same_fingerprint() {
         );
     }
     assert_eq!(cli(GREEN_DB, &["PTTL", &k("plain")]).trim(), "-1");
-    let store = RedisTenantStore::connect(
-        &url(GREEN_DB),
-        "redis",
-        SystemKind::KeyValue,
-        &prefix,
-        100,
-        4,
-    )
-    .await
-    .expect("store");
-    assert!(
-        store
-            .erase(&t, Instant::now() + Duration::from_secs(30))
-            .await
-            .expect("erase")
-            .complete
-    );
-    let store = RedisTenantStore::connect(
-        &url(HOME_DB),
-        "redis",
-        SystemKind::KeyValue,
-        &prefix,
-        100,
-        4,
-    )
-    .await
-    .expect("store");
-    assert!(
-        store
-            .erase(&t, Instant::now() + Duration::from_secs(30))
-            .await
-            .expect("erase")
-            .complete
-    );
+    for db in [GREEN_DB, HOME_DB] {
+        let store =
+            RedisTenantStore::connect(&url(db), "redis", SystemKind::KeyValue, &prefix, 100, 4)
+                .await
+                .expect("store");
+        assert!(
+            store
+                .erase(&t, Instant::now() + Duration::from_secs(30))
+                .await
+                .expect("erase")
+                .complete
+        );
+    }
     assert_eq!(
         keys_like(HOME_DB, &format!("*{p}*")) + keys_like(GREEN_DB, &format!("*{p}*")),
         0
@@ -306,22 +291,7 @@ async fn erasure_rides_out_killed_connections() {
         pipe.push_str(&format!("SET {p}:t1:k{i} v\n"));
         pipe.push_str(&format!("SET other:t2:k{i} v\n"));
     }
-    let hp = server.url.trim_start_matches("redis://").to_owned();
-    let (h, port) = hp.split_once(':').unwrap_or((&hp, "6379"));
-    let mut child = Command::new("redis-cli")
-        .args(["-h", h, "-p", port])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-cli");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(pipe.as_bytes())
-        .expect("seed");
-    assert!(child.wait().expect("seeded").success());
+    pipe_to_at(&server.url, 0, &pipe);
     let store = RedisTenantStore::connect(
         &format!("{}/0", server.url),
         "redis",
@@ -448,12 +418,13 @@ async fn a_discovery_that_reaches_its_cap_fails_instead_of_passing() {
 
 /// Sends commands to `redis-cli` on standard input.
 fn pipe_to(db: u8, commands: &str) {
+    pipe_to_at(&server(), db, commands);
+}
+
+/// Sends commands to `redis-cli` on standard input, for one database of `server`.
+fn pipe_to_at(server: &str, db: u8, commands: &str) {
     use std::io::Write as _;
-    let host = server();
-    let hp = host.trim_start_matches("redis://");
-    let (h, port) = hp.split_once(':').unwrap_or((hp, "6379"));
-    let mut child = Command::new("redis-cli")
-        .args(["-h", h, "-p", port, "-n", &db.to_string()])
+    let mut child = redis_cli(server, db)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
