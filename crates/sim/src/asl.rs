@@ -122,8 +122,11 @@ pub enum Kind {
     Task {
         /// The resource (a `${...FunctionArn}` placeholder or an ARN).
         resource: String,
-        /// Time limit, seconds.
-        timeout: Option<u64>,
+        /// Time limit, seconds (`TimeoutSeconds` or `TimeoutSecondsPath`).
+        timeout: Option<Count>,
+        /// Heartbeat interval, seconds (`HeartbeatSeconds` or `HeartbeatSecondsPath`); checked,
+        /// not enforced: a Lambda invocation sends no heartbeats.
+        heartbeat: Option<Count>,
     },
     /// Branches on rules.
     Choice {
@@ -153,16 +156,88 @@ pub enum Kind {
         branches: Vec<Machine>,
     },
     /// Runs a processor per item.
-    Map {
-        /// Where the items are.
-        items_path: Path,
-        /// Per-item input.
-        item_selector: Option<Template>,
-        /// The processor.
-        processor: Box<Machine>,
-        /// Concurrency bound (0 = the simulator's default of 40).
-        max_concurrency: usize,
+    Map(Box<MapSpec>),
+}
+
+/// A number fixed in the definition or read from the state's input at run time.
+#[derive(Debug, Clone)]
+pub enum Count {
+    /// A literal.
+    Fixed(f64),
+    /// A reference path (`...Path` fields).
+    Path(Path),
+}
+
+/// What a Map state does.
+#[derive(Debug, Clone)]
+pub struct MapSpec {
+    /// Where the items are (when no ItemReader).
+    pub items_path: Path,
+    /// Per-item input.
+    pub item_selector: Option<Template>,
+    /// The processor.
+    pub processor: Machine,
+    /// Concurrency bound (`None` or 0: 40 inline, 10,000 distributed, as on AWS).
+    pub max_concurrency: Option<Count>,
+    /// `ProcessorConfig.Mode` is `DISTRIBUTED`: children are executions of their own.
+    pub distributed: bool,
+    /// `ToleratedFailureCount` (or its Path form).
+    pub tolerated_count: Option<Count>,
+    /// `ToleratedFailurePercentage` (or its Path form).
+    pub tolerated_percentage: Option<Count>,
+    /// `ItemReader`: items read from S3.
+    pub reader: Option<ItemReader>,
+    /// `ItemBatcher`: items grouped into batches.
+    pub batcher: Option<ItemBatcher>,
+    /// `ResultWriter`: results written to S3.
+    pub writer: Option<ResultWriter>,
+}
+
+/// What an ItemReader reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderSource {
+    /// `arn:aws:states:::s3:listObjectsV2`: one item per object under a prefix.
+    ListObjects,
+    /// `arn:aws:states:::s3:getObject` with `InputType` JSON: the array in the object.
+    Json,
+    /// `arn:aws:states:::s3:getObject` with `InputType` JSONL: one item per line.
+    JsonLines,
+    /// `arn:aws:states:::s3:getObject` with `InputType` CSV: one object per row.
+    Csv {
+        /// Column names (`GIVEN`), or `None` to take the first row (`FIRST_ROW`).
+        headers: Option<Vec<String>>,
+        /// The delimiter.
+        delimiter: char,
     },
+}
+
+/// A Distributed Map's `ItemReader`.
+#[derive(Debug, Clone)]
+pub struct ItemReader {
+    /// What it reads.
+    pub source: ReaderSource,
+    /// `Parameters` (Bucket, Prefix or Key), evaluated on the effective input.
+    pub parameters: Template,
+    /// `ReaderConfig.MaxItems` (or `MaxItemsPath`).
+    pub max_items: Option<Count>,
+}
+
+/// A Distributed Map's `ItemBatcher`.
+#[derive(Debug, Clone)]
+pub struct ItemBatcher {
+    /// `MaxItemsPerBatch` (or its Path form).
+    pub max_items: Option<Count>,
+    /// `MaxInputBytesPerBatch` (or its Path form).
+    pub max_bytes: Option<Count>,
+    /// `BatchInput`, evaluated on the effective input, given to every batch.
+    pub batch_input: Option<Template>,
+}
+
+/// A Distributed Map's `ResultWriter`.
+#[derive(Debug, Clone)]
+pub struct ResultWriter {
+    /// `Parameters` (Bucket, Prefix), evaluated on the effective input.
+    pub parameters: Template,
 }
 
 /// One checked state.
@@ -203,6 +278,8 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
             "Catch",
             "TimeoutSeconds",
             "HeartbeatSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSecondsPath",
         ])),
         "Choice" => v.extend(IO.iter().chain(&["Choices", "Default"])),
         "Wait" => v.extend(FLOW.iter().chain(IO).chain(&[
@@ -228,11 +305,19 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
             "ItemProcessor",
             "Iterator",
             "MaxConcurrency",
+            "MaxConcurrencyPath",
             "ResultSelector",
             "ResultPath",
             "Retry",
             "Catch",
             "Label",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "ToleratedFailurePercentage",
+            "ToleratedFailureCount",
+            "ToleratedFailurePercentagePath",
+            "ToleratedFailureCountPath",
         ])),
         _ => return None,
     }
@@ -242,17 +327,6 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
 /// Features of real Step Functions the simulator refuses, with the reason shown to users.
 fn unsupported(field: &str) -> Option<&'static str> {
     Some(match field {
-        "ItemReader" => {
-            "Distributed Map ItemReader (reading items from S3) is not supported; pass the items inline with ItemsPath"
-        }
-        "ItemBatcher" => "Map ItemBatcher is not supported",
-        "ResultWriter" => "Map ResultWriter is not supported",
-        "ToleratedFailurePercentage"
-        | "ToleratedFailureCount"
-        | "ToleratedFailurePercentagePath"
-        | "ToleratedFailureCountPath" => "Map tolerated failures are not supported",
-        "MaxConcurrencyPath" => "MaxConcurrencyPath is not supported",
-        "TimeoutSecondsPath" | "HeartbeatSecondsPath" => "dynamic timeouts are not supported",
         "Credentials" => "Task Credentials are not supported",
         "Arguments" | "Output" | "Assign" | "QueryLanguage" => {
             "JSONata and variables are not supported; use JSONPath"
@@ -290,8 +364,71 @@ fn result_path(o: &Map<String, Value>, state: &str) -> Result<ResultPath, LoadEr
     Ok(match path_field(o, state, "ResultPath")? {
         None => ResultPath::At(Path::parse("$").map_err(|m| err(state, m))?),
         Some(None) => ResultPath::Discard,
-        Some(Some(p)) => ResultPath::At(p),
+        Some(Some(p)) => ResultPath::At(
+            Path::reference(&p.to_string()).map_err(|m| err(state, format!("ResultPath: {m}")))?,
+        ),
     })
+}
+
+/// A reference path field (one that must name a single node).
+fn reference(state: &str, field: &str, v: &Value) -> Result<Path, LoadError> {
+    let s = v
+        .as_str()
+        .ok_or_else(|| err(state, format!("{field} must be a reference path string")))?;
+    Path::reference(s).map_err(|m| err(state, format!("{field}: {m}")))
+}
+
+/// A number given either as `field` (a literal) or `field` + `Path` (a reference path);
+/// both together are refused. `check` validates a literal.
+fn count(
+    o: &Map<String, Value>,
+    state: &str,
+    field: &str,
+    check: impl Fn(f64) -> Result<(), String>,
+) -> Result<Option<Count>, LoadError> {
+    let path_name = format!("{field}Path");
+    match (o.get(field), o.get(&path_name)) {
+        (Some(_), Some(_)) => Err(err(
+            state,
+            format!("{field} and {path_name} cannot both be set"),
+        )),
+        (Some(v), None) => {
+            let n = v
+                .as_f64()
+                .ok_or_else(|| err(state, format!("{field} must be a number, got {v}")))?;
+            check(n).map_err(|m| err(state, format!("{field} {m}")))?;
+            Ok(Some(Count::Fixed(n)))
+        }
+        (None, Some(p)) => Ok(Some(Count::Path(reference(state, &path_name, p)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A positive integer (timeouts, heartbeats).
+pub(crate) fn positive_int(n: f64) -> Result<(), String> {
+    if n.fract() == 0.0 && (1.0..=99_999_999.0).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("must be a positive integer, got {n}"))
+    }
+}
+
+/// A non-negative integer (counts, concurrency).
+pub(crate) fn non_negative_int(n: f64) -> Result<(), String> {
+    if n.fract() == 0.0 && (0.0..=100_000_000.0).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("must be a non-negative integer, got {n}"))
+    }
+}
+
+/// A percentage, 0 to 100.
+pub(crate) fn percentage(n: f64) -> Result<(), String> {
+    if (0.0..=100.0).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("must be a number from 0 to 100, got {n}"))
+    }
 }
 
 fn template(
@@ -526,17 +663,20 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
                     ),
                 ));
             }
-            let timeout = match o.get("TimeoutSeconds") {
-                None => None,
-                Some(t) => Some(
-                    t.as_u64()
-                        .filter(|t| *t > 0)
-                        .ok_or_else(|| err(name, "TimeoutSeconds must be a positive integer"))?,
-                ),
-            };
+            let timeout = count(o, name, "TimeoutSeconds", positive_int)?;
+            let heartbeat = count(o, name, "HeartbeatSeconds", positive_int)?;
+            if let (Some(Count::Fixed(t)), Some(Count::Fixed(h))) = (&timeout, &heartbeat)
+                && h >= t
+            {
+                return Err(err(
+                    name,
+                    "HeartbeatSeconds must be smaller than TimeoutSeconds",
+                ));
+            }
             Kind::Task {
                 resource: resource.to_owned(),
                 timeout,
+                heartbeat,
             }
         }
         "Choice" => {
@@ -566,8 +706,8 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
                     s.as_u64()
                         .ok_or_else(|| err(name, "Seconds must be a non-negative integer"))?,
                 )
-            } else if let Some(Value::String(p)) = o.get("SecondsPath") {
-                WaitFor::SecondsPath(Path::parse(p).map_err(|m| err(name, m))?)
+            } else if let Some(p) = o.get("SecondsPath") {
+                WaitFor::SecondsPath(reference(name, "SecondsPath", p)?)
             } else if let Some(Value::String(t)) = o.get("Timestamp") {
                 if crate::exec::timestamp(t).is_none() {
                     return Err(err(
@@ -576,8 +716,8 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
                     ));
                 }
                 WaitFor::Timestamp(t.clone())
-            } else if let Some(Value::String(p)) = o.get("TimestampPath") {
-                WaitFor::TimestampPath(Path::parse(p).map_err(|m| err(name, m))?)
+            } else if let Some(p) = o.get("TimestampPath") {
+                WaitFor::TimestampPath(reference(name, "TimestampPath", p)?)
             } else {
                 return Err(err(
                     name,
@@ -707,29 +847,83 @@ fn load_map(
         .get("ItemProcessor")
         .or_else(|| o.get("Iterator"))
         .ok_or_else(|| err(name, "Map needs ItemProcessor (or Iterator)"))?;
+    let mode = proc_def
+        .get("ProcessorConfig")
+        .and_then(|c| c.get("Mode"))
+        .and_then(Value::as_str)
+        .unwrap_or("INLINE");
+    let distributed = mode == "DISTRIBUTED";
+    if let Some(pc) = proc_def.get("ProcessorConfig").and_then(Value::as_object) {
+        for (k, v) in pc {
+            match (k.as_str(), v.as_str()) {
+                ("Mode", _) => {}
+                ("ExecutionType", Some("STANDARD" | "EXPRESS")) if distributed => {}
+                ("ExecutionType", _) => {
+                    return Err(err(
+                        name,
+                        "ProcessorConfig.ExecutionType is STANDARD or EXPRESS, and only in DISTRIBUTED mode",
+                    ));
+                }
+                _ => return Err(err(name, format!("ProcessorConfig field {k} is unknown"))),
+            }
+        }
+    }
+    for f in [
+        "ItemReader",
+        "ItemBatcher",
+        "ResultWriter",
+        "ToleratedFailureCount",
+        "ToleratedFailurePercentage",
+        "ToleratedFailureCountPath",
+        "ToleratedFailurePercentagePath",
+        "Label",
+    ] {
+        if !distributed && o.contains_key(f) {
+            return Err(err(
+                name,
+                format!(
+                    "{f} is a Distributed Map field: set ItemProcessor.ProcessorConfig.Mode to DISTRIBUTED"
+                ),
+            ));
+        }
+    }
+    let reader = o
+        .get("ItemReader")
+        .map(|r| item_reader(name, r))
+        .transpose()?;
+    if reader.is_some() && o.contains_key("ItemsPath") {
+        return Err(err(name, "ItemsPath cannot be used with ItemReader"));
+    }
     let items_path = match o.get("ItemsPath") {
         None => Path::parse("$").map_err(|m| err(name, m))?,
-        Some(Value::String(p)) => {
-            Path::parse(p).map_err(|m| err(name, format!("ItemsPath: {m}")))?
-        }
-        Some(_) => return Err(err(name, "ItemsPath must be a path")),
+        Some(p) => reference(name, "ItemsPath", p)?,
     };
-    let max_concurrency = match o.get("MaxConcurrency") {
-        None => 0,
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| err(name, "MaxConcurrency must be a non-negative integer"))?
-            as usize,
-    };
+    let max_concurrency = count(o, name, "MaxConcurrency", non_negative_int)?;
+    let tolerated_count = count(o, name, "ToleratedFailureCount", non_negative_int)?;
+    let tolerated_percentage = count(o, name, "ToleratedFailurePercentage", percentage)?;
+    let batcher = o
+        .get("ItemBatcher")
+        .map(|b| item_batcher(name, b))
+        .transpose()?;
+    let writer = o
+        .get("ResultWriter")
+        .map(|w| result_writer(name, w))
+        .transpose()?;
     let (retry, catch) = retry_catch(o, name)?;
     Ok(State {
         name: name.to_owned(),
-        kind: Kind::Map {
+        kind: Kind::Map(Box::new(MapSpec {
             items_path,
             item_selector,
-            processor: Box::new(Machine::load_at(proc_def, name, false)?),
+            processor: Machine::load_at(proc_def, name, false)?,
             max_concurrency,
-        },
+            distributed,
+            tolerated_count,
+            tolerated_percentage,
+            reader,
+            batcher,
+            writer,
+        })),
         io: Io {
             input_path,
             parameters: None,
@@ -740,6 +934,240 @@ fn load_map(
         next,
         retry,
         catch,
+    })
+}
+
+fn only(state: &str, what: &str, o: &Map<String, Value>, keys: &[&str]) -> Result<(), LoadError> {
+    match o.keys().find(|k| !keys.contains(&k.as_str())) {
+        Some(k) => Err(err(state, format!("{what} field {k} is not supported"))),
+        None => Ok(()),
+    }
+}
+
+fn item_reader(state: &str, v: &Value) -> Result<ItemReader, LoadError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| err(state, "ItemReader must be an object"))?;
+    only(
+        state,
+        "ItemReader",
+        o,
+        &["Resource", "Parameters", "ReaderConfig"],
+    )?;
+    let resource = o
+        .get("Resource")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let empty = Map::new();
+    let cfg = match o.get("ReaderConfig") {
+        None => &empty,
+        Some(c) => c
+            .as_object()
+            .ok_or_else(|| err(state, "ItemReader.ReaderConfig must be an object"))?,
+    };
+    only(
+        state,
+        "ItemReader.ReaderConfig",
+        cfg,
+        &[
+            "InputType",
+            "CSVHeaderLocation",
+            "CSVHeaders",
+            "CSVDelimiter",
+            "MaxItems",
+            "MaxItemsPath",
+        ],
+    )?;
+    let input_type = cfg.get("InputType").and_then(Value::as_str);
+    let source = match (resource, input_type) {
+        ("arn:aws:states:::s3:listObjectsV2", None) => ReaderSource::ListObjects,
+        ("arn:aws:states:::s3:listObjectsV2", Some(t)) => {
+            return Err(err(
+                state,
+                format!("ItemReader listObjectsV2 takes no InputType (got {t})"),
+            ));
+        }
+        ("arn:aws:states:::s3:getObject", Some("JSON")) => ReaderSource::Json,
+        ("arn:aws:states:::s3:getObject", Some("JSONL")) => ReaderSource::JsonLines,
+        ("arn:aws:states:::s3:getObject", Some("CSV")) => {
+            let headers = match cfg.get("CSVHeaderLocation").and_then(Value::as_str) {
+                Some("FIRST_ROW") => {
+                    if cfg.contains_key("CSVHeaders") {
+                        return Err(err(state, "CSVHeaders is only for CSVHeaderLocation GIVEN"));
+                    }
+                    None
+                }
+                Some("GIVEN") => Some(
+                    cfg.get("CSVHeaders")
+                        .and_then(Value::as_array)
+                        .filter(|a| !a.is_empty())
+                        .ok_or_else(|| {
+                            err(
+                                state,
+                                "CSVHeaderLocation GIVEN needs CSVHeaders, a list of names",
+                            )
+                        })?
+                        .iter()
+                        .map(|h| {
+                            h.as_str()
+                                .map(str::to_owned)
+                                .ok_or_else(|| err(state, "CSVHeaders holds strings"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                _ => {
+                    return Err(err(
+                        state,
+                        "an ItemReader with InputType CSV needs CSVHeaderLocation FIRST_ROW or GIVEN",
+                    ));
+                }
+            };
+            let delimiter = match cfg.get("CSVDelimiter").and_then(Value::as_str) {
+                None | Some("COMMA") => ',',
+                Some("PIPE") => '|',
+                Some("SEMICOLON") => ';',
+                Some("SPACE") => ' ',
+                Some("TAB") => '\t',
+                Some(d) => {
+                    return Err(err(
+                        state,
+                        format!("CSVDelimiter {d} is not COMMA, PIPE, SEMICOLON, SPACE or TAB"),
+                    ));
+                }
+            };
+            ReaderSource::Csv { headers, delimiter }
+        }
+        ("arn:aws:states:::s3:getObject", t) => {
+            return Err(err(
+                state,
+                format!(
+                    "ItemReader getObject InputType {} is not supported (JSON, JSONL and CSV are)",
+                    t.unwrap_or("(missing)")
+                ),
+            ));
+        }
+        (r, _) => {
+            return Err(err(
+                state,
+                format!(
+                    "ItemReader Resource {r:?} is not supported (arn:aws:states:::s3:listObjectsV2 and arn:aws:states:::s3:getObject are)"
+                ),
+            ));
+        }
+    };
+    let parameters = o.get("Parameters").ok_or_else(|| {
+        err(
+            state,
+            "ItemReader needs Parameters (Bucket and Prefix or Key)",
+        )
+    })?;
+    let keys: &[&str] = if source == ReaderSource::ListObjects {
+        &["Bucket", "Prefix"]
+    } else {
+        &["Bucket", "Key", "VersionId"]
+    };
+    let po = parameters
+        .as_object()
+        .ok_or_else(|| err(state, "ItemReader.Parameters must be an object"))?;
+    for k in po.keys() {
+        if !keys.contains(&k.trim_end_matches(".$")) {
+            return Err(err(
+                state,
+                format!(
+                    "ItemReader.Parameters field {k} is not supported (only {})",
+                    keys.join(", ")
+                ),
+            ));
+        }
+    }
+    if !po.keys().any(|k| k.trim_end_matches(".$") == "Bucket") {
+        return Err(err(state, "ItemReader.Parameters needs Bucket"));
+    }
+    Ok(ItemReader {
+        source,
+        parameters: Template::compile(parameters)
+            .map_err(|m| err(state, format!("ItemReader.Parameters: {m}")))?,
+        max_items: count(cfg, state, "MaxItems", non_negative_int)?,
+    })
+}
+
+fn item_batcher(state: &str, v: &Value) -> Result<ItemBatcher, LoadError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| err(state, "ItemBatcher must be an object"))?;
+    only(
+        state,
+        "ItemBatcher",
+        o,
+        &[
+            "MaxItemsPerBatch",
+            "MaxItemsPerBatchPath",
+            "MaxInputBytesPerBatch",
+            "MaxInputBytesPerBatchPath",
+            "BatchInput",
+        ],
+    )?;
+    let positive = |n: f64| positive_int(n);
+    let b = ItemBatcher {
+        max_items: count(o, state, "MaxItemsPerBatch", positive)?,
+        max_bytes: count(o, state, "MaxInputBytesPerBatch", |n| {
+            positive_int(n)?;
+            if n > crate::exec::MAX_PAYLOAD_BYTES as f64 {
+                return Err(format!(
+                    "must be at most 256 KiB ({}), got {n}",
+                    crate::exec::MAX_PAYLOAD_BYTES
+                ));
+            }
+            Ok(())
+        })?,
+        batch_input: o
+            .get("BatchInput")
+            .map(|t| Template::compile(t).map_err(|m| err(state, format!("BatchInput: {m}"))))
+            .transpose()?,
+    };
+    if b.max_items.is_none() && b.max_bytes.is_none() {
+        return Err(err(
+            state,
+            "ItemBatcher needs MaxItemsPerBatch or MaxInputBytesPerBatch (or a Path form)",
+        ));
+    }
+    Ok(b)
+}
+
+fn result_writer(state: &str, v: &Value) -> Result<ResultWriter, LoadError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| err(state, "ResultWriter must be an object"))?;
+    only(state, "ResultWriter", o, &["Resource", "Parameters"])?;
+    if o.get("Resource").and_then(Value::as_str) != Some("arn:aws:states:::s3:putObject") {
+        return Err(err(
+            state,
+            "ResultWriter needs Resource arn:aws:states:::s3:putObject (WriterConfig is not supported)",
+        ));
+    }
+    let p = o
+        .get("Parameters")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            err(
+                state,
+                "ResultWriter needs Parameters with Bucket and Prefix",
+            )
+        })?;
+    for k in p.keys() {
+        if !matches!(k.trim_end_matches(".$"), "Bucket" | "Prefix") {
+            return Err(err(
+                state,
+                format!("ResultWriter.Parameters field {k} is not supported"),
+            ));
+        }
+    }
+    if !p.keys().any(|k| k.trim_end_matches(".$") == "Bucket") {
+        return Err(err(state, "ResultWriter.Parameters needs Bucket"));
+    }
+    Ok(ResultWriter {
+        parameters: Template::compile(&Value::Object(p.clone()))
+            .map_err(|m| err(state, format!("ResultWriter.Parameters: {m}")))?,
     })
 }
 
@@ -793,7 +1221,7 @@ fn rule(v: &Value, state: &str, top: bool) -> Result<Rule, LoadError> {
         .get("Variable")
         .and_then(Value::as_str)
         .ok_or_else(|| err(state, "a choice rule needs Variable (or And/Or/Not)"))?;
-    let var = Path::parse(var).map_err(|m| err(state, m))?;
+    let var = Path::reference(var).map_err(|m| err(state, format!("Variable: {m}")))?;
     for (k, val) in o {
         if k == "Variable" || k == "Comment" || (top && k == "Next") {
             continue;
@@ -838,7 +1266,10 @@ mod tests {
         let e = refused(json!({"StartAt": "M", "States": {"M": {
             "Type": "Map", "ItemReader": {}, "ItemProcessor": {"StartAt": "x", "States": {"x": {"Type": "Succeed"}}}, "End": true}}}));
         assert_eq!(e.state, "M");
-        assert!(e.message.contains("ItemReader"), "{e}");
+        assert!(
+            e.message.contains("ItemReader") && e.message.contains("DISTRIBUTED"),
+            "{e}"
+        );
         let e = refused(
             json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": true}}}),
         );

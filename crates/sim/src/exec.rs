@@ -3,9 +3,10 @@
 //! the execution history under Step Functions event names, and enforcing the Standard
 //! workflow limits (25,000 events, 256 KiB of state) so local runs fail where AWS would.
 
-use crate::asl::{Catcher, Io, Kind, Machine, ResultPath, Retrier, Rule, State, WaitFor};
+use crate::asl::{Catcher, Count, Io, Kind, Machine, ResultPath, Retrier, Rule, State, WaitFor};
+use crate::objects::ObjectStore;
+use crate::path::Env;
 use async_trait::async_trait;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -20,6 +21,11 @@ pub const MAX_HISTORY_EVENTS: usize = 25_000;
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// Map concurrency when `MaxConcurrency` is 0 (what an inline Map runs at most on AWS).
 pub const DEFAULT_MAP_CONCURRENCY: usize = 40;
+/// A Distributed Map's concurrency when `MaxConcurrency` is 0 (AWS's default of 10,000
+/// child executions at once).
+pub const DEFAULT_DISTRIBUTED_CONCURRENCY: usize = 10_000;
+/// Where a Distributed Map's child executions and results name their state machine.
+pub(crate) const LOCAL_MACHINE_ARN: &str = "arn:aws:states:local:000000000000:stateMachine:local";
 
 /// A task's failure: the error name ASL matches, and a cause.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,38 +114,41 @@ impl Execution {
     }
 }
 
+/// A state's failure: an error name and a cause.
 #[derive(Debug, Clone)]
-struct Failure {
-    error: String,
-    cause: String,
+pub(crate) struct Failure {
+    pub(crate) error: String,
+    pub(crate) cause: String,
 }
 
 impl Failure {
-    fn new(error: &str, cause: impl Into<String>) -> Self {
+    pub(crate) fn new(error: &str, cause: impl Into<String>) -> Self {
         Self {
             error: error.to_owned(),
             cause: cause.into(),
         }
     }
-    fn runtime(cause: impl Into<String>) -> Self {
+    pub(crate) fn runtime(cause: impl Into<String>) -> Self {
         Self::new("States.Runtime", cause)
     }
 }
 
-struct Shared {
-    invoker: Arc<dyn TaskInvoker>,
-    observer: Option<Arc<dyn Observer>>,
-    history: Mutex<Vec<HistoryEvent>>,
-    started: std::time::Instant,
-    start_time: OffsetDateTime,
-    offset: Mutex<Duration>,
-    exec_ctx: Value,
-    task_budget: Duration,
-    wait_scale: f64,
+/// What every state of one execution shares: the handlers, the history, the clock.
+pub(crate) struct Shared {
+    pub(crate) invoker: Arc<dyn TaskInvoker>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) history: Mutex<Vec<HistoryEvent>>,
+    pub(crate) started: std::time::Instant,
+    pub(crate) start_time: OffsetDateTime,
+    pub(crate) offset: Mutex<Duration>,
+    pub(crate) exec_ctx: Value,
+    pub(crate) task_budget: Duration,
+    pub(crate) wait_scale: f64,
+    pub(crate) objects: Option<Arc<dyn ObjectStore>>,
 }
 
 impl Shared {
-    fn now(&self) -> OffsetDateTime {
+    pub(crate) fn now(&self) -> OffsetDateTime {
         let off = *self.offset.lock().unwrap_or_else(|p| p.into_inner());
         self.start_time + self.started.elapsed() + off
     }
@@ -147,7 +156,7 @@ impl Shared {
     /// Moves the virtual clock on by `d`. With a wait scale, also sleeps `d * scale` of
     /// real time, so work running beside the execution (a workload under a soak) gets
     /// real time to act while the history still shows the full wait.
-    async fn advance(&self, d: Duration) {
+    pub(crate) async fn advance(&self, d: Duration) {
         if self.wait_scale > 0.0 {
             let real = d.mul_f64(self.wait_scale);
             tokio::time::sleep(real).await;
@@ -157,7 +166,7 @@ impl Shared {
         }
     }
 
-    fn emit(&self, kind: &str, details: Value) -> Result<(), Failure> {
+    pub(crate) fn emit(&self, kind: &str, details: Value) -> Result<(), Failure> {
         let ts = self.now().format(&Rfc3339).unwrap_or_default();
         let ev = {
             let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
@@ -191,9 +200,10 @@ pub struct Simulator {
     observer: Option<Arc<dyn Observer>>,
     task_budget: Duration,
     wait_scale: f64,
+    objects: Option<Arc<dyn ObjectStore>>,
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     v.to_string()
 }
 
@@ -222,7 +232,15 @@ impl Simulator {
             observer: None,
             task_budget: Duration::from_secs(900),
             wait_scale: 0.0,
+            objects: None,
         }
+    }
+
+    /// The S3 a Distributed Map's ItemReader reads and ResultWriter writes; without one,
+    /// those fail with `States.ItemReaderFailed` / `States.ResultWriterFailed`.
+    pub fn with_objects(mut self, objects: Arc<dyn ObjectStore>) -> Self {
+        self.objects = Some(objects);
+        self
     }
 
     /// Makes Waits and retry delays also pass in real time, scaled by `scale` (0 = purely
@@ -266,9 +284,19 @@ impl Simulator {
             }),
             task_budget: self.task_budget,
             wait_scale: self.wait_scale,
+            objects: self.objects.clone(),
         });
         let result = match shared.emit("ExecutionStarted", json!({"input": text(&input)})) {
-            Ok(()) => run_machine(shared.clone(), machine.clone(), input, None).await,
+            Ok(()) => {
+                run_machine(
+                    shared.clone(),
+                    machine.clone(),
+                    input,
+                    None,
+                    Arc::new(json!({})),
+                )
+                .await
+            }
             Err(f) => Err(f),
         };
         let (status, output, error, cause) = match result {
@@ -321,15 +349,18 @@ impl Simulator {
     }
 }
 
-fn run_machine(
+pub(crate) fn run_machine(
     shared: Arc<Shared>,
     machine: Machine,
     input: Value,
     map_item: Option<Value>,
+    vars: Arc<Value>,
 ) -> BoxFuture<'static, Result<Value, Failure>> {
     Box::pin(async move {
         let mut current = machine.start_at.clone();
         let mut data = input;
+        // The variables of this scope: the outer scope's, read-only, plus this one's own.
+        let vars: Value = (*vars).clone();
         loop {
             let state = machine
                 .states
@@ -344,10 +375,14 @@ fn run_machine(
             let ctx = json!({
                 "Execution": shared.exec_ctx,
                 "State": {"Name": state.name, "EnteredTime": shared.now().format(&Rfc3339).unwrap_or_default(), "RetryCount": 0},
-                "StateMachine": {"Id": "arn:aws:states:local:000000000000:stateMachine:local", "Name": "local"},
+                "StateMachine": {"Id": LOCAL_MACHINE_ARN, "Name": "local"},
                 "Map": map_item.clone().map(|item| json!({"Item": item})).unwrap_or(Value::Null),
             });
-            match step(&shared, &state, data.clone(), &ctx).await {
+            let env = Env {
+                ctx: &ctx,
+                vars: &vars,
+            };
+            match step(&shared, &state, data.clone(), env).await {
                 Ok((out, next)) => {
                     check_size(&state.name, &out)?;
                     if !matches!(state.kind, Kind::Fail { .. }) {
@@ -400,16 +435,15 @@ fn type_name(k: &Kind) -> &'static str {
         Kind::Succeed => "Succeed",
         Kind::Fail { .. } => "Fail",
         Kind::Parallel { .. } => "Parallel",
-        Kind::Map { .. } => "Map",
+        Kind::Map(_) => "Map",
     }
 }
 
-fn apply_input(io: &Io, raw: &Value, ctx: &Value) -> Result<Value, Failure> {
+fn apply_input(io: &Io, raw: &Value, env: Env<'_>) -> Result<Value, Failure> {
     match &io.input_path {
         None => Ok(json!({})),
         Some(p) => p
-            .get(raw, ctx)
-            .cloned()
+            .value(raw, env)
             .ok_or_else(|| Failure::runtime(format!("InputPath {p} matched nothing in the input"))),
     }
 }
@@ -421,13 +455,36 @@ fn apply_result_path(rp: &ResultPath, raw: Value, result: Value) -> Result<Value
     }
 }
 
-fn apply_output(io: &Io, v: Value, ctx: &Value) -> Result<Value, Failure> {
+fn apply_output(io: &Io, v: Value, env: Env<'_>) -> Result<Value, Failure> {
     match &io.output_path {
         None => Ok(json!({})),
         Some(p) => p
-            .get(&v, ctx)
-            .cloned()
+            .value(&v, env)
             .ok_or_else(|| Failure::runtime(format!("OutputPath {p} matched nothing"))),
+    }
+}
+
+/// A number from the definition or read from the effective input, checked as the field
+/// requires; a path to anything else is `States.Runtime`.
+pub(crate) fn resolve(
+    c: &Count,
+    input: &Value,
+    env: Env<'_>,
+    what: &str,
+    check: fn(f64) -> Result<(), String>,
+) -> Result<f64, Failure> {
+    match c {
+        Count::Fixed(n) => Ok(*n),
+        Count::Path(p) => {
+            let v = p.value(input, env).ok_or_else(|| {
+                Failure::runtime(format!("{what}Path {p} matched nothing in the input"))
+            })?;
+            let n = v
+                .as_f64()
+                .ok_or_else(|| Failure::runtime(format!("{what}Path {p} is {v}, not a number")))?;
+            check(n).map_err(|m| Failure::runtime(format!("{what}Path {p} {m}")))?;
+            Ok(n)
+        }
     }
 }
 
@@ -436,26 +493,26 @@ async fn step(
     shared: &Arc<Shared>,
     state: &State,
     raw: Value,
-    ctx: &Value,
+    env: Env<'_>,
 ) -> Result<(Value, Option<String>), Failure> {
     let io = &state.io;
-    let effective = apply_input(io, &raw, ctx)?;
+    let effective = apply_input(io, &raw, env)?;
     match &state.kind {
         Kind::Choice { choices, default } => {
             for (rule, next) in choices {
-                if eval_rule(rule, &effective, ctx)? {
-                    return Ok((apply_output(io, effective, ctx)?, Some(next.clone())));
+                if eval_rule(rule, &effective, env)? {
+                    return Ok((apply_output(io, effective, env)?, Some(next.clone())));
                 }
             }
             match default {
-                Some(d) => Ok((apply_output(io, effective, ctx)?, Some(d.clone()))),
+                Some(d) => Ok((apply_output(io, effective, env)?, Some(d.clone()))),
                 None => Err(Failure::new(
                     "States.NoChoiceMatched",
                     format!("no choice of {} matched", state.name),
                 )),
             }
         }
-        Kind::Succeed => Ok((apply_output(io, effective, ctx)?, None)),
+        Kind::Succeed => Ok((apply_output(io, effective, env)?, None)),
         // AWS records only what the state names: no Error, no Cause, is neither.
         Kind::Fail {
             error,
@@ -467,7 +524,7 @@ async fn step(
                            what: &str|
              -> Result<Option<String>, Failure> {
                 let Some(t) = t else { return Ok(None) };
-                let v = t.eval(&effective, ctx).map_err(Failure::runtime)?;
+                let v = t.eval(&effective, env).map_err(Failure::runtime)?;
                 match v.get("v") {
                     Some(Value::String(s)) => Ok(Some(s.clone())),
                     other => Err(Failure::runtime(format!(
@@ -490,48 +547,89 @@ async fn step(
             let secs = match w {
                 WaitFor::Seconds(s) => *s as f64,
                 WaitFor::SecondsPath(p) => p
-                    .get(&effective, ctx)
-                    .and_then(Value::as_u64)
+                    .value(&effective, env)
+                    .and_then(|v| v.as_u64())
                     .ok_or_else(|| {
                         Failure::runtime(format!("SecondsPath {p} is not a non-negative integer"))
                     })? as f64,
                 WaitFor::Timestamp(t) => until(shared, t)?,
                 WaitFor::TimestampPath(p) => {
                     let t = p
-                        .get(&effective, ctx)
-                        .and_then(Value::as_str)
+                        .value(&effective, env)
+                        .and_then(|v| v.as_str().map(str::to_owned))
                         .ok_or_else(|| {
                             Failure::runtime(format!("TimestampPath {p} is not a string"))
                         })?;
-                    until(shared, t)?
+                    until(shared, &t)?
                 }
             };
             shared.advance(Duration::from_secs_f64(secs.max(0.0))).await;
-            Ok((apply_output(io, effective, ctx)?, state.next.clone()))
+            Ok((apply_output(io, effective, env)?, state.next.clone()))
         }
         Kind::Pass { result } => {
             let res = match (result, &io.parameters) {
                 (Some(r), _) => r.clone(),
-                (None, Some(t)) => t.eval(&effective, ctx).map_err(Failure::runtime)?,
+                (None, Some(t)) => t.eval(&effective, env).map_err(Failure::runtime)?,
                 (None, None) => effective,
             };
             let merged = apply_result_path(&io.result_path, raw, res)?;
-            Ok((apply_output(io, merged, ctx)?, state.next.clone()))
+            Ok((apply_output(io, merged, env)?, state.next.clone()))
         }
-        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
+        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_) => {
+            let mut timeout = None;
+            if let Kind::Task {
+                timeout: t,
+                heartbeat,
+                ..
+            } = &state.kind
+            {
+                let t = t
+                    .as_ref()
+                    .map(|c| {
+                        resolve(
+                            c,
+                            &effective,
+                            env,
+                            "TimeoutSeconds",
+                            crate::asl::positive_int,
+                        )
+                    })
+                    .transpose()?;
+                let h = heartbeat
+                    .as_ref()
+                    .map(|c| {
+                        resolve(
+                            c,
+                            &effective,
+                            env,
+                            "HeartbeatSeconds",
+                            crate::asl::positive_int,
+                        )
+                    })
+                    .transpose()?;
+                if let (Some(t), Some(h)) = (t, h)
+                    && h >= t
+                {
+                    return Err(Failure::runtime(format!(
+                        "HeartbeatSeconds ({h}) of {} must be smaller than TimeoutSeconds ({t})",
+                        state.name
+                    )));
+                }
+                timeout = t.map(|t| t as u64);
+            }
             let params = match (&io.parameters, &state.kind) {
                 (Some(t), Kind::Task { .. } | Kind::Parallel { .. }) => {
-                    t.eval(&effective, ctx).map_err(Failure::runtime)?
+                    t.eval(&effective, env).map_err(Failure::runtime)?
                 }
                 _ => effective,
             };
-            let result = with_retries(shared, state, &params, ctx).await?;
+            let result = with_retries(shared, state, &params, env, timeout).await?;
             let selected = match &io.result_selector {
-                Some(t) => t.eval(&result, ctx).map_err(Failure::runtime)?,
+                Some(t) => t.eval(&result, env).map_err(Failure::runtime)?,
                 None => result,
             };
             let merged = apply_result_path(&io.result_path, raw, selected)?;
-            Ok((apply_output(io, merged, ctx)?, state.next.clone()))
+            Ok((apply_output(io, merged, env)?, state.next.clone()))
         }
     }
 }
@@ -560,11 +658,12 @@ async fn with_retries(
     shared: &Arc<Shared>,
     state: &State,
     params: &Value,
-    ctx: &Value,
+    env: Env<'_>,
+    timeout: Option<u64>,
 ) -> Result<Value, Failure> {
     let mut counts = vec![0u32; state.retry.len()];
     loop {
-        match work(shared, state, params.clone(), ctx).await {
+        match work(shared, state, params.clone(), env, timeout).await {
             Ok(v) => return Ok(v),
             Err(f) if f.error == "States.Runtime" && f.cause.contains("history events") => {
                 return Err(f);
@@ -597,10 +696,11 @@ async fn work(
     shared: &Arc<Shared>,
     state: &State,
     input: Value,
-    ctx: &Value,
+    env: Env<'_>,
+    timeout: Option<u64>,
 ) -> Result<Value, Failure> {
     match &state.kind {
-        Kind::Task { resource, timeout } => {
+        Kind::Task { resource, .. } => {
             let budget = timeout
                 .map(Duration::from_secs)
                 .unwrap_or(shared.task_budget);
@@ -611,7 +711,7 @@ async fn work(
             shared.emit("LambdaFunctionStarted", json!({}))?;
             let call = shared.invoker.invoke(resource, input, budget);
             let res = match timeout {
-                Some(t) => match tokio::time::timeout(Duration::from_secs(*t), call).await {
+                Some(t) => match tokio::time::timeout(Duration::from_secs(t), call).await {
                     Ok(r) => r,
                     Err(_) => {
                         shared
@@ -640,9 +740,10 @@ async fn work(
         }
         Kind::Parallel { branches } => {
             shared.emit("ParallelStateStarted", json!({}))?;
+            let vars = Arc::new(env.vars.clone());
             let runs = branches
                 .iter()
-                .map(|b| run_machine(shared.clone(), b.clone(), input.clone(), None));
+                .map(|b| run_machine(shared.clone(), b.clone(), input.clone(), None, vars.clone()));
             let results = futures::future::join_all(runs).await;
             let mut out = Vec::new();
             for r in results {
@@ -660,73 +761,12 @@ async fn work(
             shared.emit("ParallelStateSucceeded", json!({}))?;
             Ok(Value::Array(out))
         }
-        Kind::Map {
-            items_path,
-            item_selector,
-            processor,
-            max_concurrency,
-        } => {
-            let items = items_path
-                .get(&input, ctx)
-                .and_then(Value::as_array)
-                .cloned()
-                .ok_or_else(|| {
-                    Failure::runtime(format!(
-                        "ItemsPath {items_path} of {} is not an array",
-                        state.name
-                    ))
-                })?;
-            shared.emit("MapStateStarted", json!({"length": items.len()}))?;
-            let limit = if *max_concurrency == 0 {
-                DEFAULT_MAP_CONCURRENCY
-            } else {
-                *max_concurrency
-            };
-            let mut runs = Vec::new();
-            for (i, item) in items.into_iter().enumerate() {
-                let map_item = json!({"Index": i, "Value": item});
-                let mut item_ctx = ctx.clone();
-                item_ctx["Map"] = json!({"Item": map_item});
-                let item_input = match item_selector {
-                    Some(t) => t.eval(&input, &item_ctx).map_err(Failure::runtime)?,
-                    None => map_item["Value"].clone(),
-                };
-                let (sh, proc_, name) = (shared.clone(), (**processor).clone(), state.name.clone());
-                runs.push(async move {
-                    sh.emit("MapIterationStarted", json!({"name": name, "index": i}))?;
-                    let r = run_machine(sh.clone(), proc_, item_input, Some(map_item)).await;
-                    match &r {
-                        Ok(_) => {
-                            sh.emit("MapIterationSucceeded", json!({"name": name, "index": i}))?
-                        }
-                        Err(f) => sh.emit(
-                            "MapIterationFailed",
-                            json!({"name": name, "index": i, "error": f.error}),
-                        )?,
-                    }
-                    r
-                });
-            }
-            let results: Vec<Result<Value, Failure>> =
-                futures::stream::iter(runs).buffered(limit).collect().await;
-            let mut out = Vec::new();
-            for r in results {
-                match r {
-                    Ok(v) => out.push(v),
-                    Err(f) => {
-                        shared.emit("MapStateFailed", json!({"error": f.error}))?;
-                        return Err(f);
-                    }
-                }
-            }
-            shared.emit("MapStateSucceeded", json!({}))?;
-            Ok(Value::Array(out))
-        }
+        Kind::Map(spec) => crate::map::run(shared, state, spec, input, env).await,
         _ => Err(Failure::runtime("not a working state")),
     }
 }
 
-fn eval_rule(rule: &Rule, data: &Value, ctx: &Value) -> Result<bool, Failure> {
+fn eval_rule(rule: &Rule, data: &Value, ctx: Env<'_>) -> Result<bool, Failure> {
     match rule {
         Rule::And(rs) => {
             for r in rs {
@@ -747,6 +787,7 @@ fn eval_rule(rule: &Rule, data: &Value, ctx: &Value) -> Result<bool, Failure> {
         Rule::Not(r) => Ok(!eval_rule(r, data, ctx)?),
         Rule::Cmp { var, op, lit, path } => {
             let v = var.get(data, ctx);
+            let v = v.as_deref();
             if op == "IsPresent" {
                 return Ok(v.is_some() == (lit == &Value::Bool(true)));
             }
@@ -768,11 +809,11 @@ fn eval_rule(rule: &Rule, data: &Value, ctx: &Value) -> Result<bool, Failure> {
             }
             let other = match path {
                 Some(p) => p
-                    .get(data, ctx)
+                    .value(data, ctx)
                     .ok_or_else(|| Failure::runtime(format!("{op}Path {p} matched nothing")))?,
-                None => lit,
+                None => lit.clone(),
             };
-            Ok(compare(op, v, other))
+            Ok(compare(op, v, &other))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Payload templates (`Parameters`, `ItemSelector`, `ResultSelector`): keys ending in `.$`
 //! take a path or an intrinsic function, compiled once when the definition is loaded.
 
-use crate::path::Path;
+use crate::path::{Env, Path};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand_core::RngCore;
@@ -106,7 +106,7 @@ impl Template {
     }
 
     /// Evaluates against the state's input and the context object.
-    pub fn eval(&self, data: &Value, ctx: &Value) -> Result<Value, String> {
+    pub fn eval(&self, data: &Value, ctx: Env<'_>) -> Result<Value, String> {
         match self {
             Self::Lit(v) => Ok(v.clone()),
             Self::Obj(fields) => {
@@ -123,8 +123,7 @@ impl Template {
                     .collect::<Result<_, _>>()?,
             )),
             Self::Path(p) => p
-                .get(data, ctx)
-                .cloned()
+                .value(data, ctx)
                 .ok_or_else(|| format!("path {p} matched nothing in the input")),
             Self::Call(c) => c.eval(data, ctx),
         }
@@ -265,6 +264,23 @@ impl Parser<'_> {
     }
 }
 
+/// A random (version 4) UUID.
+pub(crate) fn uuid() -> String {
+    let mut b = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 fn int(v: &Value, f: &str) -> Result<i64, String> {
     v.as_i64()
         .ok_or_else(|| format!("{f}: expected an integer, got {v}"))
@@ -317,14 +333,13 @@ fn string<'a>(v: &'a Value, f: &str) -> Result<&'a str, String> {
 }
 
 impl Call {
-    fn eval(&self, data: &Value, ctx: &Value) -> Result<Value, String> {
+    fn eval(&self, data: &Value, ctx: Env<'_>) -> Result<Value, String> {
         let mut a = Vec::with_capacity(self.args.len());
         for x in &self.args {
             a.push(match x {
                 Arg::Lit(v) => v.clone(),
                 Arg::Path(p) => p
-                    .get(data, ctx)
-                    .cloned()
+                    .value(data, ctx)
                     .ok_or_else(|| format!("path {p} matched nothing"))?,
                 Arg::Call(c) => c.eval(data, ctx)?,
             });
@@ -502,19 +517,7 @@ impl Call {
             }
             "States.UUID" => {
                 need(0)?;
-                let mut b = [0u8; 16];
-                rand_core::OsRng.fill_bytes(&mut b);
-                b[6] = (b[6] & 0x0f) | 0x40;
-                b[8] = (b[8] & 0x3f) | 0x80;
-                let h = hex::encode(b);
-                Ok(Value::String(format!(
-                    "{}-{}-{}-{}-{}",
-                    &h[..8],
-                    &h[8..12],
-                    &h[12..16],
-                    &h[16..20],
-                    &h[20..]
-                )))
+                Ok(Value::String(uuid()))
             }
             other => Err(format!("intrinsic {other} is not supported")),
         }
@@ -528,7 +531,13 @@ mod tests {
     fn ev(t: &Value, data: &Value) -> Value {
         Template::compile(t)
             .expect("compile")
-            .eval(data, &json!({"Execution": {"Name": "run-1"}}))
+            .eval(
+                data,
+                Env {
+                    ctx: &json!({"Execution": {"Name": "run-1"}}),
+                    vars: &json!({}),
+                },
+            )
             .expect("eval")
     }
 
@@ -652,13 +661,14 @@ mod tests {
                 .expect_err("nope")
                 .contains("not supported")
         );
-        assert!(Template::compile(&json!({"x.$": "$.a[*]"})).is_err());
+        assert!(Template::compile(&json!({"x.$": "$.a[?(@.x =~ 1)]"})).is_err());
         assert!(Template::compile(&json!({"x.$": "plain"})).is_err());
     }
 
     #[test]
     fn missing_paths_fail_at_run() {
         let t = Template::compile(&json!({"x.$": "$.missing"})).expect("compile");
-        assert!(t.eval(&json!({}), &json!({})).is_err());
+        let (c, v) = (json!({}), json!({}));
+        assert!(t.eval(&json!({}), Env { ctx: &c, vars: &v }).is_err());
     }
 }

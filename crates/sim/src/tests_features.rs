@@ -1,0 +1,385 @@
+//! Issue 14's features: dynamic counts and timeouts, tolerated failures, full JSONPath,
+//! Distributed Map (ItemReader, ItemBatcher, ResultWriter).
+
+use crate::tests::{Fake, run};
+use crate::{Machine, MemoryObjects, Simulator, Status};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+fn map(extra: Value, mode: &str, resource: &str) -> Value {
+    let mut m = json!({"Type": "Map", "ItemsPath": "$.items",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": mode},
+            "StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "End": true}}},
+        "End": true});
+    if mode == "DISTRIBUTED" {
+        m["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] = json!("STANDARD");
+    }
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        m[k] = v.clone();
+    }
+    json!({"StartAt": "M", "States": {"M": m}})
+}
+
+#[tokio::test]
+async fn max_concurrency_path_bounds_the_map_and_a_bad_value_is_states_runtime() {
+    let def = map(
+        json!({"MaxConcurrencyPath": "$.c"}),
+        "INLINE",
+        "${ConcFunctionArn}",
+    );
+    let m = Machine::load(&def).expect("loads");
+    let fake = Arc::new(Fake::default());
+    let items: Vec<Value> = (0..8).map(|n| json!({"n": n})).collect();
+    let e = Simulator::new(fake.clone())
+        .run(&m, "t", json!({"items": items, "c": 2}))
+        .await;
+    assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+    assert_eq!(fake.peak.load(Ordering::SeqCst), 2);
+    for bad in [json!(-1), json!(1.5), json!("2")] {
+        let e = run(def.clone(), json!({"items": [], "c": bad})).await;
+        assert_eq!(e.error.as_deref(), Some("States.Runtime"), "{bad}");
+    }
+    let both = map(
+        json!({"MaxConcurrency": 1, "MaxConcurrencyPath": "$.c"}),
+        "INLINE",
+        "${EchoFunctionArn}",
+    );
+    assert!(Machine::load(&both).is_err());
+}
+
+#[tokio::test]
+async fn tolerated_failures_keep_failed_items_and_past_the_threshold_fail_the_map() {
+    let items: Vec<Value> = (0..4).map(|n| json!({"n": n})).collect(); // 1 and 3 fail
+    let input = json!({"items": items, "p": 50});
+    let ok = |extra: Value| map(extra, "DISTRIBUTED", "${FailOddFunctionArn}");
+
+    for extra in [
+        json!({"ToleratedFailureCount": 2}),
+        json!({"ToleratedFailurePercentage": 50}),
+        json!({"ToleratedFailurePercentagePath": "$.p"}),
+    ] {
+        let e = run(ok(extra.clone()), input.clone()).await;
+        assert_eq!(e.status, Status::Succeeded, "{extra}: {:?}", e.cause);
+        let out = e.output.expect("output");
+        assert_eq!(out[0], json!({"n": 0}));
+        assert_eq!(out[1]["Status"], "FAILED", "{extra}");
+        assert_eq!(out[1]["Error"], "OddNumber");
+        assert_eq!(out[3]["Cause"], "3 is odd");
+    }
+    for extra in [
+        json!({}),
+        json!({"ToleratedFailureCount": 1}),
+        json!({"ToleratedFailurePercentage": 49}),
+        json!({"ToleratedFailureCountPath": "$.p", "ToleratedFailurePercentage": 10}),
+    ] {
+        let e = run(ok(extra.clone()), input.clone()).await;
+        assert_eq!(
+            e.error.as_deref(),
+            Some("States.ExceedToleratedFailureThreshold"),
+            "{extra}"
+        );
+        let cause = e.cause.unwrap_or_default();
+        assert!(
+            cause.contains("OddNumber") && cause.contains("is odd"),
+            "{cause}"
+        );
+    }
+    let e = run(
+        ok(json!({"ToleratedFailurePercentagePath": "$.p"})),
+        json!({"items": [], "p": 101}),
+    )
+    .await;
+    assert_eq!(e.error.as_deref(), Some("States.Runtime"));
+    let inline = map(
+        json!({"ToleratedFailureCount": 1}),
+        "INLINE",
+        "${EchoFunctionArn}",
+    );
+    let e = Machine::load(&inline).expect_err("inline refuses it");
+    assert!(e.message.contains("DISTRIBUTED"), "{e}");
+}
+
+#[tokio::test]
+async fn timeout_and_heartbeat_seconds_paths_must_be_positive_integers() {
+    let def = |f: Value| {
+        let mut t = json!({"Type": "Task", "Resource": "${SlowFunctionArn}", "End": true});
+        for (k, v) in f.as_object().into_iter().flatten() {
+            t[k] = v.clone();
+        }
+        json!({"StartAt": "S", "States": {"S": t}})
+    };
+    let e = run(def(json!({"TimeoutSecondsPath": "$.t"})), json!({"t": 1})).await;
+    assert_eq!(e.error.as_deref(), Some("States.Timeout"));
+    for bad in [json!(0), json!(-3), json!(1.5), json!("1")] {
+        let e = run(def(json!({"TimeoutSecondsPath": "$.t"})), json!({"t": bad})).await;
+        assert_eq!(e.error.as_deref(), Some("States.Runtime"), "{bad}");
+        let e = run(
+            def(json!({"TimeoutSeconds": 1, "HeartbeatSecondsPath": "$.h"})),
+            json!({"h": bad}),
+        )
+        .await;
+        assert_eq!(
+            e.error.as_deref(),
+            Some("States.Runtime"),
+            "heartbeat {bad}"
+        );
+    }
+    let e = run(
+        def(json!({"TimeoutSecondsPath": "$.t", "HeartbeatSecondsPath": "$.h"})),
+        json!({"t": 5, "h": 5}),
+    )
+    .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("States.Runtime"),
+        "a heartbeat must be shorter than the timeout"
+    );
+    assert!(
+        Machine::load(&def(
+            json!({"TimeoutSeconds": 1, "TimeoutSecondsPath": "$.t"})
+        ))
+        .is_err()
+    );
+    assert!(Machine::load(&def(json!({"TimeoutSecondsPath": "$.t[*]"}))).is_err());
+}
+
+#[tokio::test]
+async fn jsonpath_wildcards_slices_and_filters_where_asl_allows_them() {
+    let def = json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "InputPath": "$.orders[?(@.total > 10)]",
+              "Parameters": {"ids.$": "$[*].id", "first_two.$": "$[0:2].id",
+                             "big.$": "$[?(@.total >= 100 && @.paid == true)].id",
+                             "count.$": "States.ArrayLength($[*])"},
+              "ResultPath": "$", "OutputPath": "$", "Next": "Q"},
+        "Q": {"Type": "Pass", "OutputPath": "$.ids[-2:]", "End": true}}});
+    let input = json!({"orders": [
+        {"id": "a", "total": 5, "paid": true}, {"id": "b", "total": 50, "paid": false},
+        {"id": "c", "total": 150, "paid": true}, {"id": "d", "total": 11, "paid": true}]});
+    let e = run(def.clone(), input.clone()).await;
+    assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+    assert_eq!(e.output, Some(json!(["c", "d"])));
+    let e = run(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {
+            "ids.$": "$.orders[*].id", "first_two.$": "$.orders[0:2].id",
+            "big.$": "$.orders[?(@.total >= 100 && @.paid == true)].id",
+            "deep.$": "$..paid", "none.$": "$.orders[?(@.total > 1000)]"}, "End": true}}}),
+        input,
+    )
+    .await;
+    assert_eq!(
+        e.output,
+        Some(
+            json!({"ids": ["a", "b", "c", "d"], "first_two": ["a", "b"], "big": ["c"],
+                    "deep": [true, false, true, true], "none": []})
+        )
+    );
+    // Reference paths stay simple and refuse the rest at load.
+    for bad in [
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "ResultPath": "$.a[*]", "End": true}}}),
+        json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [
+            {"Variable": "$.a[?(@.x == 1)]", "IsPresent": true, "Next": "E"}]}, "E": {"Type": "Succeed"}}}),
+        json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s[0:1]", "End": true}}}),
+        map(
+            json!({"ItemsPath": "$.items[*]"}),
+            "INLINE",
+            "${EchoFunctionArn}",
+        ),
+    ] {
+        let e = Machine::load(&bad).expect_err("refused");
+        assert!(e.message.contains("reference path"), "{e}");
+    }
+}
+
+fn dmap(extra: Value, resource: &str) -> Value {
+    let mut d = map(extra, "DISTRIBUTED", resource);
+    if d["States"]["M"].get("ItemReader").is_some() {
+        d["States"]["M"]
+            .as_object_mut()
+            .expect("obj")
+            .remove("ItemsPath");
+    }
+    d
+}
+
+async fn run_on(def: Value, input: Value, store: Arc<MemoryObjects>) -> crate::Execution {
+    let m = Machine::load(&def).expect("loads");
+    Simulator::new(Arc::new(Fake::default()))
+        .with_objects(store)
+        .run(&m, "t", input)
+        .await
+}
+
+#[tokio::test]
+async fn distributed_map_lists_objects_batches_them_and_writes_results_as_aws_does() {
+    let store = Arc::new(MemoryObjects::new());
+    for i in 0..5 {
+        store.insert("data", &format!("tenants/t1/doc-{i}"), vec![b'x'; i + 1]);
+    }
+    store.insert("data", "tenants/t2/other", b"keep".to_vec());
+    let def = dmap(
+        json!({
+            "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
+                           "Parameters": {"Bucket": "data", "Prefix.$": "$.prefix"}},
+            "ItemSelector": {"key.$": "$$.Map.Item.Value.Key", "size.$": "$$.Map.Item.Value.Size"},
+            "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"bucket": "data", "tenant.$": "$.tenant"}},
+            "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                             "Parameters": {"Bucket": "results", "Prefix": "runs"}},
+            "ToleratedFailurePercentage": 0,
+            "ResultPath": "$.map"
+        }),
+        "${EchoFunctionArn}",
+    );
+    let e = run_on(
+        def,
+        json!({"prefix": "tenants/t1/", "tenant": "t1"}),
+        store.clone(),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+    let out = e.output.expect("output");
+    let arn = out["map"]["MapRunArn"].as_str().expect("arn");
+    let key = out["map"]["ResultWriterDetails"]["Key"]
+        .as_str()
+        .expect("key");
+    assert_eq!(out["map"]["ResultWriterDetails"]["Bucket"], "results");
+    let run_id = arn.rsplit(':').next().expect("id");
+    assert_eq!(key, format!("runs/{run_id}/manifest.json"));
+    let manifest: Value =
+        serde_json::from_slice(&store.body("results", key).expect("manifest")).expect("json");
+    assert_eq!(manifest["DestinationBucket"], "results");
+    assert_eq!(manifest["MapRunArn"], arn);
+    assert_eq!(manifest["ResultFiles"]["FAILED"], json!([]));
+    let succeeded = &manifest["ResultFiles"]["SUCCEEDED"][0];
+    assert_eq!(succeeded["Key"], format!("runs/{run_id}/SUCCEEDED_0.json"));
+    let body = store
+        .body("results", succeeded["Key"].as_str().expect("k"))
+        .expect("file");
+    assert_eq!(succeeded["Size"], body.len());
+    let results: Vec<Value> = serde_json::from_slice(&body).expect("json");
+    assert_eq!(results.len(), 3, "5 objects in batches of 2");
+    let first: Value = serde_json::from_str(results[0]["Output"].as_str().expect("o")).expect("o");
+    assert_eq!(
+        first,
+        json!({"BatchInput": {"bucket": "data", "tenant": "t1"},
+               "Items": [{"key": "tenants/t1/doc-0", "size": 1}, {"key": "tenants/t1/doc-1", "size": 2}]})
+    );
+    assert_eq!(results[0]["Status"], "SUCCEEDED");
+    assert!(results[0]["ExecutionArn"].is_string() && results[0]["Input"].is_string());
+}
+
+#[tokio::test]
+async fn distributed_map_reads_json_and_csv_objects_with_max_items() {
+    let store = Arc::new(MemoryObjects::new());
+    store.insert(
+        "b",
+        "items.json",
+        br#"[{"n": 1}, {"n": 2}, {"n": 3}]"#.to_vec(),
+    );
+    store.insert(
+        "b",
+        "rows.csv",
+        b"id,name\n1,\"Smith, J\"\n2,Lee\n".to_vec(),
+    );
+    store.insert("b", "plain.csv", b"1;a\n2;b\n".to_vec());
+    let reader = |key: &str, cfg: Value| {
+        dmap(
+            json!({"ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": cfg, "Parameters": {"Bucket": "b", "Key": key}}}),
+            "${EchoFunctionArn}",
+        )
+    };
+    let e = run_on(
+        reader("items.json", json!({"InputType": "JSON", "MaxItems": 2})),
+        json!({}),
+        store.clone(),
+    )
+    .await;
+    assert_eq!(e.output, Some(json!([{"n": 1}, {"n": 2}])), "{:?}", e.cause);
+    let e = run_on(
+        reader(
+            "rows.csv",
+            json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}),
+        ),
+        json!({}),
+        store.clone(),
+    )
+    .await;
+    assert_eq!(
+        e.output,
+        Some(json!([{"id": "1", "name": "Smith, J"}, {"id": "2", "name": "Lee"}]))
+    );
+    let e = run_on(
+        reader(
+            "plain.csv",
+            json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN",
+                   "CSVHeaders": ["n", "s"], "CSVDelimiter": "SEMICOLON", "MaxItemsPath": "$.max"}),
+        ),
+        json!({"max": 1}),
+        store.clone(),
+    )
+    .await;
+    assert_eq!(e.output, Some(json!([{"n": "1", "s": "a"}])));
+    let e = run_on(
+        reader("missing.json", json!({"InputType": "JSON"})),
+        json!({}),
+        store,
+    )
+    .await;
+    assert_eq!(e.error.as_deref(), Some("States.ItemReaderFailed"));
+    // Without an object store the simulator says what it needs.
+    let e = run(
+        reader("items.json", json!({"InputType": "JSON"})),
+        json!({}),
+    )
+    .await;
+    assert_eq!(e.error.as_deref(), Some("States.ItemReaderFailed"));
+    assert!(e.cause.unwrap_or_default().contains("no S3"));
+}
+
+#[tokio::test]
+async fn item_batcher_cuts_batches_by_bytes_and_children_keep_their_own_history() {
+    let items: Vec<Value> = (0..300)
+        .map(|n| json!({"n": n, "pad": "xxxxxxxxxx"}))
+        .collect();
+    let def = map(
+        json!({"ItemBatcher": {"MaxInputBytesPerBatch": 300}}),
+        "DISTRIBUTED",
+        "${EchoFunctionArn}",
+    );
+    let e = run(def, json!({"items": items})).await;
+    assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+    let out = e.output.expect("out");
+    let batches = out.as_array().expect("array");
+    assert!(batches.len() > 1);
+    let mut seen = 0;
+    for b in batches {
+        assert!(serde_json::to_vec(b).expect("json").len() <= 300);
+        seen += b["Items"].as_array().expect("items").len();
+    }
+    assert_eq!(seen, 300);
+    // 300 items but a parent history of a handful of events: the children's are their own.
+    assert!(e.history.len() < 20, "{}", e.history.len());
+    let bad = map(
+        json!({"ItemBatcher": {}}),
+        "DISTRIBUTED",
+        "${EchoFunctionArn}",
+    );
+    assert!(Machine::load(&bad).is_err());
+}
+
+#[test]
+fn every_state_machine_of_the_repository_loads() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../statemachines");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("statemachines/") {
+        let p = e.expect("entry").path();
+        if p.to_string_lossy().ends_with(".asl.json") {
+            let def: Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
+            Machine::load(&def).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 2);
+}
