@@ -1,7 +1,8 @@
 //! Loading an ASL definition into a checked model. Anything the simulator cannot run is
 //! refused here, naming the state and the feature, before any state executes.
 
-use crate::path::Path;
+use crate::jsonata::{JTemplate, expression};
+use crate::path::{Path, is_var_name};
 use crate::template::Template;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -73,11 +74,61 @@ pub struct Catcher {
     pub next: String,
     /// Where the error object goes.
     pub result_path: ResultPath,
+    /// `Assign` when it catches (`$` or `$states.errorOutput` is the error object).
+    pub assign: Option<Assign>,
+    /// JSONata `Output` when it catches (default: the error object).
+    pub output: Option<JTemplate>,
+}
+
+/// A state's `Assign`: variables set when it leaves.
+#[derive(Debug, Clone)]
+pub enum Assign {
+    /// JSONPath: literals and `name.$` paths or intrinsics.
+    Path(Template),
+    /// JSONata: literals and `{% %}` expressions.
+    Jsonata(JTemplate),
+}
+
+/// The query language of a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// `JSONPath` (the default).
+    JsonPath,
+    /// `JSONata`.
+    Jsonata,
+}
+
+/// A JSONata state's fields.
+#[derive(Debug, Clone, Default)]
+pub struct JsonataIo {
+    /// `Arguments` (Task, Parallel): the payload; default the state's input.
+    pub arguments: Option<JTemplate>,
+    /// `Output`: the state's output.
+    pub output: Option<JTemplate>,
+    /// `Items` (Map): the items; default the state's input.
+    pub items: Option<JTemplate>,
+    /// `ItemSelector` (Map): each item's input.
+    pub item_selector: Option<JTemplate>,
+}
+
+/// One rule of a Choice state.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    /// The rule.
+    pub rule: Rule,
+    /// Where it goes.
+    pub next: String,
+    /// Variables it sets when taken.
+    pub assign: Option<Assign>,
+    /// JSONata `Output` when taken.
+    pub output: Option<JTemplate>,
 }
 
 /// A Choice rule.
 #[derive(Debug, Clone)]
 pub enum Rule {
+    /// A JSONata `Condition`.
+    Condition(JTemplate),
     /// All must hold.
     And(Vec<Rule>),
     /// One must hold.
@@ -131,7 +182,7 @@ pub enum Kind {
     /// Branches on rules.
     Choice {
         /// Rules with their targets.
-        choices: Vec<(Rule, String)>,
+        choices: Vec<Choice>,
         /// Target when none matches.
         default: Option<String>,
     },
@@ -255,6 +306,19 @@ pub struct State {
     pub retry: Vec<Retrier>,
     /// Catch rules.
     pub catch: Vec<Catcher>,
+    /// `Assign` (for a Choice, applied when the Default is taken).
+    pub assign: Option<Assign>,
+    /// Set when the state uses JSONata (its I/O fields replace the JSONPath ones).
+    pub jsonata: Option<Box<JsonataIo>>,
+}
+
+/// What loading a machine needs to know of where it is.
+#[derive(Debug, Clone)]
+struct Scope {
+    /// The language states default to.
+    lang: Lang,
+    /// Variables of the enclosing scopes (which this one may read, not assign).
+    outer: BTreeSet<String>,
 }
 
 const COMMON: &[&str] = &["Type", "Comment"];
@@ -264,11 +328,13 @@ const IO: &[&str] = &["InputPath", "OutputPath"];
 fn allowed(ty: &str) -> Option<Vec<&'static str>> {
     let mut v: Vec<&str> = COMMON.to_vec();
     match ty {
-        "Pass" => v.extend(
-            FLOW.iter()
-                .chain(IO)
-                .chain(&["Parameters", "Result", "ResultPath"]),
-        ),
+        "Pass" => {
+            v.extend(
+                FLOW.iter()
+                    .chain(IO)
+                    .chain(&["Parameters", "Result", "ResultPath", "Assign"]),
+            )
+        }
         "Task" => v.extend(FLOW.iter().chain(IO).chain(&[
             "Resource",
             "Parameters",
@@ -280,9 +346,11 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
             "HeartbeatSeconds",
             "TimeoutSecondsPath",
             "HeartbeatSecondsPath",
+            "Assign",
         ])),
-        "Choice" => v.extend(IO.iter().chain(&["Choices", "Default"])),
+        "Choice" => v.extend(IO.iter().chain(&["Choices", "Default", "Assign"])),
         "Wait" => v.extend(FLOW.iter().chain(IO).chain(&[
+            "Assign",
             "Seconds",
             "SecondsPath",
             "Timestamp",
@@ -297,6 +365,7 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
             "ResultPath",
             "Retry",
             "Catch",
+            "Assign",
         ])),
         "Map" => v.extend(FLOW.iter().chain(IO).chain(&[
             "ItemsPath",
@@ -318,9 +387,54 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
             "ToleratedFailureCount",
             "ToleratedFailurePercentagePath",
             "ToleratedFailureCountPath",
+            "Assign",
         ])),
         _ => return None,
     }
+    v.push("QueryLanguage");
+    Some(v)
+}
+
+/// The fields of a JSONata state of type `ty`.
+fn allowed_jsonata(ty: &str) -> Option<Vec<&'static str>> {
+    let mut v: Vec<&str> = vec!["Type", "Comment", "QueryLanguage"];
+    if !matches!(ty, "Fail") {
+        v.push("Output");
+    }
+    if !matches!(ty, "Succeed" | "Fail") {
+        v.push("Assign");
+    }
+    if !matches!(ty, "Choice" | "Succeed" | "Fail") {
+        v.extend(FLOW);
+    }
+    v.extend(match ty {
+        "Pass" | "Succeed" => &[][..],
+        "Task" => &[
+            "Resource",
+            "Arguments",
+            "Retry",
+            "Catch",
+            "TimeoutSeconds",
+            "HeartbeatSeconds",
+        ][..],
+        "Choice" => &["Choices", "Default"][..],
+        "Wait" => &["Seconds", "Timestamp"][..],
+        "Fail" => &["Error", "Cause"][..],
+        "Parallel" => &["Branches", "Arguments", "Retry", "Catch"][..],
+        "Map" => &[
+            "ItemProcessor",
+            "Items",
+            "ItemSelector",
+            "MaxConcurrency",
+            "Retry",
+            "Catch",
+            "Label",
+            "ItemBatcher",
+            "ToleratedFailurePercentage",
+            "ToleratedFailureCount",
+        ][..],
+        _ => return None,
+    });
     Some(v)
 }
 
@@ -328,9 +442,6 @@ fn allowed(ty: &str) -> Option<Vec<&'static str>> {
 fn unsupported(field: &str) -> Option<&'static str> {
     Some(match field {
         "Credentials" => "Task Credentials are not supported",
-        "Arguments" | "Output" | "Assign" | "QueryLanguage" => {
-            "JSONata and variables are not supported; use JSONPath"
-        }
         _ => return None,
     })
 }
@@ -518,16 +629,28 @@ pub fn resources(def: &Value) -> BTreeSet<String> {
 impl Machine {
     /// Loads and checks a definition.
     pub fn load(def: &Value) -> Result<Self, LoadError> {
-        Self::load_at(def, "<top>", true)
+        let lang = match def.get("QueryLanguage") {
+            None => Lang::JsonPath,
+            Some(v) => query_language(v, "<top>")?,
+        };
+        Self::load_at(
+            def,
+            "<top>",
+            true,
+            &Scope {
+                lang,
+                outer: BTreeSet::new(),
+            },
+        )
     }
 
-    fn load_at(def: &Value, owner: &str, top: bool) -> Result<Self, LoadError> {
+    fn load_at(def: &Value, owner: &str, top: bool, sc: &Scope) -> Result<Self, LoadError> {
         let o = def
             .as_object()
             .ok_or_else(|| err(owner, "a state machine must be a JSON object"))?;
         for k in o.keys() {
             let ok = matches!(k.as_str(), "StartAt" | "States" | "Comment")
-                || (top && matches!(k.as_str(), "TimeoutSeconds" | "Version"))
+                || (top && matches!(k.as_str(), "TimeoutSeconds" | "Version" | "QueryLanguage"))
                 || (!top && k == "ProcessorConfig");
             if !ok {
                 let why = unsupported(k)
@@ -554,9 +677,23 @@ impl Machine {
             .get("States")
             .and_then(Value::as_object)
             .ok_or_else(|| err(owner, "States is missing"))?;
+        // The variables this scope assigns: an inner scope may read, not assign, them.
+        let mine = assigned(raw);
+        if let Some(v) = mine.iter().find(|v| sc.outer.contains(*v)) {
+            return Err(err(
+                owner,
+                format!(
+                    "assigns ${v}, a variable of an outer scope: a Map or Parallel may read outer variables but not assign them"
+                ),
+            ));
+        }
+        let inner = Scope {
+            lang: sc.lang,
+            outer: sc.outer.union(&mine).cloned().collect(),
+        };
         let mut states = HashMap::new();
         for (name, v) in raw {
-            states.insert(name.clone(), load_state(name, v)?);
+            states.insert(name.clone(), load_state(name, v, &inner)?);
         }
         if !states.contains_key(&start_at) {
             return Err(err(
@@ -571,7 +708,7 @@ impl Machine {
                 .chain(s.catch.iter().map(|c| &c.next))
                 .collect();
             if let Kind::Choice { choices, default } = &s.kind {
-                targets.extend(choices.iter().map(|c| &c.1));
+                targets.extend(choices.iter().map(|c| &c.next));
                 targets.extend(default.iter());
             }
             for t in targets {
@@ -587,7 +724,99 @@ impl Machine {
     }
 }
 
-fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
+fn query_language(v: &Value, state: &str) -> Result<Lang, LoadError> {
+    match v.as_str() {
+        Some("JSONPath") => Ok(Lang::JsonPath),
+        Some("JSONata") => Ok(Lang::Jsonata),
+        _ => Err(err(
+            state,
+            format!("QueryLanguage {v} is not JSONPath or JSONata"),
+        )),
+    }
+}
+
+/// The variable names a machine's own states assign (not those of nested machines).
+fn assigned(states: &Map<String, Value>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut add = |a: Option<&Value>| {
+        for k in a
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.keys())
+        {
+            out.insert(k.trim_end_matches(".$").to_owned());
+        }
+    };
+    for st in states.values() {
+        add(st.get("Assign"));
+        for list in ["Choices", "Catch"] {
+            for c in st.get(list).and_then(Value::as_array).into_iter().flatten() {
+                add(c.get("Assign"));
+            }
+        }
+    }
+    out
+}
+
+/// Compiles an `Assign` block in `lang`, checking every name.
+fn assign(v: Option<&Value>, state: &str, lang: Lang) -> Result<Option<Assign>, LoadError> {
+    let Some(v) = v else { return Ok(None) };
+    let o = v
+        .as_object()
+        .ok_or_else(|| err(state, "Assign must be an object of variable names"))?;
+    for k in o.keys() {
+        let name = if lang == Lang::JsonPath {
+            k.strip_suffix(".$").unwrap_or(k)
+        } else {
+            k.as_str()
+        };
+        if !is_var_name(name) || name == "states" {
+            return Err(err(
+                state,
+                format!(
+                    "Assign: {k:?} is not a variable name (a letter or _, then letters, digits or _, at most 80; not \"states\")"
+                ),
+            ));
+        }
+    }
+    Ok(Some(match lang {
+        Lang::JsonPath => {
+            Assign::Path(Template::compile(v).map_err(|m| err(state, format!("Assign: {m}")))?)
+        }
+        Lang::Jsonata => {
+            Assign::Jsonata(JTemplate::compile(v).map_err(|m| err(state, format!("Assign: {m}")))?)
+        }
+    }))
+}
+
+fn jtemplate(
+    o: &Map<String, Value>,
+    state: &str,
+    field: &str,
+) -> Result<Option<JTemplate>, LoadError> {
+    o.get(field)
+        .map(|v| JTemplate::compile(v).map_err(|m| err(state, format!("{field}: {m}"))))
+        .transpose()
+}
+
+/// Refuses a JSONata expression where the simulator takes only a literal.
+fn literal_only(o: &Map<String, Value>, state: &str, fields: &[&str]) -> Result<(), LoadError> {
+    for f in fields {
+        if let Some(Value::String(s)) = o.get(*f)
+            && expression(s).is_some()
+        {
+            return Err(err(
+                state,
+                format!(
+                    "{f}: a JSONata expression here is not supported by the simulator; give a literal"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn load_state(name: &str, v: &Value, sc: &Scope) -> Result<State, LoadError> {
     let o = v
         .as_object()
         .ok_or_else(|| err(name, "a state must be a JSON object"))?;
@@ -595,15 +824,84 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
         .get("Type")
         .and_then(Value::as_str)
         .ok_or_else(|| err(name, "Type is missing"))?;
-    let fields = allowed(ty).ok_or_else(|| err(name, format!("Type {ty} is unknown")))?;
+    let lang = match o.get("QueryLanguage") {
+        None => sc.lang,
+        Some(q) => {
+            let l = query_language(q, name)?;
+            if sc.lang == Lang::Jsonata && l == Lang::JsonPath {
+                return Err(err(
+                    name,
+                    "a JSONPath state cannot be set inside a JSONata state machine",
+                ));
+            }
+            l
+        }
+    };
+    let fields = match lang {
+        Lang::JsonPath => allowed(ty),
+        Lang::Jsonata => allowed_jsonata(ty),
+    }
+    .ok_or_else(|| err(name, format!("Type {ty} is unknown")))?;
     for k in o.keys() {
         if let Some(why) = unsupported(k) {
             return Err(err(name, why));
         }
         if !fields.contains(&k.as_str()) {
-            return Err(err(name, format!("field {k} is not valid on a {ty} state")));
+            let why = match lang {
+                Lang::JsonPath if matches!(k.as_str(), "Arguments" | "Output" | "Items") => {
+                    format!("field {k} is JSONata only: set \"QueryLanguage\": \"JSONata\"")
+                }
+                Lang::Jsonata if allowed(ty).is_some_and(|f| f.contains(&k.as_str())) => {
+                    format!(
+                        "field {k} is JSONPath only; a JSONata state uses Arguments, Output and Assign"
+                    )
+                }
+                _ => format!("field {k} is not valid on a {ty} state"),
+            };
+            return Err(err(name, why));
         }
     }
+    let sc = &Scope {
+        lang,
+        outer: sc.outer.clone(),
+    };
+    let state_assign = assign(o.get("Assign"), name, lang)?;
+    let jsonata = if lang == Lang::Jsonata {
+        literal_only(
+            o,
+            name,
+            &[
+                "TimeoutSeconds",
+                "HeartbeatSeconds",
+                "Seconds",
+                "Timestamp",
+                "Error",
+                "Cause",
+                "MaxConcurrency",
+                "ToleratedFailurePercentage",
+                "ToleratedFailureCount",
+            ],
+        )?;
+        let items = match o.get("Items") {
+            None => None,
+            Some(v @ (Value::Array(_) | Value::String(_))) => {
+                Some(JTemplate::compile(v).map_err(|m| err(name, format!("Items: {m}")))?)
+            }
+            Some(_) => return Err(err(name, "Items must be an array or a JSONata expression")),
+        };
+        Some(Box::new(JsonataIo {
+            arguments: jtemplate(o, name, "Arguments")?,
+            output: jtemplate(o, name, "Output")?,
+            items,
+            item_selector: if ty == "Map" {
+                jtemplate(o, name, "ItemSelector")?
+            } else {
+                None
+            },
+        }))
+    } else {
+        None
+    };
     let terminal = matches!(ty, "Choice" | "Succeed" | "Fail");
     let next = o.get("Next").and_then(Value::as_str).map(str::to_owned);
     let end = o.get("End").and_then(Value::as_bool).unwrap_or(false);
@@ -619,18 +917,21 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
         Some(p) => p,
     };
     let params = if ty == "Map" {
-        match (
-            template(o, name, "ItemSelector")?,
-            template(o, name, "Parameters")?,
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(err(name, "use ItemSelector or Parameters, not both"));
-            }
-            (a, b) => {
-                let _ = &a;
-                return load_map(name, o, input_path, output_path, a.or(b), next);
-            }
+        let (a, b) = if lang == Lang::Jsonata {
+            (None, None)
+        } else {
+            (
+                template(o, name, "ItemSelector")?,
+                template(o, name, "Parameters")?,
+            )
+        };
+        if a.is_some() && b.is_some() {
+            return Err(err(name, "use ItemSelector or Parameters, not both"));
         }
+        let mut st = load_map(name, o, input_path, output_path, a.or(b), next, sc)?;
+        st.assign = state_assign;
+        st.jsonata = jsonata;
+        return Ok(st);
     } else {
         template(o, name, "Parameters")?
     };
@@ -645,7 +946,7 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
         },
         output_path,
     };
-    let (retry, catch) = retry_catch(o, name)?;
+    let (retry, catch) = retry_catch(o, name, lang)?;
     let kind = match ty {
         "Pass" => Kind::Pass {
             result: o.get("Result").cloned(),
@@ -693,7 +994,42 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
                     .get("Next")
                     .and_then(Value::as_str)
                     .ok_or_else(|| err(name, "each choice needs Next"))?;
-                choices.push((rule(c, name, true)?, next.to_owned()));
+                let co = c
+                    .as_object()
+                    .ok_or_else(|| err(name, "a choice rule must be an object"))?;
+                let rule = if lang == Lang::Jsonata {
+                    only(
+                        name,
+                        "Choice rule",
+                        co,
+                        &["Condition", "Next", "Assign", "Output", "Comment"],
+                    )?;
+                    match co.get("Condition") {
+                        Some(Value::String(s)) if expression(s).is_some() => Rule::Condition(
+                            JTemplate::compile(&Value::String(s.clone()))
+                                .map_err(|m| err(name, format!("Condition: {m}")))?,
+                        ),
+                        Some(Value::Bool(b)) => Rule::Condition(JTemplate::Lit(Value::Bool(*b))),
+                        _ => {
+                            return Err(err(
+                                name,
+                                "a JSONata choice rule needs a Condition: a {% %} expression or a boolean",
+                            ));
+                        }
+                    }
+                } else {
+                    rule(c, name, true)?
+                };
+                choices.push(Choice {
+                    rule,
+                    next: next.to_owned(),
+                    assign: assign(co.get("Assign"), name, lang)?,
+                    output: if lang == Lang::Jsonata {
+                        jtemplate(co, name, "Output")?
+                    } else {
+                        None
+                    },
+                });
             }
             Kind::Choice {
                 choices,
@@ -760,7 +1096,7 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
             Kind::Parallel {
                 branches: list
                     .iter()
-                    .map(|b| Machine::load_at(b, name, false))
+                    .map(|b| Machine::load_at(b, name, false, sc))
                     .collect::<Result<_, _>>()?,
             }
         }
@@ -773,12 +1109,15 @@ fn load_state(name: &str, v: &Value) -> Result<State, LoadError> {
         next,
         retry,
         catch,
+        assign: state_assign,
+        jsonata,
     })
 }
 
 fn retry_catch(
     o: &Map<String, Value>,
     name: &str,
+    lang: Lang,
 ) -> Result<(Vec<Retrier>, Vec<Catcher>), LoadError> {
     let mut retry = Vec::new();
     for r in o
@@ -822,6 +1161,11 @@ fn retry_catch(
         let co = c
             .as_object()
             .ok_or_else(|| err(name, "Catch entries are objects"))?;
+        let keys: &[&str] = match lang {
+            Lang::JsonPath => &["ErrorEquals", "Next", "ResultPath", "Assign", "Comment"],
+            Lang::Jsonata => &["ErrorEquals", "Next", "Output", "Assign", "Comment"],
+        };
+        only(name, "Catch", co, keys)?;
         catch.push(Catcher {
             errors: errors_list(c, name, "Catch")?,
             next: co
@@ -830,6 +1174,12 @@ fn retry_catch(
                 .ok_or_else(|| err(name, "Catch needs Next"))?
                 .to_owned(),
             result_path: result_path(co, name)?,
+            assign: assign(co.get("Assign"), name, lang)?,
+            output: if lang == Lang::Jsonata {
+                jtemplate(co, name, "Output")?
+            } else {
+                None
+            },
         });
     }
     Ok((retry, catch))
@@ -842,6 +1192,7 @@ fn load_map(
     output_path: Option<Path>,
     item_selector: Option<Template>,
     next: Option<String>,
+    sc: &Scope,
 ) -> Result<State, LoadError> {
     let proc_def = o
         .get("ItemProcessor")
@@ -887,6 +1238,13 @@ fn load_map(
             ));
         }
     }
+    if sc.lang == Lang::Jsonata && (o.contains_key("ItemReader") || o.contains_key("ResultWriter"))
+    {
+        return Err(err(
+            name,
+            "ItemReader and ResultWriter are supported in JSONPath states only by the simulator",
+        ));
+    }
     let reader = o
         .get("ItemReader")
         .map(|r| item_reader(name, r))
@@ -909,13 +1267,22 @@ fn load_map(
         .get("ResultWriter")
         .map(|w| result_writer(name, w))
         .transpose()?;
-    let (retry, catch) = retry_catch(o, name)?;
+    let (retry, catch) = retry_catch(o, name, sc.lang)?;
+    // A distributed child is an execution of its own: it sees no outer variable.
+    let proc_scope = if distributed {
+        Scope {
+            lang: sc.lang,
+            outer: BTreeSet::new(),
+        }
+    } else {
+        sc.clone()
+    };
     Ok(State {
         name: name.to_owned(),
         kind: Kind::Map(Box::new(MapSpec {
             items_path,
             item_selector,
-            processor: Machine::load_at(proc_def, name, false)?,
+            processor: Machine::load_at(proc_def, name, false, &proc_scope)?,
             max_concurrency,
             distributed,
             tolerated_count,
@@ -934,6 +1301,8 @@ fn load_map(
         next,
         retry,
         catch,
+        assign: None,
+        jsonata: None,
     })
 }
 
@@ -1223,7 +1592,7 @@ fn rule(v: &Value, state: &str, top: bool) -> Result<Rule, LoadError> {
         .ok_or_else(|| err(state, "a choice rule needs Variable (or And/Or/Not)"))?;
     let var = Path::reference(var).map_err(|m| err(state, format!("Variable: {m}")))?;
     for (k, val) in o {
-        if k == "Variable" || k == "Comment" || (top && k == "Next") {
+        if k == "Variable" || k == "Comment" || (top && (k == "Next" || k == "Assign")) {
             continue;
         }
         let (op, is_path) = match k.strip_suffix("Path") {
@@ -1281,9 +1650,9 @@ mod tests {
         );
         assert!(e.message.contains("Bogus"), "{e}");
         let e = refused(
-            json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Succeed"}}}),
+            json!({"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "ResultPath": "$.x", "End": true}}}),
         );
-        assert!(e.message.contains("JSONata"), "{e}");
+        assert!(e.message.contains("JSONPath only"), "{e}");
         let e = refused(
             json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "Fuzzy": 1, "Next": "C"}]}}}),
         );

@@ -3,13 +3,16 @@
 //! the execution history under Step Functions event names, and enforcing the Standard
 //! workflow limits (25,000 events, 256 KiB of state) so local runs fail where AWS would.
 
-use crate::asl::{Catcher, Count, Io, Kind, Machine, ResultPath, Retrier, Rule, State, WaitFor};
+use crate::asl::{
+    Assign, Catcher, Count, Io, Kind, Machine, ResultPath, Retrier, Rule, State, WaitFor,
+};
+use crate::jsonata::JTemplate;
 use crate::objects::ObjectStore;
 use crate::path::Env;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -360,7 +363,7 @@ pub(crate) fn run_machine(
         let mut current = machine.start_at.clone();
         let mut data = input;
         // The variables of this scope: the outer scope's, read-only, plus this one's own.
-        let vars: Value = (*vars).clone();
+        let mut vars: Value = (*vars).clone();
         loop {
             let state = machine
                 .states
@@ -382,23 +385,12 @@ pub(crate) fn run_machine(
                 ctx: &ctx,
                 vars: &vars,
             };
-            match step(&shared, &state, data.clone(), env).await {
-                Ok((out, next)) => {
-                    check_size(&state.name, &out)?;
-                    if !matches!(state.kind, Kind::Fail { .. }) {
-                        shared.emit(
-                            &format!("{ty}StateExited"),
-                            json!({"name": state.name, "output": text(&out)}),
-                        )?;
-                    }
-                    match next {
-                        Some(n) => {
-                            current = n;
-                            data = out;
-                        }
-                        None => return Ok(out),
-                    }
-                }
+            let stepped = match state.jsonata.as_deref() {
+                Some(j) => step_jsonata(&shared, &state, j, data.clone(), env).await,
+                None => step(&shared, &state, data.clone(), env).await,
+            };
+            let (out, next, assigned) = match stepped {
+                Ok(x) => x,
                 Err(f) if f.error == "States.Runtime" && f.cause.contains("history events") => {
                     return Err(f);
                 }
@@ -407,16 +399,209 @@ pub(crate) fn run_machine(
                         return Err(f);
                     };
                     let err_obj = json!({"Error": f.error, "Cause": f.cause});
-                    data = apply_result_path(&c.result_path, data, err_obj)?;
+                    let assigned = match &c.assign {
+                        None => None,
+                        Some(Assign::Path(t)) => {
+                            Some(t.eval(&err_obj, env).map_err(Failure::runtime)?)
+                        }
+                        Some(Assign::Jsonata(t)) => {
+                            let st = json!({"input": data, "context": ctx, "errorOutput": err_obj});
+                            Some(jeval(t, &st, env)?)
+                        }
+                    };
+                    data = if state.jsonata.is_some() {
+                        match &c.output {
+                            Some(t) => {
+                                let st =
+                                    json!({"input": data, "context": ctx, "errorOutput": err_obj});
+                                jeval(t, &st, env)?
+                            }
+                            None => err_obj,
+                        }
+                    } else {
+                        apply_result_path(&c.result_path, data, err_obj)?
+                    };
+                    merge(&mut vars, assigned);
                     shared.emit(
                         &format!("{ty}StateExited"),
                         json!({"name": state.name, "output": text(&data), "caught": f.error}),
                     )?;
                     current = c.next.clone();
+                    continue;
                 }
+            };
+            check_size(&state.name, &out)?;
+            if !matches!(state.kind, Kind::Fail { .. }) {
+                shared.emit(
+                    &format!("{ty}StateExited"),
+                    json!({"name": state.name, "output": text(&out)}),
+                )?;
+            }
+            merge(&mut vars, assigned.map(Value::Object));
+            match next {
+                Some(n) => {
+                    current = n;
+                    data = out;
+                }
+                None => return Ok(out),
             }
         }
     })
+}
+
+/// Sets the variables a state assigned (all evaluated against the values at its entry).
+fn merge(vars: &mut Value, assigned: Option<Value>) {
+    if let (Value::Object(v), Some(Value::Object(a))) = (vars, assigned) {
+        v.extend(a);
+    }
+}
+
+/// Evaluates a JSONata template with `$states` and the variables in scope; a failure is
+/// `States.QueryEvaluationError`, as on AWS.
+pub(crate) fn jeval(t: &JTemplate, states: &Value, env: Env<'_>) -> Result<Value, Failure> {
+    let look = |n: &str| {
+        if n == "states" {
+            Some(states.clone())
+        } else {
+            env.vars.get(n).cloned()
+        }
+    };
+    t.eval(&look)
+        .map_err(|m| Failure::new("States.QueryEvaluationError", m))
+}
+
+/// A JSONPath state's `Assign`, with `$` the value AWS gives it.
+fn path_assign(
+    a: &Option<Assign>,
+    dollar: &Value,
+    env: Env<'_>,
+) -> Result<Option<Map<String, Value>>, Failure> {
+    match a {
+        Some(Assign::Path(t)) => match t.eval(dollar, env).map_err(Failure::runtime)? {
+            Value::Object(m) => Ok(Some(m)),
+            _ => Ok(None),
+        },
+        Some(Assign::Jsonata(t)) => match jeval(t, &json!({"input": dollar}), env)? {
+            Value::Object(m) => Ok(Some(m)),
+            _ => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
+/// What a state did: its output, the next state, the variables it assigned.
+type Stepped = (Value, Option<String>, Option<Map<String, Value>>);
+
+/// Runs one JSONata state: `$states.input` is its input, `Arguments` its payload,
+/// `$states.result` the work's result, `Output` its output (default: the result for
+/// Task, Parallel and Map, the input otherwise), `Assign` its variables.
+async fn step_jsonata(
+    shared: &Arc<Shared>,
+    state: &State,
+    j: &crate::asl::JsonataIo,
+    raw: Value,
+    env: Env<'_>,
+) -> Result<Stepped, Failure> {
+    let mut states = json!({"input": raw, "context": env.ctx});
+    let (mut output_t, mut assign_t, mut next) = (&j.output, &state.assign, state.next.clone());
+    let mut default = raw.clone();
+    match &state.kind {
+        Kind::Pass { .. } => {}
+        Kind::Succeed => next = None,
+        Kind::Fail { error, cause, .. } => {
+            return Err(Failure::new(
+                error.as_deref().unwrap_or_default(),
+                cause.clone().unwrap_or_default(),
+            ));
+        }
+        Kind::Wait(w) => {
+            let secs = match w {
+                WaitFor::Seconds(s) => *s as f64,
+                WaitFor::Timestamp(t) => until(shared, t)?,
+                _ => {
+                    return Err(Failure::runtime(
+                        "a JSONata Wait takes Seconds or Timestamp",
+                    ));
+                }
+            };
+            shared.advance(Duration::from_secs_f64(secs.max(0.0))).await;
+        }
+        Kind::Choice {
+            choices,
+            default: dflt,
+        } => {
+            let mut taken = None;
+            for c in choices {
+                let Rule::Condition(t) = &c.rule else {
+                    return Err(Failure::runtime("a JSONata choice rule needs a Condition"));
+                };
+                match jeval(t, &states, env)? {
+                    Value::Bool(true) => {
+                        taken = Some(c);
+                        break;
+                    }
+                    Value::Bool(false) => {}
+                    other => {
+                        return Err(Failure::new(
+                            "States.QueryEvaluationError",
+                            format!(
+                                "the Condition of a rule of {} is {other}, not a boolean",
+                                state.name
+                            ),
+                        ));
+                    }
+                }
+            }
+            match (taken, dflt) {
+                (Some(c), _) => {
+                    next = Some(c.next.clone());
+                    if c.output.is_some() {
+                        output_t = &c.output;
+                    }
+                    assign_t = &c.assign;
+                }
+                (None, Some(d)) => next = Some(d.clone()),
+                (None, None) => {
+                    return Err(Failure::new(
+                        "States.NoChoiceMatched",
+                        format!("no choice of {} matched", state.name),
+                    ));
+                }
+            }
+        }
+        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_) => {
+            let timeout = match timeout_of(&state.kind) {
+                Some(Count::Fixed(t)) => Some(*t as u64),
+                _ => None,
+            };
+            let params = match &j.arguments {
+                Some(t) => jeval(t, &states, env)?,
+                None => raw.clone(),
+            };
+            let result = with_retries(shared, state, &params, env, timeout).await?;
+            states["result"] = result.clone();
+            default = result;
+        }
+    }
+    let out = match output_t {
+        Some(t) => jeval(t, &states, env)?,
+        None => default,
+    };
+    let assigned = match assign_t {
+        Some(Assign::Jsonata(t)) => match jeval(t, &states, env)? {
+            Value::Object(m) => Some(m),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok((out, next, assigned))
+}
+
+fn timeout_of(k: &Kind) -> Option<&Count> {
+    match k {
+        Kind::Task { timeout, .. } => timeout.as_ref(),
+        _ => None,
+    }
 }
 
 fn catcher<'a>(state: &'a State, f: &Failure) -> Option<&'a Catcher> {
@@ -494,25 +679,29 @@ async fn step(
     state: &State,
     raw: Value,
     env: Env<'_>,
-) -> Result<(Value, Option<String>), Failure> {
+) -> Result<Stepped, Failure> {
     let io = &state.io;
     let effective = apply_input(io, &raw, env)?;
     match &state.kind {
         Kind::Choice { choices, default } => {
-            for (rule, next) in choices {
-                if eval_rule(rule, &effective, env)? {
-                    return Ok((apply_output(io, effective, env)?, Some(next.clone())));
+            for c in choices {
+                if eval_rule(&c.rule, &effective, env)? {
+                    let a = path_assign(&c.assign, &effective, env)?;
+                    return Ok((apply_output(io, effective, env)?, Some(c.next.clone()), a));
                 }
             }
             match default {
-                Some(d) => Ok((apply_output(io, effective, env)?, Some(d.clone()))),
+                Some(d) => {
+                    let a = path_assign(&state.assign, &effective, env)?;
+                    Ok((apply_output(io, effective, env)?, Some(d.clone()), a))
+                }
                 None => Err(Failure::new(
                     "States.NoChoiceMatched",
                     format!("no choice of {} matched", state.name),
                 )),
             }
         }
-        Kind::Succeed => Ok((apply_output(io, effective, env)?, None)),
+        Kind::Succeed => Ok((apply_output(io, effective, env)?, None, None)),
         // AWS records only what the state names: no Error, no Cause, is neither.
         Kind::Fail {
             error,
@@ -564,7 +753,8 @@ async fn step(
                 }
             };
             shared.advance(Duration::from_secs_f64(secs.max(0.0))).await;
-            Ok((apply_output(io, effective, env)?, state.next.clone()))
+            let a = path_assign(&state.assign, &effective, env)?;
+            Ok((apply_output(io, effective, env)?, state.next.clone(), a))
         }
         Kind::Pass { result } => {
             let res = match (result, &io.parameters) {
@@ -572,8 +762,9 @@ async fn step(
                 (None, Some(t)) => t.eval(&effective, env).map_err(Failure::runtime)?,
                 (None, None) => effective,
             };
+            let a = path_assign(&state.assign, &res, env)?;
             let merged = apply_result_path(&io.result_path, raw, res)?;
-            Ok((apply_output(io, merged, env)?, state.next.clone()))
+            Ok((apply_output(io, merged, env)?, state.next.clone(), a))
         }
         Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_) => {
             let mut timeout = None;
@@ -628,8 +819,9 @@ async fn step(
                 Some(t) => t.eval(&result, env).map_err(Failure::runtime)?,
                 None => result,
             };
+            let a = path_assign(&state.assign, &selected, env)?;
             let merged = apply_result_path(&io.result_path, raw, selected)?;
-            Ok((apply_output(io, merged, env)?, state.next.clone()))
+            Ok((apply_output(io, merged, env)?, state.next.clone(), a))
         }
     }
 }
@@ -768,6 +960,7 @@ async fn work(
 
 fn eval_rule(rule: &Rule, data: &Value, ctx: Env<'_>) -> Result<bool, Failure> {
     match rule {
+        Rule::Condition(_) => Err(Failure::runtime("a Condition needs a JSONata state")),
         Rule::And(rs) => {
             for r in rs {
                 if !eval_rule(r, data, ctx)? {

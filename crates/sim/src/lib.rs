@@ -14,6 +14,7 @@
 
 pub mod asl;
 pub mod exec;
+pub mod jsonata;
 mod map;
 pub mod objects;
 pub mod path;

@@ -35,6 +35,38 @@ pub(crate) async fn run(
     input: Value,
     env: Env<'_>,
 ) -> Result<Value, Failure> {
+    if let Some(j) = state.jsonata.as_deref() {
+        // JSONata: Items (default the input) and ItemSelector with
+        // $states.context.Map.Item.
+        let states = json!({"input": input, "context": env.ctx});
+        let items = match &j.items {
+            Some(t) => crate::exec::jeval(t, &states, env)?,
+            None => input.clone(),
+        };
+        let Value::Array(items) = items else {
+            return Err(Failure::new(
+                "States.QueryEvaluationError",
+                format!("the Items of {} are not an array", state.name),
+            ));
+        };
+        shared.emit("MapStateStarted", json!({"length": items.len()}))?;
+        let mut inputs = Vec::with_capacity(items.len());
+        let mut map_items = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let map_item = json!({"Index": i, "Value": item});
+            let item_input = match &j.item_selector {
+                Some(t) => {
+                    let mut st = states.clone();
+                    st["context"]["Map"] = json!({"Item": map_item});
+                    crate::exec::jeval(t, &st, env)?
+                }
+                None => map_item["Value"].clone(),
+            };
+            inputs.push(item_input);
+            map_items.push(map_item);
+        }
+        return dispatch(shared, state, spec, inputs, map_items, &input, env).await;
+    }
     let items = match &spec.reader {
         Some(r) => read_items(shared, &state.name, r, &input, env).await?,
         None => match spec.items_path.value(&input, env) {
@@ -67,10 +99,23 @@ pub(crate) async fn run(
         inputs.push(item_input);
         map_items.push(map_item);
     }
+    dispatch(shared, state, spec, inputs, map_items, &input, env).await
+}
+
+/// Runs the items' inputs inline or as child executions.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    state: &State,
+    spec: &MapSpec,
+    inputs: Vec<Value>,
+    map_items: Vec<Value>,
+    input: &Value,
+    env: Env<'_>,
+) -> Result<Value, Failure> {
     let limit = match spec
         .max_concurrency
         .as_ref()
-        .map(|c| resolve(c, &input, env, "MaxConcurrency", non_negative_int))
+        .map(|c| resolve(c, input, env, "MaxConcurrency", non_negative_int))
         .transpose()?
     {
         Some(n) if n >= 1.0 => n as usize,
@@ -81,10 +126,10 @@ pub(crate) async fn run(
         return inline(shared, state, spec, inputs, map_items, limit, env).await;
     }
     let inputs = match &spec.batcher {
-        Some(b) => batch(b, inputs, &input, env)?,
+        Some(b) => batch(b, inputs, input, env)?,
         None => inputs,
     };
-    distributed(shared, state, spec, inputs, limit, &input, env).await
+    distributed(shared, state, spec, inputs, limit, input, env).await
 }
 
 async fn inline(

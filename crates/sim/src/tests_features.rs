@@ -383,3 +383,147 @@ fn every_state_machine_of_the_repository_loads() {
     }
     assert!(n >= 2);
 }
+
+#[tokio::test]
+async fn assign_sets_variables_from_entry_values_and_later_states_read_them() {
+    let def = json!({"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Assign": {"limit": 3, "who.$": "$.user", "a": 1, "b": 2}, "Next": "Swap"},
+        // Every expression of an Assign sees the values at the state's entry: a swap works.
+        "Swap": {"Type": "Pass", "Assign": {"a.$": "$b", "b.$": "$a"}, "Next": "Call"},
+        "Call": {"Type": "Task", "Resource": "${IncFunctionArn}", "Parameters": {"n.$": "$limit"},
+                 "ResultSelector": {"got.$": "$.n"}, "Assign": {"after.$": "$.got"},
+                 "ResultPath": null, "Next": "Check"},
+        "Check": {"Type": "Choice", "Choices": [
+            {"Variable": "$after", "NumericEquals": 4, "Assign": {"branch": "four"}, "Next": "Out"}],
+            "Default": "Out"},
+        "Out": {"Type": "Pass", "Parameters": {"who.$": "$who", "a.$": "$a", "b.$": "$b",
+            "after.$": "$after", "branch.$": "$branch", "f.$": "States.Format('{} of {}', $a, $limit)"}, "End": true}}});
+    let e = run(def, json!({"user": "ann"})).await;
+    assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+    assert_eq!(
+        e.output,
+        Some(json!({"who": "ann", "a": 2, "b": 1, "after": 4, "branch": "four", "f": "2 of 3"}))
+    );
+    let e = run(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"x.$": "$nope"}, "End": true}}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("States.Runtime"),
+        "an unset variable"
+    );
+    for bad in [json!({"states": 1}), json!({"1x": 1}), json!({"a-b": 1})] {
+        let def =
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Assign": bad, "End": true}}});
+        assert!(Machine::load(&def).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn map_iterations_read_outer_variables_but_cannot_assign_them() {
+    let body = |assign: Value, mode: &str| {
+        let mut d = json!({"StartAt": "Init", "States": {
+            "Init": {"Type": "Pass", "Assign": {"tag": "t1"}, "Next": "M"},
+            "M": {"Type": "Map", "ItemsPath": "$.items", "ItemSelector": {"v.$": "$$.Map.Item.Value", "tag.$": "$tag"},
+                  "ItemProcessor": {"ProcessorConfig": {"Mode": mode}, "StartAt": "In", "States": {
+                      "In": {"Type": "Pass", "Assign": assign, "Parameters": {"v.$": "$.v", "outer.$": "$tag"}, "End": true}}},
+                  "ResultPath": "$.out", "Next": "After"},
+            "After": {"Type": "Pass", "Parameters": {"out.$": "$.out", "tag.$": "$tag"}, "End": true}}});
+        if mode == "DISTRIBUTED" {
+            d["States"]["M"]["ItemProcessor"]["ProcessorConfig"]["ExecutionType"] =
+                json!("STANDARD");
+        }
+        d
+    };
+    let e = run(body(json!({"mine": 1}), "INLINE"), json!({"items": [1, 2]})).await;
+    assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+    assert_eq!(
+        e.output,
+        Some(json!({"out": [{"v": 1, "outer": "t1"}, {"v": 2, "outer": "t1"}], "tag": "t1"}))
+    );
+    let e = Machine::load(&body(json!({"tag": "inner"}), "INLINE")).expect_err("refused");
+    assert!(e.message.contains("outer scope"), "{e}");
+    // An inner variable does not outlive its iteration.
+    let mut leak = body(json!({"mine": 1}), "INLINE");
+    leak["States"]["After"]["Parameters"]["mine.$"] = json!("$mine");
+    assert_eq!(
+        run(leak, json!({"items": [1]})).await.error.as_deref(),
+        Some("States.Runtime")
+    );
+    // A distributed child is an execution of its own: the outer variable is not there.
+    let e = run(
+        body(json!({"mine": 1}), "DISTRIBUTED"),
+        json!({"items": [1]}),
+    )
+    .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+    assert!(e.cause.unwrap_or_default().contains("$tag"));
+}
+
+#[tokio::test]
+async fn jsonata_states_evaluate_the_subset() {
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Assign": {"base": "{% $states.input.base %}", "tenant": "{% 'tenant_' & $states.input.id %}"},
+                 "Next": "Call"},
+        "Call": {"Type": "Task", "Resource": "${IncFunctionArn}", "Arguments": {"n": "{% $base * 10 %}"},
+                 "Output": {"n": "{% $states.result.n %}", "items": "{% $states.input.items %}"},
+                 "Assign": {"got": "{% $states.result.n %}"}, "Next": "Big?"},
+        "Big?": {"Type": "Choice", "Choices": [
+            {"Condition": "{% $got > 20 and $exists($states.input.items) %}", "Next": "Each",
+             "Assign": {"size": "{% $count($states.input.items) %}"}}], "Default": "Small"},
+        "Small": {"Type": "Fail", "Error": "TooSmall"},
+        "Each": {"Type": "Map", "Items": "{% $states.input.items[price > 1] %}",
+                 "ItemSelector": {"name": "{% $states.context.Map.Item.Value.name %}",
+                                  "i": "{% $states.context.Map.Item.Index %}", "t": "{% $tenant %}"},
+                 "ItemProcessor": {"StartAt": "E", "States": {"E": {"Type": "Task", "Resource": "${EchoFunctionArn}", "End": true}}},
+                 "Next": "Done"},
+        "Done": {"Type": "Succeed", "Output": {
+            "names": "{% $states.input.name %}", "got": "{% $got %}", "size": "{% $size %}",
+            "total": "{% $sum($states.input.i) + $number('0.5') %}", "s": "{% $string($got) & '!' %}",
+            "obj": "{% {'k': [1, $base]} %}", "missing": "{% $states.input.nope %}"}}}});
+    let input = json!({"base": 3, "id": "7", "items": [
+        {"name": "a", "price": 1}, {"name": "b", "price": 2}, {"name": "c", "price": 5}]});
+    let e = run(def, input).await;
+    assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
+    assert_eq!(
+        e.output,
+        Some(
+            json!({"names": ["b", "c"], "got": 31, "size": 3, "total": 1.5, "s": "31!",
+                    "obj": {"k": [1, 3]}})
+        )
+    );
+    // Catch: $states.errorOutput; an evaluation error is States.QueryEvaluationError.
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "B", "States": {
+        "B": {"Type": "Task", "Resource": "${BoomFunctionArn}", "Catch": [{"ErrorEquals": ["Boom"],
+              "Output": {"why": "{% $states.errorOutput.Error %}"}, "Assign": {"e": "{% $states.errorOutput.Cause %}"}, "Next": "Q"}], "End": true},
+        "Q": {"Type": "Pass", "Output": "{% $states.input.why & ': ' & $e %}", "Next": "Bad"},
+        "Bad": {"Type": "Pass", "Output": "{% 1 + 'a' %}", "End": true}}});
+    let e = run(def, json!({})).await;
+    assert_eq!(e.error.as_deref(), Some("States.QueryEvaluationError"));
+    assert!(
+        e.history
+            .iter()
+            .any(|h| h.details["output"] == json!("\"Boom: ${BoomFunctionArn} exploded\""))
+    );
+    for bad in [
+        json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$.x", "End": true}}}),
+        json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "Output": "{% $nope() %}", "End": true}}}),
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": {}, "End": true}}}),
+        json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": true}}}),
+    ] {
+        assert!(Machine::load(&bad).is_err(), "{bad}");
+    }
+    // A JSONata state inside a JSONPath machine.
+    let e = run(
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "QueryLanguage": "JSONata",
+            "Output": "{% $states.input.a + 1 %}", "End": true}}}),
+        json!({"a": 1}),
+    )
+    .await;
+    assert_eq!(e.output, Some(json!(2)));
+}
