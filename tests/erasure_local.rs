@@ -66,7 +66,11 @@ async fn erasure_leaves_nothing_and_touches_no_one_else() {
         .and_then(|a| a.iter().find(|s| s["system"] == "backups"))
         .cloned()
         .expect("b");
-    assert_eq!(backups["method"], "exclude-from-restore-and-purge");
+    assert_eq!(backups["method"], "delete-backups-and-destroy-key");
+    assert_eq!(
+        backups["windows"][0]["what"],
+        format!("backup key local:{GONE}")
+    );
     let r = verify_ledger(&*w.deps.ledger, &key_ring(&w.deps).await, None, false)
         .await
         .expect("verify");

@@ -45,6 +45,9 @@ pub enum EraseMethod {
     DeleteAndRewriteLogStreams,
     /// Snapshots are excluded from every restore and their purge is scheduled.
     ExcludeFromRestoreAndPurge,
+    /// Every backup object (every version, every region) is deleted and the tenant's
+    /// key is destroyed, so copies that cannot be deleted can no longer be read.
+    DeleteBackupsAndDestroyKey,
 }
 
 /// What a system can and cannot do, declared as data so shared logic can read it.
@@ -97,6 +100,17 @@ pub struct SystemSpec {
     /// The product's own settings (bucket, table, url, ...), as written in the catalog.
     #[serde(flatten)]
     pub settings: toml::Table,
+}
+
+impl SystemSpec {
+    /// True when a migration can move this system's records: every kind whose records
+    /// can be deleted one by one, and logs whose entry names migration `locations` (the
+    /// product then keeps the tenant's records in a stream of their own per location;
+    /// a product without a logs dataset takes no `locations`); never backups.
+    pub fn migratable(&self) -> bool {
+        self.kind.capabilities().single_record_delete
+            || (self.kind == SystemKind::Logs && self.settings.contains_key("locations"))
+    }
 }
 
 /// Where the ledger, legal holds and signing key live.
@@ -182,6 +196,9 @@ pub struct Catalog {
     /// Where discovery looks for a tenant beyond the catalog's systems.
     #[serde(default)]
     pub discovery: Option<DiscoverySpec>,
+    /// Backups: where they are stored, tenants' keys, tiers (default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::backup::BackupSpec>,
     /// Systems holding tenant data.
     pub systems: Vec<SystemSpec>,
 }
@@ -257,7 +274,18 @@ impl Catalog {
                 )));
             }
         }
+        if let Some(b) = &self.backup {
+            b.validate()?;
+        }
         Ok(())
+    }
+
+    /// The backup settings (the defaults when the catalog has no `[backup]`).
+    pub fn backup(&self) -> std::borrow::Cow<'_, crate::backup::BackupSpec> {
+        match &self.backup {
+            Some(b) => std::borrow::Cow::Borrowed(b),
+            None => std::borrow::Cow::Owned(crate::backup::BackupSpec::default()),
+        }
     }
 
     /// Looks a system up by name.

@@ -199,6 +199,25 @@ pub struct SystemVerification {
     pub residual_records: u64,
     /// When the re-scan ran.
     pub verified_at: String,
+    /// What the erasure closed that takes time to be gone for good (a KMS key pending
+    /// deletion, per region).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Window>,
+}
+
+/// A copy that stops being readable at once but is only gone for good later: the
+/// certificate states both instants, per region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// What it is (`backup key arn:aws:kms:...`, never personal data).
+    pub what: String,
+    /// Where.
+    pub region: String,
+    /// When it stopped being readable.
+    pub closed_at: String,
+    /// When nothing of it remains.
+    pub gone_by: String,
 }
 
 /// Checks every requested system was verified and holds nothing of the tenant.
@@ -438,6 +457,7 @@ backend = "embedded"
             records_found: 5,
             residual_records: residual,
             verified_at: "2026-01-01T00:00:00Z".into(),
+            windows: vec![],
         }
     }
 

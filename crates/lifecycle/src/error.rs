@@ -85,6 +85,22 @@ pub enum StepError {
         /// The digest the id is bound to.
         claimed: String,
     },
+    /// The tenant's erasure is certified: its backups must never bring data back.
+    #[error("tenant {tenant_id} was erased ({evidence}); its data is never restored")]
+    TenantErased {
+        /// The tenant.
+        tenant_id: String,
+        /// What shows it: the erasure certificate, or the destroyed key.
+        evidence: String,
+    },
+    /// A backup's stored bytes do not match its manifest, or do not decrypt.
+    #[error("backup {backup_id} is corrupt: {detail}")]
+    BackupCorrupt {
+        /// The backup.
+        backup_id: String,
+        /// What failed to check.
+        detail: String,
+    },
 }
 
 /// Every error type a handler can raise, as named in ASL `ErrorEquals`.
@@ -104,6 +120,8 @@ pub const ERROR_TYPES: &[&str] = &[
     "CatchUpTimeout",
     "MigrationConflict",
     "RequestConflict",
+    "TenantErased",
+    "BackupCorrupt",
 ];
 
 /// Errors a state machine itself ends with (its Fail states), after a Catch has handled
@@ -133,6 +151,8 @@ impl StepError {
             Self::CatchUpTimeout { .. } => "CatchUpTimeout",
             Self::MigrationConflict(_) => "MigrationConflict",
             Self::RequestConflict { .. } => "RequestConflict",
+            Self::TenantErased { .. } => "TenantErased",
+            Self::BackupCorrupt { .. } => "BackupCorrupt",
         }
     }
 
@@ -198,6 +218,14 @@ mod tests {
             StepError::RequestConflict {
                 request_id: "r".into(),
                 claimed: "d".into(),
+            },
+            StepError::TenantErased {
+                tenant_id: "t".into(),
+                evidence: "e".into(),
+            },
+            StepError::BackupCorrupt {
+                backup_id: "b".into(),
+                detail: "d".into(),
             },
         ];
         for e in &all {

@@ -4,6 +4,7 @@
 //! legal-hold and verification rules, certificate and ledger formats, chain verification);
 //! the `stores` crate only moves bytes.
 
+pub mod backup;
 pub mod catalog;
 pub mod certificate;
 pub mod erasure;

@@ -122,6 +122,14 @@ pub enum StoreError {
     /// The backend is misconfigured (missing table, bucket, key...).
     #[error("{0}")]
     Config(String),
+    /// The tenant's key-encryption key is destroyed (its erasure shredded it).
+    #[error("the key of tenant {tenant} is destroyed ({detail})")]
+    KeyDestroyed {
+        /// The tenant.
+        tenant: String,
+        /// When and where.
+        detail: String,
+    },
 }
 
 impl From<StoreError> for StepError {
@@ -148,6 +156,10 @@ impl From<StoreError> for StepError {
             StoreError::NotFound(m) => StepError::invalid(format!("not found: {m}")),
             StoreError::Corrupt(m) => StepError::LedgerCorrupt(m),
             StoreError::Config(m) => StepError::Configuration(m),
+            StoreError::KeyDestroyed { tenant, detail } => StepError::TenantErased {
+                tenant_id: tenant,
+                evidence: format!("its backup key was destroyed: {detail}"),
+            },
         }
     }
 }

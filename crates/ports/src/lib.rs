@@ -6,6 +6,7 @@
 //! products that implement them live in the `stores` crate, the logic that drives them
 //! in `steps`. Nothing here talks to a network or a file.
 
+pub mod backup;
 mod error;
 pub mod migrate;
 pub mod retry;
@@ -54,6 +55,14 @@ pub trait TenantStore: Send + Sync + Debug {
     /// at least one batch when any remain, so a loop of calls terminates; idempotent, so a
     /// call retried after partial progress simply continues.
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError>;
+    /// What the erasure closed that is only gone for good later (stated on the
+    /// certificate); none for most stores.
+    async fn windows(
+        &self,
+        _tenant: &TenantId,
+    ) -> Result<Vec<lifecycle::erasure::Window>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A legal hold on a tenant: while active, nothing of the tenant may be erased.
@@ -313,4 +322,16 @@ pub trait Services: migrate::Locator {
     async fn signer(&self) -> Result<std::sync::Arc<dyn Signer>, lifecycle::StepError>;
     /// The time source.
     fn clock(&self) -> &std::sync::Arc<dyn Clock>;
+    /// The catalog the process runs under.
+    fn catalog(&self) -> &lifecycle::Catalog;
+    /// Legal holds.
+    fn holds(&self) -> &std::sync::Arc<dyn LegalHolds>;
+    /// Request claims.
+    fn requests(&self) -> &std::sync::Arc<dyn RequestLog>;
+    /// The backup archive of the primary region.
+    fn archive(&self) -> Result<&std::sync::Arc<dyn backup::Archive>, lifecycle::StepError>;
+    /// Archives in other regions that cross-region tiers copy to.
+    fn replicas(&self) -> &[std::sync::Arc<dyn backup::Archive>];
+    /// The keeper of tenants' keys.
+    fn keys(&self) -> Result<&std::sync::Arc<dyn backup::TenantKeys>, lifecycle::StepError>;
 }

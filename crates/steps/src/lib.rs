@@ -2,8 +2,9 @@
 //! sealing and appending signed certificates ([`certify`]), publishing and proving ledger
 //! checkpoints ([`checkpoint`]), moving a tenant's records between locations
 //! ([`mover`]), the migration steps' common moves ([`migrating`]), and the conformance
-//! suites every backend passes ([`testkit`]).
+//! suites every backend passes ([`testkit`]), and the backup pipe ([`backup`]).
 
+pub mod backup;
 pub mod certify;
 pub mod checkpoint;
 pub mod migrating;

@@ -11,6 +11,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod backups;
 #[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
 pub mod config;

@@ -6,6 +6,7 @@
 use crate::embedded::{LocalHolds, LocalLedger, LocalMigrations, LocalRouting, LocalSigner, World};
 use lifecycle::catalog::{CheckpointBackend, ControlBackend, SignerBackend, SystemSpec};
 use lifecycle::{Catalog, StepError};
+use ports::backup::{Archive, TenantKeys};
 use ports::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
 use ports::{
     CheckpointStore, Clock, Ledger, LegalHolds, RequestLog, Services, Signer, SystemClock,
@@ -51,9 +52,82 @@ pub struct Context {
     aws: Option<aws_config::SdkConfig>,
     #[cfg(feature = "postgres")]
     postgres: BTreeMap<String, crate::postgres::Pg>,
+    backup: lifecycle::backup::BackupSpec,
+    backup_ports: Option<BackupPorts>,
 }
 
+/// The backup archive of the primary region, the replicas, and the keeper of keys.
+pub type BackupPorts = (Arc<dyn Archive>, Vec<Arc<dyn Archive>>, Arc<dyn TenantKeys>);
+
 impl Context {
+    /// The backup archive(s) and the tenants' keys the catalog's `[backup]` names, made
+    /// on first use.
+    pub async fn backup_ports(&mut self) -> Result<BackupPorts, StepError> {
+        use lifecycle::backup::policy::{ArchiveBackend, KeysBackend};
+        if let Some(p) = &self.backup_ports {
+            return Ok(p.clone());
+        }
+        let spec = self.backup.clone();
+        let (archive, replicas): (Arc<dyn Archive>, Vec<Arc<dyn Archive>>) = match &spec.archive {
+            ArchiveBackend::Directory => {
+                let w = self.world()?;
+                let root = w
+                    .path()
+                    .parent()
+                    .unwrap_or_else(|| std::path::Path::new("."))
+                    .join("backups");
+                (
+                    Arc::new(crate::embedded::DirectoryArchive::new(root)),
+                    Vec::new(),
+                )
+            }
+            #[cfg(feature = "s3")]
+            ArchiveBackend::S3 {
+                bucket,
+                replica_bucket,
+                replica_region,
+            } => {
+                let cfg = self.aws().await?.clone();
+                let primary = crate::s3::S3Archive::new(crate::s3::client(&cfg), bucket);
+                let mut replicas: Vec<Arc<dyn Archive>> = Vec::new();
+                if let (Some(b), Some(r)) = (replica_bucket, replica_region) {
+                    let c = crate::s3::client(&cfg);
+                    let c = aws_sdk_s3::Client::from_conf(
+                        c.config()
+                            .to_builder()
+                            .region(aws_config::Region::new(r.clone()))
+                            .build(),
+                    );
+                    replicas.push(Arc::new(crate::s3::S3Archive::new(c, b)));
+                }
+                (Arc::new(primary), replicas)
+            }
+            #[cfg(not(feature = "s3"))]
+            ArchiveBackend::S3 { .. } => return Err(not_built("the backup archive", "s3")),
+        };
+        let keys: Arc<dyn TenantKeys> = match &spec.keys {
+            KeysBackend::Local => Arc::new(crate::embedded::LocalKeys::new(self.world()?)),
+            #[cfg(feature = "kms")]
+            KeysBackend::Kms {
+                alias_prefix,
+                pending_window_days,
+            } => {
+                let cfg = self.aws().await?.clone();
+                Arc::new(crate::kms::KmsKeys::new(
+                    aws_sdk_kms::Client::new(&cfg),
+                    Vec::new(),
+                    alias_prefix,
+                    *pending_window_days,
+                ))
+            }
+            #[cfg(not(feature = "kms"))]
+            KeysBackend::Kms { .. } => return Err(not_built("the backup keys", "kms")),
+        };
+        let p = (archive, replicas, keys);
+        self.backup_ports = Some(p.clone());
+        Ok(p)
+    }
+
     /// The embedded world, opened (or created, unless read-only) on first use.
     pub fn world(&mut self) -> Result<World, StepError> {
         if let Some(w) = &self.world {
@@ -99,6 +173,7 @@ impl Context {
 /// The products this build knows, for messages.
 pub const PRODUCTS: &[&str] = &[
     "embedded",
+    "archive",
     #[cfg(feature = "cloudwatch")]
     "cloudwatch",
     #[cfg(feature = "s3")]
@@ -131,6 +206,9 @@ pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
         match spec.backend.as_str() {
             "embedded" => {
                 crate::embedded::config::Config::parse(spec)?;
+            }
+            "archive" => {
+                crate::backups::Config::parse(spec)?;
             }
             #[cfg(feature = "cloudwatch")]
             "cloudwatch" => {
@@ -178,6 +256,7 @@ pub fn validate(catalog: &Catalog) -> Result<(), StepError> {
 pub async fn open(spec: &SystemSpec, ctx: &mut Context) -> Result<Arc<dyn System>, StepError> {
     match spec.backend.as_str() {
         "embedded" => crate::embedded::open(spec, ctx),
+        "archive" => crate::backups::open(spec, ctx).await,
         #[cfg(feature = "cloudwatch")]
         "cloudwatch" => crate::cloudwatch::open(spec, ctx).await,
         #[cfg(feature = "s3")]
@@ -230,6 +309,7 @@ pub struct Deps {
     routing: Option<Arc<dyn RoutingStore>>,
     migrations: Option<Arc<dyn Migrations>>,
     datasets: BTreeMap<(String, String), Arc<dyn Dataset>>,
+    backup: Option<BackupPorts>,
 }
 
 /// Where the backends that need one find their world or AWS configuration.
@@ -276,6 +356,8 @@ impl Deps {
             aws: opts.aws.clone(),
             #[cfg(feature = "postgres")]
             postgres: BTreeMap::new(),
+            backup: catalog.backup().into_owned(),
+            backup_ports: None,
         };
         let mut systems = BTreeMap::new();
         let mut stores = BTreeMap::new();
@@ -371,8 +453,16 @@ impl Deps {
         {
             ctx.aws().await?;
         }
+        // Backups need their archive and keys; an AWS catalog without `[backup]` gets none
+        // (its functions never touch a world).
+        let backup = if catalog.backup.is_some() || ctx.world.is_some() {
+            Some(ctx.backup_ports().await?)
+        } else {
+            None
+        };
         let signer_backend = catalog.signer.clone();
         Ok(Self {
+            backup,
             routing,
             migrations,
             datasets: BTreeMap::new(),
@@ -542,6 +632,17 @@ impl Deps {
     }
 }
 
+impl Deps {
+    fn backup_ports(&self) -> Result<&BackupPorts, StepError> {
+        self.backup.as_ref().ok_or_else(|| {
+            StepError::Configuration(
+                "the catalog has no [backup] section: add one naming the archive and the keys"
+                    .into(),
+            )
+        })
+    }
+}
+
 impl Locator for Deps {
     fn dataset(&self, system: &str, location: &str) -> Result<Arc<dyn Dataset>, StepError> {
         if let Some(d) = self.datasets.get(&(system.to_owned(), location.to_owned())) {
@@ -571,6 +672,24 @@ impl Services for Deps {
     }
     fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+    fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+    fn holds(&self) -> &Arc<dyn LegalHolds> {
+        &self.holds
+    }
+    fn requests(&self) -> &Arc<dyn RequestLog> {
+        &self.requests
+    }
+    fn archive(&self) -> Result<&Arc<dyn Archive>, StepError> {
+        Ok(&self.backup_ports()?.0)
+    }
+    fn replicas(&self) -> &[Arc<dyn Archive>] {
+        self.backup.as_ref().map_or(&[], |b| &b.1[..])
+    }
+    fn keys(&self) -> Result<&Arc<dyn TenantKeys>, StepError> {
+        Ok(&self.backup_ports()?.2)
     }
 }
 

@@ -89,6 +89,7 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
             records_found: persisted.and_then(|p| p.records_found).unwrap_or(0),
             residual_records: 0,
             verified_at: deps.clock.now_rfc3339(),
+            windows: store.windows(&input.tenant_id).await?,
         });
     }
     // Discovery: systems the request did not name must not hold the tenant either.

@@ -2,18 +2,22 @@
 //! the legal holds, the ledger and the local signing key, so state survives between
 //! commands and the whole product runs with no AWS account and no services.
 
+mod archive;
 mod checkpoints;
 pub mod config;
 mod dataset;
 mod holds;
+mod keys;
 mod ledger;
 mod routing;
 mod signer;
 mod tenant_store;
 
+pub use archive::DirectoryArchive;
 pub use checkpoints::{DirectoryCheckpoints, ENV_CHECKPOINT_DIR};
 pub use dataset::LocalDataset;
 pub use holds::LocalHolds;
+pub use keys::LocalKeys;
 pub use ledger::LocalLedger;
 pub use routing::{LocalMigrations, LocalRouting};
 pub use signer::{ENV_KEY_FILE, LocalSigner, key_file_for};
@@ -76,6 +80,9 @@ CREATE TABLE IF NOT EXISTS health (
     body TEXT NOT NULL, PRIMARY KEY (tenant, epoch, env, router_id)
 );
 CREATE TABLE IF NOT EXISTS migrations (tenant TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenant_keys (
+    tenant TEXT PRIMARY KEY, kek BLOB, created_at TEXT NOT NULL, destroyed_at TEXT
+);
 "#;
 
 /// Worlds written before migration existed lack the revision column; add it in place.

@@ -1,4 +1,8 @@
-//! AWS KMS signer: an asymmetric ECC_NIST_P256 key, ECDSA_SHA_256.
+//! AWS KMS: the certificate signer (an asymmetric ECC_NIST_P256 key, ECDSA_SHA_256) and
+//! tenants' backup keys ([`KmsKeys`]).
+
+mod keys;
+pub use keys::KmsKeys;
 
 use crate::aws::sdk_error;
 use async_trait::async_trait;

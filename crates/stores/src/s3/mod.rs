@@ -1,12 +1,14 @@
 //! S3 backend: a tenant's objects live under a per-tenant prefix of a (versioned) bucket.
 //! Erasure removes every object version and delete marker under that prefix.
 
+mod archive;
 mod checkpoints;
 pub mod config;
 mod dataset;
 pub(crate) mod discover;
 mod tenant_store;
 
+pub use archive::S3Archive;
 pub use checkpoints::S3Checkpoints;
 pub use config::Config;
 pub use dataset::S3Dataset;

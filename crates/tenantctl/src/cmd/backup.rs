@@ -1,0 +1,270 @@
+//! `tenantctl backup` and `tenantctl restore`: a tenant's backups (take, list, prune) and
+//! restores, through the local simulator by default or as Step Functions executions.
+
+use super::{Ctx, finish};
+use crate::world::{connect, connect_existing, load_machine, simulate, write_history};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use lifecycle::TenantId;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Arguments of `tenantctl backup`: a subcommand, or the backup to take.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Option<BackupCmd>,
+    /// Tenant to back up.
+    tenant: Option<String>,
+    /// Tier (default: the catalog's tier for the tenant).
+    #[arg(long)]
+    tier: Option<String>,
+    /// Only the changes since the tenant's last backup.
+    #[arg(long)]
+    incremental: bool,
+    /// Start a Step Functions execution instead.
+    #[arg(long)]
+    aws: bool,
+    /// The deployed backup state machine (with --aws).
+    #[arg(long, env = "TENANT_BACKUP_STATE_MACHINE_ARN")]
+    state_machine_arn: Option<String>,
+}
+
+/// Backup subcommands.
+#[derive(Subcommand)]
+pub enum BackupCmd {
+    /// List a tenant's backups, oldest first.
+    List {
+        /// Tenant id.
+        tenant: String,
+    },
+    /// Delete backups past their retention (every tenant, or one), except under a legal hold.
+    Prune {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// Arguments of `tenantctl restore`.
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// The backup (`tenantctl backup list <tenant>` shows them).
+    backup_id: String,
+    /// Restore the state at this instant (RFC 3339): the last full backup before it and
+    /// the increments up to it.
+    #[arg(long)]
+    to_time: Option<String>,
+    /// The location to write (never the live one).
+    #[arg(long, default_value = "restore")]
+    to: String,
+    /// Schema version to restore at (default: what the tenant runs now).
+    #[arg(long)]
+    schema_version: Option<u32>,
+    /// Start a Step Functions execution instead.
+    #[arg(long)]
+    aws: bool,
+    /// The deployed restore state machine (with --aws).
+    #[arg(long, env = "TENANT_RESTORE_STATE_MACHINE_ARN")]
+    state_machine_arn: Option<String>,
+}
+
+/// Runs `tenantctl backup`.
+pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
+    match args.cmd {
+        Some(BackupCmd::List { tenant }) => list(&tenant, ctx).await,
+        Some(BackupCmd::Prune { tenant }) => prune(tenant.as_deref(), ctx).await,
+        None => {
+            let tenant = args
+                .tenant
+                .as_deref()
+                .context("name the tenant: tenantctl backup <tenant> (or backup list|prune)")?;
+            let mut input = json!({"tenant_id": tenant, "kind": if args.incremental { "incremental" } else { "full" }});
+            if let Some(t) = &args.tier {
+                input["tier"] = json!(t);
+            }
+            lifecycle::backup::BackupRequest::parse(&input)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", e.error_type()))?;
+            let name = format!(
+                "backup-{tenant}-{}",
+                time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+            );
+            let name: String = name.chars().take(80).collect();
+            if args.aws {
+                return start_on_aws(
+                    args.state_machine_arn.as_deref(),
+                    "TENANT_BACKUP_STATE_MACHINE_ARN",
+                    &name,
+                    &input,
+                )
+                .await;
+            }
+            let out = run_local(
+                ctx,
+                crate::TENANT_BACKUP_ASL,
+                "statemachines/tenant-backup.asl.json",
+                &name,
+                input,
+            )
+            .await?;
+            println!(
+                "backup {}: {} records, {} bytes, regions {}, certificate seq {} on tenant-backup",
+                out["backup_id"].as_str().unwrap_or("?"),
+                out["records"],
+                out["bytes"],
+                out["regions"],
+                out["certificate_seq"]
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Runs `tenantctl restore`.
+pub async fn restore(a: RestoreArgs, ctx: &Ctx) -> Result<()> {
+    let mut input = json!({"backup_id": a.backup_id, "to": a.to});
+    if let Some(t) = &a.to_time {
+        input["to_time"] = json!(t);
+    }
+    if let Some(v) = a.schema_version {
+        input["schema_version"] = json!(v);
+    }
+    let (req, _) = lifecycle::backup::RestoreRequest::parse(&input)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", e.error_type()))?;
+    let name = req.id();
+    if a.aws {
+        return start_on_aws(
+            a.state_machine_arn.as_deref(),
+            "TENANT_RESTORE_STATE_MACHINE_ARN",
+            &name,
+            &input,
+        )
+        .await;
+    }
+    let out = run_local(
+        ctx,
+        crate::TENANT_RESTORE_ASL,
+        "statemachines/tenant-restore.asl.json",
+        &name,
+        input,
+    )
+    .await?;
+    println!(
+        "restore {}: {} records into location {}, {}, certificate seq {} on tenant-restore",
+        out["restore_id"].as_str().unwrap_or("?"),
+        out["records"],
+        a.to,
+        if out["matches_manifest"] == true {
+            "fingerprints equal the manifest's"
+        } else {
+            "fingerprint certified"
+        },
+        out["certificate_seq"]
+    );
+    Ok(())
+}
+
+async fn run_local(ctx: &Ctx, asl: &str, origin: &str, name: &str, input: Value) -> Result<Value> {
+    let machine = load_machine(asl, origin)?;
+    let deps = Arc::new(connect(&ctx.data_dir, ctx.catalog()).await?);
+    let exec = simulate(deps.clone(), &machine, name, input, true).await;
+    let hist = ctx.data_dir.join("history").join(format!("{name}.json"));
+    write_history(&hist, &exec)?;
+    finish(&exec)?;
+    super::ledger::publish_all(&deps, None).await?;
+    exec.output.context("the execution returned no output")
+}
+
+async fn start_on_aws(arn: Option<&str>, env: &str, name: &str, input: &Value) -> Result<()> {
+    let arn = arn.with_context(|| format!("--aws needs --state-machine-arn (or {env})"))?;
+    let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let out = aws_sdk_sfn::Client::new(&cfg)
+        .start_execution()
+        .state_machine_arn(arn)
+        .name(name)
+        .input(input.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "StartExecution: {}",
+                aws_sdk_sfn::error::DisplayErrorContext(e)
+            )
+        })?;
+    println!("started {}", out.execution_arn());
+    Ok(())
+}
+
+async fn list(tenant: &str, ctx: &Ctx) -> Result<()> {
+    let deps = connect_existing(&ctx.data_dir, ctx.catalog()).await?;
+    let t = TenantId::parse(tenant)?;
+    let all = steps::backup::list(&deps, &t).await?;
+    if all.is_empty() {
+        println!("{tenant} has no backup");
+        return Ok(());
+    }
+    println!(
+        "{:<52} {:<11} {:<8} {:>9} {:>10}  {:<24} expires",
+        "backup", "kind", "tier", "records", "bytes", "created"
+    );
+    for m in &all {
+        println!(
+            "{:<52} {:<11} {:<8} {:>9} {:>10}  {:<24} {}",
+            m.backup_id,
+            match m.kind {
+                lifecycle::backup::BackupKind::Full => "full",
+                lifecycle::backup::BackupKind::Incremental => "incremental",
+            },
+            m.tier,
+            m.records(),
+            m.bytes(),
+            m.created_at,
+            m.expires_at
+        );
+    }
+    Ok(())
+}
+
+async fn prune(tenant: Option<&str>, ctx: &Ctx) -> Result<()> {
+    let deps = connect_existing(&ctx.data_dir, ctx.catalog()).await?;
+    let tenants: Vec<TenantId> = match tenant {
+        Some(t) => vec![TenantId::parse(t)?],
+        None => {
+            use ports::Services as _;
+            let mut ts: Vec<TenantId> = deps
+                .archive()?
+                .list("tenants/")
+                .await?
+                .iter()
+                .filter_map(|k| {
+                    k.strip_prefix("tenants/")?
+                        .split('/')
+                        .next()
+                        .map(str::to_owned)
+                })
+                .filter_map(|t| TenantId::parse(&t).ok())
+                .collect();
+            ts.dedup();
+            ts
+        }
+    };
+    if tenants.is_empty() {
+        bail!("no tenant has backups");
+    }
+    for t in tenants {
+        let p = steps::backup::prune(&deps, &t).await?;
+        println!(
+            "{}: deleted {} backup(s), kept {}{}",
+            t,
+            p.deleted.len(),
+            p.kept,
+            if p.held_by.is_empty() {
+                String::new()
+            } else {
+                format!(" (legal hold {})", p.held_by.join(", "))
+            }
+        );
+    }
+    super::ledger::publish_all(&deps, None).await?;
+    Ok(())
+}

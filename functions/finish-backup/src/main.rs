@@ -1,0 +1,2 @@
+//! Lambda entry point of the finish-backup step.
+tenant_runtime::lambda_main!(finish_backup::handler);

@@ -1,0 +1,2 @@
+//! Lambda entry point of the plan-restore step.
+tenant_runtime::lambda_main!(plan_restore::handler);

@@ -1,0 +1,2 @@
+//! Lambda entry point of the prune-backups step.
+tenant_runtime::lambda_main!(prune_backups::handler);

@@ -1,0 +1,577 @@
+//! Backup and restore of one tenant on the embedded world, through the shipped state
+//! machines in the simulator: equal fingerprints after a restore, point in time, schema
+//! migration before restore, resume after a kill, corruption caught before anything is
+//! written, prune under a legal hold, and erasure reaching every backup and its key.
+
+use e2e::migration::seed_json;
+use e2e::{local_world, request, run};
+use lifecycle::TenantId;
+use lifecycle::migration::{HOME, Transform};
+use ports::Services;
+use ports::backup::KeyState;
+use ports::migrate::{Dataset, Rec};
+use serde_json::{Value, json};
+use sim::{Execution, Machine, Simulator, Status};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use stores::Deps;
+use tenant_runtime::Budget;
+use tenantctl::registry::{LocalFunctions, call};
+
+const T: &str = "tenant_001_acme_corp";
+const OTHER: &str = "tenant_002_globex";
+const SYSTEMS: &[&str] = &[
+    "postgresql",
+    "redis",
+    "pinecone",
+    "s3",
+    "cloudwatch",
+    "analytics",
+];
+
+fn machine(text: &str) -> Machine {
+    Machine::load(&serde_json::from_str::<Value>(text).expect("json")).expect("loads")
+}
+
+async fn exec(deps: &Arc<Deps>, asl: &str, name: &str, input: Value) -> Execution {
+    Simulator::new(Arc::new(LocalFunctions::new(deps.clone())))
+        .run(&machine(asl), name, input)
+        .await
+}
+
+async fn backup(deps: &Arc<Deps>, tenant: &str, kind: &str) -> Value {
+    let e = exec(
+        deps,
+        tenantctl::TENANT_BACKUP_ASL,
+        "b",
+        json!({"tenant_id": tenant, "kind": kind}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
+    e.output.expect("output")
+}
+
+async fn restore(deps: &Arc<Deps>, input: Value) -> Execution {
+    exec(deps, tenantctl::TENANT_RESTORE_ASL, "r", input).await
+}
+
+fn tid(t: &str) -> TenantId {
+    TenantId::parse(t).expect("tenant")
+}
+
+async fn fp(
+    deps: &Deps,
+    system: &str,
+    location: &str,
+    tenant: &str,
+) -> lifecycle::migration::Fingerprint {
+    let ds = ports::migrate::Locator::dataset(deps, system, location).expect("dataset");
+    steps::backup::restore_fingerprint(&*ds, &tid(tenant))
+        .await
+        .expect("fingerprint")
+}
+
+fn archive_dir(w: &e2e::LocalWorld) -> PathBuf {
+    w.dir.path().join("backups")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restored_into_a_new_location_has_equal_fingerprints_in_every_system() {
+    let w = local_world().await;
+    seed_json(&w.deps, T, SYSTEMS, 120).await;
+    seed_json(&w.deps, OTHER, SYSTEMS, 30).await;
+    let before_other: Vec<_> = futures_fps(&w.deps, OTHER, HOME).await;
+    let b = backup(&w.deps, T, "full").await;
+    assert_eq!(b["records"], 120 * SYSTEMS.len() as u64);
+    let id = b["backup_id"].as_str().expect("id").to_owned();
+    let e = restore(&w.deps, json!({"backup_id": id, "to": "staging"})).await;
+    assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
+    let out = e.output.expect("out");
+    assert_eq!(out["matches_manifest"], true);
+    for s in SYSTEMS {
+        let home = fp(&w.deps, s, HOME, T).await;
+        assert_eq!(home.count, 120);
+        assert_eq!(fp(&w.deps, s, "staging", T).await, home, "{s}");
+        assert_eq!(
+            fp(&w.deps, s, "staging", OTHER).await.count,
+            0,
+            "{s}: nothing of another tenant"
+        );
+    }
+    assert_eq!(
+        futures_fps(&w.deps, OTHER, HOME).await,
+        before_other,
+        "other tenant untouched"
+    );
+    // The same restore again is refused: the target now holds the tenant.
+    let again = restore(
+        &w.deps,
+        json!({"backup_id": id, "to": "staging", "restore_id": "rs-second"}),
+    )
+    .await;
+    assert_eq!(again.status, Status::Failed);
+    assert!(
+        e2e::task_cause(&again).contains("already holds records"),
+        "{}",
+        e2e::task_cause(&again)
+    );
+}
+
+async fn futures_fps(
+    deps: &Deps,
+    tenant: &str,
+    loc: &str,
+) -> Vec<lifecycle::migration::Fingerprint> {
+    let mut v = Vec::new();
+    for s in SYSTEMS {
+        v.push(fp(deps, s, loc, tenant).await);
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_point_in_time_restore_holds_the_write_before_and_not_the_one_after() {
+    let w = local_world().await;
+    seed_json(&w.deps, T, &["postgresql"], 50).await;
+    backup(&w.deps, T, "full").await;
+    let pg = ports::migrate::Locator::dataset(&*w.deps, "postgresql", HOME).expect("ds");
+    let t = tid(T);
+    pg.write(&t, "first", Some(b"{\"n\":1}"))
+        .await
+        .expect("write");
+    pg.write(&t, "rec/00003", None).await.expect("delete");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let inc1 = backup(&w.deps, T, "incremental").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let between = lifecycle::backup::policy::stamp(time::OffsetDateTime::now_utc());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    pg.write(&t, "second", Some(b"{\"n\":2}"))
+        .await
+        .expect("write");
+    backup(&w.deps, T, "incremental").await;
+    let e = restore(
+        &w.deps,
+        json!({"backup_id": inc1["backup_id"], "to": "pit", "to_time": between}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    let pit = ports::migrate::Locator::dataset(&*w.deps, "postgresql", "pit").expect("ds");
+    assert!(
+        pit.read(&t, "first")
+            .await
+            .expect("r")
+            .and_then(|r| r.body)
+            .is_some(),
+        "the first write is there"
+    );
+    assert!(
+        pit.read(&t, "second")
+            .await
+            .expect("r")
+            .and_then(|r| r.body)
+            .is_none(),
+        "the second is not"
+    );
+    assert!(
+        pit.read(&t, "rec/00003")
+            .await
+            .expect("r")
+            .and_then(|r| r.body)
+            .is_none(),
+        "the delete was replayed"
+    );
+    assert_eq!(fp(&w.deps, "postgresql", "pit", T).await.count, 50);
+    let latest = restore(&w.deps, json!({"backup_id": inc1["backup_id"], "to": "now", "to_time": lifecycle::backup::policy::stamp(time::OffsetDateTime::now_utc())})).await;
+    assert_eq!(
+        latest.status,
+        Status::Succeeded,
+        "{}",
+        e2e::task_cause(&latest)
+    );
+    assert_eq!(
+        fp(&w.deps, "postgresql", "now", T).await,
+        fp(&w.deps, "postgresql", HOME, T).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_backup_restored_at_v2_is_transformed_and_an_unknown_version_writes_nothing() {
+    let w = local_world().await;
+    seed_json(&w.deps, T, &["postgresql", "redis"], 40).await;
+    let b = backup(&w.deps, T, "full").await;
+    let e = restore(
+        &w.deps,
+        json!({"backup_id": b["backup_id"], "to": "v2", "schema_version": 2}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    let t = tid(T);
+    let home = ports::migrate::Locator::dataset(&*w.deps, "redis", HOME).expect("ds");
+    let v2 = ports::migrate::Locator::dataset(&*w.deps, "redis", "v2").expect("ds");
+    let a = home
+        .read(&t, "rec/00007")
+        .await
+        .expect("r")
+        .and_then(|r| r.body)
+        .expect("home");
+    let b2 = v2
+        .read(&t, "rec/00007")
+        .await
+        .expect("r")
+        .and_then(|r| r.body)
+        .expect("v2");
+    assert_eq!(b2, Transform::SchemaV1ToV2.forward(&a).expect("fwd"));
+    let bad = restore(
+        &w.deps,
+        json!({"backup_id": b["backup_id"], "to": "v7", "schema_version": 7}),
+    )
+    .await;
+    assert_eq!(bad.status, Status::Failed);
+    assert!(
+        e2e::task_cause(&bad).contains("no migration path"),
+        "{}",
+        e2e::task_cause(&bad)
+    );
+    for s in ["postgresql", "redis"] {
+        let ds = ports::migrate::Locator::dataset(&*w.deps, s, "v7").expect("ds");
+        assert!(
+            ds.scan(&t, None, 1).await.expect("scan").is_empty(),
+            "{s}: nothing written"
+        );
+    }
+}
+
+async fn step(deps: &Deps, f: &str, input: Value, budget: Duration) -> Value {
+    call(f, input, deps, Budget::of(budget)).await.expect(f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_killed_mid_export_resumes_from_its_last_chunk() {
+    let w = local_world().await;
+    seed_json(&w.deps, T, &["postgresql"], 5000).await;
+    let begun = step(
+        &w.deps,
+        "begin-backup",
+        json!({"tenant_id": T}),
+        Duration::from_secs(60),
+    )
+    .await;
+    let id = begun["backup_id"].as_str().expect("id").to_owned();
+    let input = json!({"tenant_id": T, "backup_id": id, "system": "postgresql"});
+    // A budget already spent: one chunk, then the continuation.
+    let first = step(&w.deps, "backup-system", input.clone(), Duration::ZERO).await;
+    assert_eq!(first["done"], false);
+    assert_eq!(first["chunks"], 1);
+    // "Killed": a new process (new connection) picks the work up.
+    let again = Arc::new(
+        tenantctl::world::connect(w.dir.path(), None)
+            .await
+            .expect("reconnect"),
+    );
+    let mut out = step(&again, "backup-system", input.clone(), Duration::ZERO).await;
+    assert_eq!(out["chunks"], 2, "resumed after the recorded chunk");
+    while out["done"] == false {
+        out = step(
+            &again,
+            "backup-system",
+            input.clone(),
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+    assert_eq!(out["records"], 5000);
+    for s in SYSTEMS.iter().filter(|s| **s != "postgresql") {
+        step(
+            &again,
+            "backup-system",
+            json!({"tenant_id": T, "backup_id": id, "system": s}),
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+    let fin = step(
+        &again,
+        "finish-backup",
+        json!({"tenant_id": T, "backup_id": id}),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(fin["records"], 5000);
+    let e = restore(&again, json!({"backup_id": id, "to": "resumed"})).await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    assert_eq!(
+        fp(&again, "postgresql", "resumed", T).await,
+        fp(&again, "postgresql", HOME, T).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_changed_byte_in_a_chunk_is_caught_before_anything_is_written() {
+    let w = local_world().await;
+    seed_json(&w.deps, T, &["postgresql", "s3"], 60).await;
+    let b = backup(&w.deps, T, "full").await;
+    let chunk = files(&archive_dir(&w))
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy().contains("/s3/") && p.extension().is_some_and(|e| e == "chunk")
+        })
+        .expect("a chunk");
+    let mut bytes = std::fs::read(&chunk).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&chunk, bytes).expect("write");
+    let e = restore(
+        &w.deps,
+        json!({"backup_id": b["backup_id"], "to": "broken"}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(
+        e.error.as_deref(),
+        Some("BackupCorrupt"),
+        "{}",
+        e2e::task_cause(&e)
+    );
+    for s in ["postgresql", "s3"] {
+        let ds = ports::migrate::Locator::dataset(&*w.deps, s, "broken").expect("ds");
+        assert!(
+            ds.scan(&tid(T), None, 1).await.expect("scan").is_empty(),
+            "{s}: nothing partial"
+        );
+    }
+}
+
+#[derive(Debug)]
+struct Later(time::Duration);
+
+impl ports::Clock for Later {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + self.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_deletes_expired_backups_except_under_a_legal_hold() {
+    let w = local_world().await;
+    seed_json(&w.deps, T, &["postgresql"], 10).await;
+    seed_json(&w.deps, OTHER, &["postgresql"], 10).await;
+    backup(&w.deps, T, "full").await;
+    backup(&w.deps, OTHER, "full").await;
+    let later = Arc::new(
+        tenantctl::world::connect(w.dir.path(), None)
+            .await
+            .expect("connect")
+            .with_clock(Arc::new(Later(time::Duration::days(400)))),
+    );
+    w.deps
+        .holds
+        .place(&ports::LegalHold {
+            tenant_id: T.into(),
+            hold_id: "LIT-1".into(),
+            reason: "case".into(),
+            placed_at: "2026-01-01T00:00:00Z".into(),
+            released_at: None,
+        })
+        .await
+        .expect("hold");
+    let kept = steps::backup::prune(&*later, &tid(T)).await.expect("prune");
+    assert!(kept.deleted.is_empty());
+    assert_eq!(kept.held_by, ["LIT-1"]);
+    assert!(
+        kept.certificate_seq.is_some(),
+        "what the hold kept is certified"
+    );
+    assert_eq!(
+        steps::backup::list(&*later, &tid(T))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let gone = steps::backup::prune(&*later, &tid(OTHER))
+        .await
+        .expect("prune");
+    assert_eq!(gone.deleted.len(), 1);
+    assert!(
+        steps::backup::list(&*later, &tid(OTHER))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        steps::backup::list(&*later, &tid(T))
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "the held tenant's backup survives"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_deletes_every_backup_and_the_key_so_a_copy_cannot_be_read_nor_restored() {
+    let w = local_world().await;
+    let gone = "tenant_004_departed_customer";
+    seed_json(&w.deps, gone, SYSTEMS, 25).await;
+    seed_json(&w.deps, OTHER, SYSTEMS, 25).await;
+    let b = backup(&w.deps, gone, "full").await;
+    backup(&w.deps, OTHER, "full").await;
+    // Someone copied the backup away (a replica, a download): keep its manifest and chunks.
+    let copy = tempfile::tempdir().expect("tmp");
+    let theirs: Vec<PathBuf> = files(&archive_dir(&w))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(gone))
+        .collect();
+    assert!(theirs.len() > SYSTEMS.len());
+    for (i, p) in theirs.iter().enumerate() {
+        std::fs::copy(
+            p,
+            copy.path().join(format!(
+                "{i}-{}",
+                p.file_name().and_then(|n| n.to_str()).unwrap_or("f")
+            )),
+        )
+        .expect("copy");
+    }
+    let manifest = theirs
+        .iter()
+        .find(|p| p.ends_with("manifest.json"))
+        .expect("manifest");
+    let m = lifecycle::backup::Manifest::parse(
+        &std::fs::read(copy.path().join(format!(
+            "{}-manifest.json",
+            theirs.iter().position(|p| p == manifest).expect("pos")
+        )))
+        .expect("read"),
+    )
+    .expect("parse");
+    let mut all: Vec<&str> = SYSTEMS.to_vec();
+    all.push("backups");
+    let e = run(&w.deps, request("gdpr-bk-1", gone, &all)).await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    assert!(
+        files(&archive_dir(&w))
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(gone)),
+        "every backup object is gone"
+    );
+    assert!(
+        !files(&archive_dir(&w)).is_empty(),
+        "the other tenant's backups stay"
+    );
+    assert!(matches!(
+        w.deps
+            .keys()
+            .expect("keys")
+            .state(&tid(gone))
+            .await
+            .expect("state"),
+        KeyState::Destroyed(_)
+    ));
+    let wrapped = base64_decode(&m.key.wrapped_b64);
+    let err = w
+        .deps
+        .keys()
+        .expect("keys")
+        .unwrap(&tid(gone), &m.key.key_ref, &wrapped)
+        .await
+        .expect_err("destroyed");
+    assert!(
+        matches!(err, ports::StoreError::KeyDestroyed { .. }),
+        "{err}"
+    );
+    let cert = e.output.expect("out");
+    let sys = cert["certificate"]["certificate"]["details"]["systems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let bk = sys
+        .iter()
+        .find(|s| s["system"] == "backups")
+        .expect("backups");
+    assert_eq!(bk["method"], "delete-backups-and-destroy-key");
+    assert_eq!(bk["windows"][0]["region"], "local");
+    let r = restore(&w.deps, json!({"backup_id": b["backup_id"], "to": "back"})).await;
+    assert_eq!(
+        r.error.as_deref(),
+        Some("TenantErased"),
+        "{}",
+        e2e::task_cause(&r)
+    );
+    let again = exec(
+        &w.deps,
+        tenantctl::TENANT_BACKUP_ASL,
+        "b2",
+        json!({"tenant_id": gone}),
+    )
+    .await;
+    assert_eq!(again.error.as_deref(), Some("TenantErased"));
+    // The other tenant still restores.
+    let other = steps::backup::list(&*w.deps, &tid(OTHER))
+        .await
+        .expect("list");
+    let ok = restore(
+        &w.deps,
+        json!({"backup_id": other[0].backup_id, "to": "staging"}),
+    )
+    .await;
+    assert_eq!(ok.status, Status::Succeeded, "{}", e2e::task_cause(&ok));
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("b64")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_backup_file_holds_a_readable_record_or_key() {
+    let w = local_world().await;
+    let t = tid(T);
+    let pg = ports::migrate::Locator::dataset(&*w.deps, "postgresql", HOME).expect("ds");
+    let secret = "SEEDED-alice.smith@example.com-4111111111111111";
+    pg.apply_many(
+        &t,
+        &[Rec {
+            key: format!("user/{secret}"),
+            rev: 1,
+            body: Some(format!("{{\"email\":\"{secret}\"}}").into_bytes()),
+        }],
+    )
+    .await
+    .expect("seed");
+    seed_json(&w.deps, T, &["postgresql"], 3000).await;
+    backup(&w.deps, T, "full").await;
+    backup(&w.deps, T, "incremental").await;
+    let all = files(&archive_dir(&w));
+    assert!(!all.is_empty());
+    for p in &all {
+        let b = std::fs::read(p).expect("read");
+        for needle in [secret.as_bytes(), b"\"i\":17,", b"rec/00001"] {
+            assert!(
+                !b.windows(needle.len()).any(|x| x == needle),
+                "{} holds {:?}",
+                p.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
