@@ -160,6 +160,8 @@ pub async fn plan_restore(
         Claim::New => {
             for s in &systems {
                 let ds = svc.dataset(&s.system, &req.to)?;
+                // An empty location (schema, table) is made first, so the check can read it.
+                ds.provision(tenant).await?;
                 if !ds.scan(tenant, None, 1).await?.is_empty() {
                     return Err(StepError::invalid(format!(
                         "location {} of system {} already holds records of tenant {tenant}; a restore never writes over data: choose another location",

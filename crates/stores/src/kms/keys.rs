@@ -243,16 +243,18 @@ impl TenantKeys for KmsKeys {
             let deletion = if state == KmsState::PendingDeletion {
                 deletion.unwrap_or_default()
             } else {
+                // The bare key id: every KMS (and moto) takes it for these two calls.
+                let id = arn.rsplit('/').next().unwrap_or(&arn).to_owned();
                 if usable(&state) {
                     c.disable_key()
-                        .key_id(&arn)
+                        .key_id(&id)
                         .send()
                         .await
                         .map_err(|e| sdk_error("DisableKey", e))?;
                 }
                 let s = c
                     .schedule_key_deletion()
-                    .key_id(&arn)
+                    .key_id(&id)
                     .pending_window_in_days(self.pending_days)
                     .send()
                     .await
