@@ -1,7 +1,10 @@
 //! The CloudWatch Logs product against moto's server (MOTO_URL): the conformance suite for
 //! each place a tenant's events live (a group of its own, streams of its own, streams
 //! shared by tenants), and an erasure request through the state machine checked with the
-//! aws CLI, other tenants' events kept.
+//! aws CLI, other tenants' events kept. The migration dataset: the dataset suite at a
+//! group and at a stream prefix of the tenant's own, bodies bit for bit, odd keys, a body
+//! too large for one event refused, another process reading what one wrote, a sync killed
+//! mid-copy resumed, erasure at every location, and a migration under the router workload.
 
 use lifecycle::{Catalog, SystemKind, TenantId};
 use ports::TenantStore;
@@ -9,7 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steps::testkit;
-use stores::cloudwatch::{CloudWatchTenantStore, Config};
+use stores::cloudwatch::{CloudWatchDataset, CloudWatchTenantStore, Config, dataset};
 
 async fn client() -> aws_sdk_cloudwatchlogs::Client {
     aws_sdk_cloudwatchlogs::Client::new(&e2e::moto_config().await)
@@ -269,4 +272,320 @@ async fn another_tenants_event_that_mentions_the_tenant_is_kept() {
         s.get(&b, "k").await.expect("get b"),
         Some(b"invited by mention_a".to_vec())
     );
+}
+
+/// The datasets of a system whose home is `home` and whose `green` location is `green`
+/// (TOML values), by location.
+async fn datasets(
+    home: &str,
+    green: &str,
+) -> std::collections::BTreeMap<String, CloudWatchDataset> {
+    dataset::datasets(&store(&format!("{home}\nlocations = {{ green = {green} }}")).await)
+        .expect("datasets")
+}
+
+#[tokio::test]
+async fn a_cloudwatch_dataset_in_a_group_of_the_tenants_own_passes_the_suite() {
+    let g = testkit::unique("/ds/own");
+    let ds = datasets(
+        &format!("groups = [\"{g}/home/{{tenant_id}}\"]"),
+        &format!("\"{g}/green/{{tenant_id}}\""),
+    )
+    .await;
+    testkit::dataset_suite(&ds["green"], &ds["green"]).await;
+    testkit::dataset_suite(&ds["home"], &ds["home"]).await;
+}
+
+#[tokio::test]
+async fn a_cloudwatch_dataset_in_streams_of_the_tenants_own_passes_the_suite() {
+    let g = testkit::unique("/ds/streams");
+    let ds = datasets(
+        &format!(
+            "stream_groups = [{{ group = \"{g}/api\", stream_prefix = \"tenant-{{tenant_id}}/\" }}]"
+        ),
+        &format!("{{ group = \"{g}/green\", stream_prefix = \"t-{{tenant_id}}/\" }}"),
+    )
+    .await;
+    testkit::dataset_suite(&ds["green"], &ds["green"]).await;
+}
+
+#[tokio::test]
+async fn records_come_back_bit_for_bit_whatever_their_keys_and_too_large_is_refused() {
+    use ports::migrate::{ChangeFeed, Dataset, Rec};
+    let g = testkit::unique("/ds/odd");
+    let home = format!("groups = [\"{g}/{{tenant_id}}\"]");
+    let ds = datasets(&home, &format!("\"{g}-green/{{tenant_id}}\"")).await;
+    let (h, green) = (&ds["home"], &ds["green"]);
+    let t = TenantId::parse(&testkit::unique("odd")).expect("t");
+    let every_byte: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let keys = [
+        "a/b/../c",
+        "/leading/slash",
+        "quote\"and\\\\backslash",
+        "ключ 🔑",
+        "tab\tnewline\n",
+        "",
+    ];
+    for k in keys {
+        h.write(&t, k, Some(&every_byte)).await.expect(k);
+    }
+    assert_eq!(h.write(&t, "twice", Some(b"one")).await.expect("1"), 1);
+    assert_eq!(h.write(&t, "twice", Some(b"two")).await.expect("2"), 2);
+    // A body near the event limit (base64 grows it by a third) fits; a larger one is refused.
+    let n = 190_000;
+    h.write(&t, "big", Some(&vec![0xa5u8; n]))
+        .await
+        .expect("fits one event");
+    let head = h.head(&t).await.expect("head");
+    for too_big in [200_000, 2_000_000] {
+        let e = h
+            .write(&t, "big", Some(&vec![1u8; too_big]))
+            .await
+            .expect_err("too large for one event");
+        assert!(
+            e.to_string()
+                .contains("CloudWatch Logs takes at most 262118 per event"),
+            "a clear refusal: {e}"
+        );
+    }
+    assert_eq!(
+        h.head(&t).await.expect("head"),
+        head,
+        "a refused write takes no position"
+    );
+
+    // Another process (a fresh index) reads what this one wrote, bit for bit.
+    let other = datasets(&home, &format!("\"{g}-green/{{tenant_id}}\"")).await;
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = other["home"]
+            .scan(&t, after.as_deref(), 3)
+            .await
+            .expect("scan");
+        after = page.last().map(|r| r.key.clone());
+        let done = page.len() < 3;
+        all.extend(page);
+        if done {
+            break;
+        }
+    }
+    let mut want: Vec<&str> = keys.iter().copied().chain(["big", "twice"]).collect();
+    want.sort();
+    assert_eq!(all.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), want);
+    for r in &all {
+        match r.key.as_str() {
+            "twice" => assert_eq!((r.rev, r.body.as_deref()), (2, Some(&b"two"[..]))),
+            "big" => assert_eq!(r.body.as_ref().map(Vec::len), Some(n)),
+            _ => assert_eq!(r.body.as_deref(), Some(&every_byte[..]), "{:?}", r.key),
+        }
+    }
+    assert_eq!(other["home"].head(&t).await.expect("head"), head);
+
+    // A copy to green, then erasure reaches both locations.
+    let copied = green.apply_many_exclusive(&t, &all).await.expect("copy");
+    assert_eq!(copied, all.len() as u64);
+    let stale = Rec {
+        key: "twice".into(),
+        rev: 1,
+        body: Some(b"one".to_vec()),
+    };
+    assert!(!green.apply(&t, &stale, false).await.expect("apply"));
+    let s = store(&format!(
+        "{home}\nlocations = {{ green = \"{g}-green/{{tenant_id}}\" }}"
+    ))
+    .await;
+    let pass = s
+        .erase(&t, Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("erase");
+    assert!(pass.complete);
+    assert_eq!(s.count(&t).await.expect("count"), 0);
+    for group in [format!("{g}/{t}"), format!("{g}-green/{t}")] {
+        assert_eq!(aws_events(&group, ""), 0, "{group} erased");
+    }
+    assert_eq!(
+        Dataset::read(green, &t, "twice").await.expect("read"),
+        None,
+        "the index forgets an erased stream"
+    );
+}
+
+#[tokio::test]
+async fn events_the_erasure_port_wrote_are_records_of_revision_zero() {
+    use ports::migrate::Dataset;
+    let g = testkit::unique("/ds/seeded");
+    let home = format!("groups = [\"{g}/{{tenant_id}}\"]");
+    let t = TenantId::parse("seeded_t").expect("t");
+    let s = store(&home).await;
+    s.put(&t, "text", b"plain text").await.expect("put");
+    s.put(&t, "bin", &[0xff, 0x00, 0xfe]).await.expect("put");
+    s.delete(&t, "gone").await.expect("delete");
+    let ds = datasets(&home, &format!("\"{g}-green/{{tenant_id}}\"")).await;
+    let recs = ds["home"].scan(&t, None, 10).await.expect("scan");
+    assert_eq!(
+        recs.iter()
+            .map(|r| (r.key.as_str(), r.rev, r.body.clone()))
+            .collect::<Vec<_>>(),
+        [
+            ("bin", 0, Some(vec![0xff, 0x00, 0xfe])),
+            ("gone", 0, None),
+            ("text", 0, Some(b"plain text".to_vec())),
+        ]
+    );
+    assert_eq!(
+        ds["home"]
+            .write(&t, "text", Some(b"v1"))
+            .await
+            .expect("write"),
+        1
+    );
+    assert_eq!(s.get(&t, "text").await.expect("get"), Some(b"v1".to_vec()));
+    // Another writer's event after the index was built is read before the next answer.
+    s.put(&t, "later", b"from elsewhere").await.expect("put");
+    assert_eq!(
+        Dataset::read(&ds["home"], &t, "later")
+            .await
+            .expect("read")
+            .and_then(|r| r.body),
+        Some(b"from elsewhere".to_vec())
+    );
+}
+
+/// Deps on the local catalog with its `cloudwatch` system on moto under `settings`.
+async fn cloudwatch_deps(settings: &str, dir: &tempfile::TempDir) -> Arc<stores::Deps> {
+    let text = tenantctl::LOCAL_CATALOG.replacen(
+        "[[systems]]\nname = \"cloudwatch\"\nkind = \"logs\"\nholds = \"application log events that mention the tenant; cannot delete one event\"\nbackend = \"embedded\"",
+        &format!(
+            "[[systems]]\nname = \"cloudwatch\"\nkind = \"logs\"\nholds = \"log events\"\nbackend = \"cloudwatch\"\n{settings}"
+        ),
+        1,
+    );
+    assert!(
+        text.contains("backend = \"cloudwatch\""),
+        "the local catalog's cloudwatch entry moved"
+    );
+    Arc::new(
+        stores::Deps::connect(
+            Catalog::from_toml(&text).expect("catalog"),
+            stores::ConnectOptions {
+                world: Some(dir.path().join("w.db")),
+                aws: Some(e2e::moto_config().await),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("deps"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_mid_copy_resumes_from_its_checkpoint() {
+    use e2e::migration::{Faults, blue_green, seed_json, with_faults};
+    use std::sync::atomic::Ordering;
+    let g = testkit::unique("/mig/kill");
+    let dir = tempfile::tempdir().expect("dir");
+    let deps = cloudwatch_deps(
+        &format!("groups = [\"{g}/home/{{tenant_id}}\"]\nlocations = {{ green = \"{g}/green/{{tenant_id}}\" }}"),
+        &dir,
+    )
+    .await;
+    let tenant = "tenant_001_acme_corp";
+    seed_json(&deps, tenant, &["cloudwatch"], 300).await;
+    let faults = Faults::none();
+    faults.bulk_after.store(3, Ordering::SeqCst);
+    let broken = with_faults(&deps, &["cloudwatch"], "green", &faults);
+    let budget = || tenant_runtime::Budget::of(Duration::from_secs(60));
+    let p = tenantctl::registry::call(
+        "provision",
+        blue_green(
+            tenant,
+            &["cloudwatch"],
+            serde_json::json!({"page_size": 50}),
+        ),
+        &deps,
+        budget(),
+    )
+    .await
+    .expect("provision");
+    let m =
+        serde_json::json!({"tenant_id": tenant, "migration_id": p["migration_id"], "mode": "bulk"});
+    let e = tenantctl::registry::call("sync", m.clone(), &broken, budget())
+        .await
+        .expect_err("killed");
+    assert_eq!(e.error, "StoreUnavailable");
+    let t = TenantId::parse(tenant).expect("t");
+    let rec = deps
+        .migrations()
+        .expect("migrations")
+        .get(&t)
+        .await
+        .expect("get")
+        .expect("record");
+    assert_eq!(
+        rec.checkpoints["cloudwatch"].copied, 150,
+        "three pages were saved"
+    );
+    let out = tenantctl::registry::call("sync", m, &deps, budget())
+        .await
+        .expect("resumed");
+    assert_eq!(
+        (out["done"].clone(), out["copied"].clone()),
+        (serde_json::json!(true), serde_json::json!(300))
+    );
+    // Each record is one event at green: none copied twice, none lost.
+    assert_eq!(aws_events(&format!("{g}/green/{tenant}"), ""), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_of_a_cloudwatch_system_under_load_loses_nothing() {
+    let g = testkit::unique("/mig/load");
+    let dir = tempfile::tempdir().expect("dir");
+    let home = format!("groups = [\"{g}/home/{{tenant_id}}\"]");
+    let deps = cloudwatch_deps(
+        &format!("{home}\nlocations = {{ green = \"{g}/green/{{tenant_id}}\" }}"),
+        &dir,
+    )
+    .await;
+    let tenant = "tenant_001_acme_corp";
+    let t = TenantId::parse(tenant).expect("t");
+    // Events written the way the erasure port's put writes them, before the migration.
+    let at_home = store(&home).await;
+    for i in 0..120 {
+        at_home
+            .put(
+                &t,
+                &format!("rec/{i:05}"),
+                format!("{{\"i\":{i}}}").as_bytes(),
+            )
+            .await
+            .expect("seed");
+    }
+    e2e::migration::seed_json(&deps, tenant, &["postgresql"], 100).await;
+    let (tally, r) =
+        e2e::migration::blue_green_under_load(&deps, tenant, &["cloudwatch", "postgresql"]).await;
+    let written = tally
+        .acked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .filter(|(s, _)| s == "cloudwatch")
+        .count();
+    assert!(
+        written > 50,
+        "the workload wrote the logs system: {written} keys"
+    );
+    assert!(
+        aws_events(&format!("{g}/green/{tenant}"), "") >= 120,
+        "the copy is at green"
+    );
+    e2e::migration::assert_migrated_then_erased(&deps, tenant, "cloudwatch", &tally, 120).await;
+    for at in ["home", "green"] {
+        assert_eq!(
+            aws_events(&format!("{g}/{at}/{tenant}"), ""),
+            0,
+            "erased from {at}"
+        );
+    }
+    r.shutdown().await.expect("shutdown");
 }

@@ -115,11 +115,14 @@ fn known(deps: &Deps, spec: &DiscoverySpec, t: &TenantId) -> Known {
             #[cfg(feature = "cloudwatch")]
             "cloudwatch" => {
                 if let Ok(c) = crate::cloudwatch::Config::parse(s) {
-                    k.groups
-                        .extend(c.groups.iter().map(|g| lifecycle::catalog::locate(g, t)));
+                    k.groups.extend(
+                        c.all_groups()
+                            .iter()
+                            .map(|g| lifecycle::catalog::locate(g, t)),
+                    );
                     k.groups
                         .extend(c.shared_groups.iter().map(|g| g.group.clone()));
-                    k.streams.extend(c.stream_groups.iter().map(|g| {
+                    k.streams.extend(c.all_stream_groups().iter().map(|g| {
                         (
                             g.group.clone(),
                             lifecycle::catalog::locate(&g.stream_prefix, t),

@@ -188,12 +188,13 @@ impl MigrationRequest {
                 return Err(StepError::invalid("`systems` is empty"));
             }
             Some(s) => s,
-            // Logs and backups cannot be rewritten record by record; they stay where
-            // they are unless a request names them (and is refused).
+            // Backups, and logs without migration locations, cannot be moved record by
+            // record; they stay where they are unless a request names them (and is
+            // refused).
             None => catalog
                 .systems
                 .iter()
-                .filter(|s| s.kind.capabilities().single_record_delete)
+                .filter(|s| s.migratable())
                 .map(|s| s.name.clone())
                 .collect(),
         };
@@ -205,9 +206,14 @@ impl MigrationRequest {
                     catalog.system_names().join(", ")
                 ))
             })?;
-            if !spec.kind.capabilities().single_record_delete {
+            if !spec.migratable() {
+                let how = if spec.kind == crate::SystemKind::Logs {
+                    " (a logs system migrates only when its product keeps records in a stream of their own and its catalog entry names `locations`)"
+                } else {
+                    ""
+                };
                 return Err(StepError::invalid(format!(
-                    "system {s} ({:?}) cannot be migrated record by record; leave it out of `systems`",
+                    "system {s} ({:?}) cannot be migrated record by record{how}; leave it out of `systems`",
                     spec.kind
                 )));
             }
@@ -287,6 +293,40 @@ mod tests {
         for (raw, want) in bad {
             let e = MigrationRequest::parse(&raw, &cat).expect_err(want);
             assert!(e.to_string().contains(want), "{e} lacks {want}");
+        }
+        // A logs system migrates when its entry names locations (CloudWatch Logs); the
+        // embedded world's logs take no settings, so they are still refused.
+        let logs = Catalog::from_toml(
+            "environment = \"t\"\nledger = { backend = \"embedded\" }\nlegal_holds = { backend = \"embedded\" }\nsigner = { backend = \"local\" }\n[[systems]]\nname = \"pg\"\nkind = \"relational\"\nbackend = \"embedded\"\n[[systems]]\nname = \"local-logs\"\nkind = \"logs\"\nbackend = \"embedded\"\n[[systems]]\nname = \"cw\"\nkind = \"logs\"\nbackend = \"cloudwatch\"\ngroups = [\"/a/{tenant_id}\"]\nlocations = { green = \"/g/{tenant_id}\" }\n[[systems]]\nname = \"cw-home\"\nkind = \"logs\"\nbackend = \"cloudwatch\"\ngroups = [\"/h/{tenant_id}\"]\n",
+        )
+        .expect("catalog");
+        let bg = |systems: Option<&[&str]>| {
+            let mut raw = serde_json::json!({"tenant_id": "t1", "kind": "blue-green", "from": {"environment": "b"}, "to": {"environment": "green"}});
+            if let Some(s) = systems {
+                raw["systems"] = serde_json::json!(s);
+            }
+            MigrationRequest::parse(&raw, &logs)
+        };
+        let names = |r: MigrationRequest| {
+            r.systems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(bg(None).expect("every migratable system")),
+            ["pg", "cw"],
+            "logs with locations are migrated, logs without stay"
+        );
+        assert_eq!(names(bg(Some(&["cw"])).expect("named")), ["cw"]);
+        for refused in ["local-logs", "cw-home"] {
+            let e = bg(Some(&[refused])).expect_err(refused);
+            assert!(
+                e.to_string()
+                    .contains("cannot be migrated record by record")
+                    && e.to_string().contains("names `locations`"),
+                "{e}"
+            );
         }
         let v2 = MigrationRequest::parse(
             &serde_json::json!({"tenant_id": "t3", "kind": "schema-version", "from": {"schema_version": 1}, "to": {"schema_version": 2}}),

@@ -1,9 +1,16 @@
 //! A CloudWatch Logs system's catalog settings: where a tenant's events live.
 
-use crate::config::{check_concurrency, check_template, default_concurrency, settings};
-use lifecycle::StepError;
-use lifecycle::catalog::{SystemSpec, TENANT_PLACEHOLDER};
+use crate::config::{
+    check_concurrency, check_locations, check_template, default_concurrency, settings,
+};
+use lifecycle::catalog::{SystemSpec, TENANT_PLACEHOLDER, locate};
+use lifecycle::{StepError, TenantId};
 use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The stream the tool writes a tenant's records to, in a group or under a stream prefix
+/// of the tenant's own.
+pub const OWN_STREAM: &str = "tenant-lifecycle";
 
 /// `backend = "cloudwatch"`. One event cannot be deleted, so the catalog says where the
 /// tenant's events are: log groups of its own (deleted whole), streams of its own in
@@ -24,6 +31,44 @@ pub struct Config {
     /// Delete and rewrite calls in flight.
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
+    /// Where the tenant's records live at each migration location (location name to a
+    /// group of the tenant's own, or a stream prefix of its own in a group); erasure
+    /// reaches every one.
+    #[serde(default)]
+    pub locations: BTreeMap<String, Location>,
+}
+
+/// The tenant's own place at one location: a group of its own
+/// (`"/app-green/tenants/{tenant_id}"`) or streams of its own in a group
+/// (`{ group = "/app-green/api", stream_prefix = "tenant-{tenant_id}/" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Location {
+    /// A log group of the tenant's own (a template holding `{tenant_id}`).
+    Group(String),
+    /// Streams of the tenant's own in a group.
+    Streams(StreamGroup),
+}
+
+impl Location {
+    /// The group and stream the tenant's records are written to here.
+    pub fn place(&self, t: &TenantId) -> (String, String) {
+        match self {
+            Self::Group(g) => (locate(g, t), OWN_STREAM.to_owned()),
+            Self::Streams(s) => (
+                s.group.clone(),
+                format!("{}{OWN_STREAM}", locate(&s.stream_prefix, t)),
+            ),
+        }
+    }
+
+    /// The location as one string, to tell two apart.
+    fn spelled(&self) -> String {
+        match self {
+            Self::Group(g) => g.clone(),
+            Self::Streams(s) => format!("{} {}", s.group, s.stream_prefix),
+        }
+    }
 }
 
 /// A group holding streams named after the tenant.
@@ -104,7 +149,86 @@ impl Config {
             }
         }
         check_concurrency(&spec.name, c.max_concurrency)?;
+        if !c.locations.is_empty() {
+            let Some(home) = c.home() else {
+                return Err(StepError::Configuration(format!(
+                    "system {}: migration locations need the tenant's own place at home too: list a group under groups or a stream prefix under stream_groups (shared streams are not migrated)",
+                    spec.name
+                )));
+            };
+            for l in c.locations.values() {
+                match l {
+                    Location::Group(g) => {
+                        check_group(&spec.name, g)?;
+                        check_template(&spec.name, "location group", g)?;
+                    }
+                    Location::Streams(s) => {
+                        check_group(&spec.name, &s.group)?;
+                        crate::config::check_prefix_separator(
+                            &spec.name,
+                            "stream_prefix",
+                            &s.stream_prefix,
+                        )?;
+                    }
+                }
+            }
+            let spelled: BTreeMap<String, String> = c
+                .locations
+                .iter()
+                .map(|(k, l)| (k.clone(), l.spelled()))
+                .collect();
+            check_locations(&spec.name, &home.spelled(), &spelled, "log group")?;
+            let at_home: Vec<String> = c
+                .groups
+                .iter()
+                .map(|g| Location::Group(g.clone()).spelled())
+                .chain(
+                    c.stream_groups
+                        .iter()
+                        .map(|s| Location::Streams(s.clone()).spelled()),
+                )
+                .collect();
+            for (loc, l) in &c.locations {
+                let shared = matches!(l, Location::Streams(s) if c.shared_groups.iter().any(|g| g.group == s.group));
+                if at_home.contains(&l.spelled()) || shared {
+                    return Err(StepError::Configuration(format!(
+                        "system {}: location {loc} uses log group {}, which holds the tenant's events at home already; give each location its own log group",
+                        spec.name,
+                        l.spelled()
+                    )));
+                }
+            }
+        }
         Ok(c)
+    }
+
+    /// The tenant's own place at home, where its records are written: the first group of
+    /// its own, else the first stream prefix of its own; none with shared groups only.
+    pub fn home(&self) -> Option<Location> {
+        if let Some(g) = self.groups.first() {
+            return Some(Location::Group(g.clone()));
+        }
+        self.stream_groups
+            .first()
+            .map(|s| Location::Streams(s.clone()))
+    }
+
+    /// Every group template of the tenant's own, at home and at each location.
+    pub fn all_groups(&self) -> Vec<String> {
+        let at = self.locations.values().filter_map(|l| match l {
+            Location::Group(g) => Some(g.clone()),
+            Location::Streams(_) => None,
+        });
+        self.groups.iter().cloned().chain(at).collect()
+    }
+
+    /// Every group holding streams of the tenant's own, at home and at each location.
+    pub fn all_stream_groups(&self) -> Vec<StreamGroup> {
+        let at = self.locations.values().filter_map(|l| match l {
+            Location::Streams(s) => Some(s.clone()),
+            Location::Group(_) => None,
+        });
+        self.stream_groups.iter().cloned().chain(at).collect()
     }
 }
 
@@ -124,6 +248,22 @@ mod tests {
     fn parses_each_place_a_tenant_logs() {
         let c = parse("groups = [\"/t/{tenant_id}\"]\nstream_groups = [{ group = \"/api\", stream_prefix = \"tenant-{tenant_id}/\" }]\nshared_groups = [{ group = \"/shared\" }]").expect("valid");
         assert_eq!(c.shared_groups[0].quiet_seconds, 300);
+    }
+
+    #[test]
+    fn locations_are_groups_or_streams_of_the_tenants_own() {
+        let c = parse("groups = [\"/t/{tenant_id}\"]\nlocations = { green = \"/g/{tenant_id}\", eu = { group = \"/eu/api\", stream_prefix = \"t-{tenant_id}/\" } }").expect("valid");
+        let t = lifecycle::TenantId::parse("t1").expect("t");
+        assert_eq!(
+            c.locations["green"].place(&t),
+            ("/g/t1".to_owned(), "tenant-lifecycle".to_owned())
+        );
+        assert_eq!(
+            c.locations["eu"].place(&t),
+            ("/eu/api".to_owned(), "t-t1/tenant-lifecycle".to_owned())
+        );
+        assert_eq!(c.all_groups(), ["/t/{tenant_id}", "/g/{tenant_id}"]);
+        assert_eq!(c.all_stream_groups()[0].group, "/eu/api");
     }
 
     #[test]
@@ -147,6 +287,30 @@ mod tests {
             (
                 "shared_groups = [{ group = \"/s\", quiet = 1 }]",
                 "unknown field `quiet`",
+            ),
+            (
+                "shared_groups = [{ group = \"/s\" }]\nlocations = { green = \"/g/{tenant_id}\" }",
+                "own place at home",
+            ),
+            (
+                "groups = [\"/t/{tenant_id}\"]\nlocations = { green = \"/g/all\" }",
+                "must contain {tenant_id}",
+            ),
+            (
+                "groups = [\"/t/{tenant_id}\"]\nlocations = { green = \"/t/{tenant_id}\" }",
+                "give each location its own",
+            ),
+            (
+                "groups = [\"/t/{tenant_id}\", \"/u/{tenant_id}\"]\nlocations = { green = \"/u/{tenant_id}\" }",
+                "holds the tenant's events at home already",
+            ),
+            (
+                "groups = [\"/t/{tenant_id}\"]\nlocations = { home = \"/h/{tenant_id}\" }",
+                "reserved",
+            ),
+            (
+                "groups = [\"/t/{tenant_id}\"]\nlocations = { green = { group = \"/g\", stream_prefix = \"x{tenant_id}\" } }",
+                "with a separator",
             ),
         ] {
             let e = parse(extra).expect_err(extra);

@@ -2,9 +2,10 @@
 //! whole; in streams shared by tenants, the events naming the tenant are found with
 //! FilterLogEvents and the stream is rewritten without them (the others copied to a new
 //! stream, then the old one deleted), once the stream is quiet and only where every kept
-//! event is young enough to be written again.
+//! event is young enough to be written again. Erasure reaches the tenant's groups and
+//! streams at home and at every migration location.
 
-use super::config::Config;
+use super::config::{Config, OWN_STREAM};
 use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::Client;
@@ -26,8 +27,6 @@ const PUT_BATCH: usize = 1000;
 const MAX_PUT_BYTES: usize = 1_000_000;
 /// The time span one PutLogEvents call may cover.
 const DAY_MS: i64 = 24 * 3600 * 1000;
-/// The stream `put` writes to in a group of the tenant's own.
-const OWN_STREAM: &str = "tenant-lifecycle";
 
 /// One catalog system stored in CloudWatch Logs.
 #[derive(Debug, Clone)]
@@ -39,13 +38,16 @@ pub struct CloudWatchTenantStore {
 }
 
 /// Where one of the tenant's events lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Place {
-    group: String,
-    stream: String,
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Place {
+    /// The log group.
+    pub(crate) group: String,
+    /// The stream in it.
+    pub(crate) stream: String,
 }
 
-fn now_ms() -> i64 {
+/// Unix milliseconds, distinct and growing across every call in this process.
+pub(crate) fn now_ms() -> i64 {
     // Events of one process get distinct, growing timestamps, so "the newest" is defined.
     static LAST: AtomicI64 = AtomicI64::new(0);
     let wall = ports::migrate::unix_ms() as i64;
@@ -83,20 +85,22 @@ impl CloudWatchTenantStore {
         }
     }
 
+    /// The catalog settings.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The client.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Where `put` writes the tenant's events: its own group, else its own stream, else
     /// the first shared group.
     fn write_place(&self, t: &TenantId) -> Place {
-        if let Some(g) = self.config.groups.first() {
-            return Place {
-                group: locate(g, t),
-                stream: OWN_STREAM.into(),
-            };
-        }
-        if let Some(s) = self.config.stream_groups.first() {
-            return Place {
-                group: s.group.clone(),
-                stream: format!("{}{OWN_STREAM}", locate(&s.stream_prefix, t)),
-            };
+        if let Some(home) = self.config.home() {
+            let (group, stream) = home.place(t);
+            return Place { group, stream };
         }
         Place {
             group: self
@@ -109,7 +113,8 @@ impl CloudWatchTenantStore {
         }
     }
 
-    async fn ensure(&self, p: &Place) -> Result<(), StoreError> {
+    /// Creates the place's group and stream unless they exist.
+    pub(crate) async fn ensure(&self, p: &Place) -> Result<(), StoreError> {
         let r = self
             .client
             .create_log_group()
@@ -136,7 +141,9 @@ impl CloudWatchTenantStore {
         }
     }
 
-    async fn put_events(
+    /// Appends events (Unix ms, message) to a stream in as few calls as the service's
+    /// limits allow; an event the service refuses is an error.
+    pub(crate) async fn put_events(
         &self,
         p: &Place,
         mut events: Vec<(i64, String)>,
@@ -387,7 +394,7 @@ impl CloudWatchTenantStore {
 
     async fn own_streams(&self, t: &TenantId) -> Result<Vec<Place>, StoreError> {
         let mut out = Vec::new();
-        for s in &self.config.stream_groups {
+        for s in &self.config.all_stream_groups() {
             for (stream, _) in self.streams(&s.group, &locate(&s.stream_prefix, t)).await? {
                 out.push(Place {
                     group: s.group.clone(),
@@ -402,7 +409,7 @@ impl CloudWatchTenantStore {
     /// shared groups per stream.
     async fn census(&self, t: &TenantId) -> Result<u64, StoreError> {
         let mut n = 0;
-        for g in &self.config.groups {
+        for g in &self.config.all_groups() {
             n += self
                 .matching(&locate(g, t), None, None)
                 .await?
@@ -560,7 +567,7 @@ impl TenantStore for CloudWatchTenantStore {
 
     async fn erase(&self, tenant: &TenantId, deadline: Instant) -> Result<ErasePass, StoreError> {
         let mut erased = 0;
-        for g in &self.config.groups {
+        for g in &self.config.all_groups() {
             let group = locate(g, tenant);
             let n: u64 = self
                 .matching(&group, None, None)
