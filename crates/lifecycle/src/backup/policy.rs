@@ -248,11 +248,11 @@ pub fn expires_at(created: time::OffsetDateTime, tier: &Tier) -> String {
 
 /// The backups a prune at `now` deletes: past retention, unless the tenant is under a
 /// legal hold, and never a backup that a kept incremental still builds on.
-pub fn prune_plan<'a>(
-    manifests: &'a [Manifest],
+pub fn prune_plan(
+    manifests: &[Manifest],
     held: bool,
     now: time::OffsetDateTime,
-) -> Vec<&'a Manifest> {
+) -> Vec<&Manifest> {
     if held {
         return Vec::new();
     }
@@ -288,10 +288,10 @@ fn chain_of<'a>(all: &'a [Manifest], m: &'a Manifest) -> Vec<&'a Manifest> {
 
 /// What a restore replays: the last full backup at or before `to` and the incrementals
 /// of its chain up to `to`, in order. `to = None`: the latest state backed up.
-pub fn restore_chain<'a>(
-    manifests: &'a [Manifest],
+pub fn restore_chain(
+    manifests: &[Manifest],
     to: Option<time::OffsetDateTime>,
-) -> Result<Vec<&'a Manifest>, StepError> {
+) -> Result<Vec<&Manifest>, StepError> {
     let at = |m: &Manifest| instant(&m.created_at).ok();
     let within = |m: &Manifest| match (to, at(m)) {
         (None, Some(_)) => true,
