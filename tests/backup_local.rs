@@ -9,7 +9,7 @@ use lifecycle::TenantId;
 use lifecycle::migration::{HOME, Transform};
 use ports::Services;
 use ports::backup::KeyState;
-use ports::migrate::{Dataset, Rec};
+use ports::migrate::Rec;
 use serde_json::{Value, json};
 use sim::{Execution, Machine, Simulator, Status};
 use std::path::{Path, PathBuf};
