@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod fixtures;
 pub mod input;
 pub mod migrate;
+pub mod objects;
 pub mod registry;
 pub mod verify;
 pub mod world;

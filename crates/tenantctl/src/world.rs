@@ -114,7 +114,12 @@ pub async fn simulate(
     input: Value,
     live: bool,
 ) -> Execution {
+    let objects = deps.aws_config().map(crate::objects::S3Objects::new);
     let mut sim = Simulator::new(Arc::new(LocalFunctions::new(deps)));
+    // A Distributed Map's ItemReader and ResultWriter use the catalog's S3 (AWS or moto).
+    if let Some(o) = objects {
+        sim = sim.with_objects(Arc::new(o));
+    }
     if live {
         sim = sim.with_observer(Arc::new(PrintTransitions));
     }
