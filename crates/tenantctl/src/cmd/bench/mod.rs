@@ -3,6 +3,7 @@
 //! in [`crate::fixtures`].
 
 pub mod cloudwatch;
+pub mod distributed;
 pub mod erase;
 pub mod ledger;
 pub mod migrate;
@@ -55,6 +56,19 @@ pub enum BenchCmd {
         /// Items of the DynamoDB copy.
         #[arg(long, default_value_t = 5_000)]
         dynamodb_items: usize,
+    },
+    /// Erase one tenant's S3 prefix on moto with the Distributed Map machine (N parallel
+    /// map workers) against the inline erasure's single loop.
+    DistributedErase {
+        /// API endpoint (moto's URL).
+        #[arg(long, env = "MOTO_URL")]
+        endpoint: String,
+        /// Objects of the tenant.
+        #[arg(long, default_value_t = 200_000)]
+        objects: usize,
+        /// Child executions at once (the map's MaxConcurrency).
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
     },
     /// Bulk copy of one tenant's S3 prefix by the migration's sync, `rclone copy` and
     /// `aws s3 sync`, on an endpoint (moto's URL).
@@ -202,6 +216,11 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
             let ddb = dynamodb_endpoint.as_deref().map(|e| (e, dynamodb_items));
             migrate::run(data_dir, records, trials, pg_url.as_deref(), ddb).await
         }
+        BenchCmd::DistributedErase {
+            endpoint,
+            objects,
+            workers,
+        } => distributed::run(&endpoint, objects, workers).await,
         BenchCmd::S3Copy {
             endpoint,
             objects,
