@@ -183,6 +183,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
             ("UsageEventsTableName", "usage"),
             ("EraseConcurrency", "8"),
             ("CheckpointBucket", "checkpoints"),
+            ("BackupBucket", "backups-bucket"),
             ("CheckpointRetentionDays", "3650"),
             ("UsageEventsChangeFeed", feed),
             ("S3Locations", s3),
@@ -195,7 +196,11 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
     };
     let plain = fill("", "", "journal", systems(false));
     stores::wiring::validate(&plain).expect("every product accepts its settings");
-    assert_eq!(plain.system_names(), ["s3", "analytics"]);
+    assert_eq!(plain.system_names(), ["backups", "s3", "analytics"]);
+    assert!(
+        plain.backup.is_some(),
+        "the deployed catalog names its backup archive and keys"
+    );
     assert!(
         matches!(plain.checkpoints, Some(lifecycle::CheckpointBackend::S3 { ref bucket, .. }) if bucket == "checkpoints"),
         "checkpoints are published to the Object Lock bucket"
@@ -209,6 +214,7 @@ fn the_sam_templates_catalog_is_valid_with_and_without_green_locations_and_strea
     assert_eq!(
         green.system_names(),
         [
+            "backups",
             "s3",
             "analytics",
             "redis",

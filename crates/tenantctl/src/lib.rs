@@ -17,6 +17,10 @@ pub const GDPR_ERASURE_ASL: &str = include_str!("../../../statemachines/gdpr-era
 /// The migration state machine, as shipped.
 pub const TENANT_MIGRATION_ASL: &str =
     include_str!("../../../statemachines/tenant-migration.asl.json");
+/// The backup state machine, as shipped.
+pub const TENANT_BACKUP_ASL: &str = include_str!("../../../statemachines/tenant-backup.asl.json");
+/// The restore state machine, as shipped.
+pub const TENANT_RESTORE_ASL: &str = include_str!("../../../statemachines/tenant-restore.asl.json");
 /// The local catalog, embedded as the default.
 pub const LOCAL_CATALOG: &str = include_str!("../../../fixtures/catalog.local.toml");
 /// The demo scenarios, embedded as the default.

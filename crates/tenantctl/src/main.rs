@@ -45,6 +45,10 @@ enum Cmd {
     },
     /// Erase a tenant: locally through the simulator, or on AWS with --aws.
     Erase(cmd::erase::Args),
+    /// Back a tenant up (`backup <tenant>`), list its backups, or prune expired ones.
+    Backup(cmd::backup::Args),
+    /// Restore a backup into a new location (`restore <backup_id> [--to-time T] [--to L]`).
+    Restore(cmd::backup::RestoreArgs),
     /// Migrate a tenant with zero downtime (`migrate <tenant> --from blue --to green`),
     /// locally through the simulator or on AWS with --aws; or `migrate status|rollback`.
     #[command(args_conflicts_with_subcommands = true)]
@@ -128,6 +132,8 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Demo(args) => cmd::demo::run(args, &ctx).await,
         Cmd::Sim { cmd } => cmd::sim::run(cmd, &ctx).await,
         Cmd::Erase(args) => cmd::erase::run(args, &ctx).await,
+        Cmd::Backup(args) => cmd::backup::run(args, &ctx).await,
+        Cmd::Restore(args) => cmd::backup::restore(args, &ctx).await,
         Cmd::Migrate(args) => cmd::migrate::run(args, &ctx).await,
         Cmd::Ledger { cmd } => cmd::ledger::run(cmd, &ctx).await,
         Cmd::Cert { cmd } => cmd::cert::run(cmd, &ctx).await,

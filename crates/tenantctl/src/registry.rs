@@ -27,6 +27,13 @@ pub const FUNCTIONS: &[&str] = &[
     "rollback",
     "finalize",
     "publish-checkpoint",
+    "begin-backup",
+    "backup-system",
+    "finish-backup",
+    "plan-restore",
+    "restore-system",
+    "finish-restore",
+    "prune-backups",
 ];
 
 /// The function a Task resource names: `${FooBarFunctionArn}` or a Lambda ARN ending in
@@ -102,6 +109,14 @@ pub async fn call(
         "check-health" => done(check_health::handler(input, deps, budget).await),
         "rollback" => done(rollback::handler(input, deps, budget).await),
         "finalize" => done(finalize::handler(input, deps, budget).await),
+        "begin-backup" => done(begin_backup::handler(input, deps, budget).await),
+        "backup-system" => done(backup_system::handler(input, deps, budget).await),
+        "finish-backup" => done(finish_backup::handler(input, deps, budget).await),
+        "plan-restore" => done(plan_restore::handler(input, deps, budget).await),
+        "restore-system" => done(restore_system::handler(input, deps, budget).await),
+        "finish-restore" => done(finish_restore::handler(input, deps, budget).await),
+        "prune-backups" => done(prune_backups::handler(input, deps, budget).await),
+
         other => Err(TaskError {
             error: "States.Runtime".into(),
             cause: format!(

@@ -248,11 +248,7 @@ pub fn expires_at(created: time::OffsetDateTime, tier: &Tier) -> String {
 
 /// The backups a prune at `now` deletes: past retention, unless the tenant is under a
 /// legal hold, and never a backup that a kept incremental still builds on.
-pub fn prune_plan(
-    manifests: &[Manifest],
-    held: bool,
-    now: time::OffsetDateTime,
-) -> Vec<&Manifest> {
+pub fn prune_plan(manifests: &[Manifest], held: bool, now: time::OffsetDateTime) -> Vec<&Manifest> {
     if held {
         return Vec::new();
     }

@@ -1,6 +1,7 @@
 //! The subcommands of `tenantctl`, one module each. Every module has a `run(args, ctx)`
 //! that `main` dispatches to; what several of them need is here.
 
+pub mod backup;
 pub mod bench;
 pub mod cert;
 pub mod count;
