@@ -3,18 +3,20 @@
 //! version and schedules the key's deletion, after which nothing restores.
 
 use e2e::migration::seed_json;
-use e2e::{kms_key, moto_config, moto_s3, request, run, table, versioned_bucket};
+use e2e::{
+    execute, fingerprint as fp, kms_key, moto_config, moto_s3, request, run, table,
+    versioned_bucket,
+};
 use lifecycle::TenantId;
 use lifecycle::migration::HOME;
 use ports::Services;
 use ports::backup::KeyState;
 use ports::migrate::Locator;
-use serde_json::{Value, json};
-use sim::{Machine, Simulator, Status};
+use serde_json::json;
+use sim::Status;
 use std::sync::Arc;
 use stores::Deps;
 use stores::wiring::ConnectOptions;
-use tenantctl::registry::LocalFunctions;
 
 const T: &str = "tenant_001_acme_corp";
 const SYSTEMS: &[&str] = &["s3", "analytics", "postgresql"];
@@ -103,20 +105,6 @@ backend = "archive"
     (Arc::new(deps), cfg, archive)
 }
 
-async fn exec(deps: &Arc<Deps>, asl: &str, input: Value) -> sim::Execution {
-    let m = Machine::load(&serde_json::from_str::<Value>(asl).expect("json")).expect("load");
-    Simulator::new(Arc::new(LocalFunctions::new(deps.clone())))
-        .run(&m, "x", input)
-        .await
-}
-
-async fn fp(deps: &Deps, system: &str, location: &str) -> lifecycle::migration::Fingerprint {
-    let ds = deps.dataset(system, location).expect("dataset");
-    steps::backup::restore_fingerprint(&*ds, &TenantId::parse(T).expect("t"))
-        .await
-        .expect("fp")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_backed_up_on_s3_dynamodb_and_postgres_restores_equal_and_erasure_shreds_its_kms_key()
  {
@@ -129,22 +117,29 @@ async fn a_tenant_backed_up_on_s3_dynamodb_and_postgres_restores_equal_and_erasu
             .expect("provision");
     }
     seed_json(&deps, T, SYSTEMS, 150).await;
-    let b = exec(&deps, tenantctl::TENANT_BACKUP_ASL, json!({"tenant_id": T})).await;
+    let b = execute(
+        &deps,
+        tenantctl::TENANT_BACKUP_ASL,
+        "x",
+        json!({"tenant_id": T}),
+    )
+    .await;
     assert_eq!(b.status, Status::Succeeded, "{}", e2e::task_cause(&b));
     let b = b.output.expect("out");
     assert_eq!(b["records"], 450);
-    let r = exec(
+    let r = execute(
         &deps,
         tenantctl::TENANT_RESTORE_ASL,
+        "x",
         json!({"backup_id": b["backup_id"], "to": "restore"}),
     )
     .await;
     assert_eq!(r.status, Status::Succeeded, "{}", e2e::task_cause(&r));
     assert_eq!(r.output.expect("out")["matches_manifest"], true);
     for s in SYSTEMS {
-        let home = fp(&deps, s, HOME).await;
+        let home = fp(&deps, s, HOME, T).await;
         assert_eq!(home.count, 150, "{s}");
-        assert_eq!(fp(&deps, s, "restore").await, home, "{s}");
+        assert_eq!(fp(&deps, s, "restore", T).await, home, "{s}");
     }
     let s3 = moto_s3(&cfg);
     let versions = s3
@@ -196,9 +191,10 @@ async fn a_tenant_backed_up_on_s3_dynamodb_and_postgres_restores_equal_and_erasu
             .is_some_and(|d| !d.is_empty()),
         "{bk}"
     );
-    let again = exec(
+    let again = execute(
         &deps,
         tenantctl::TENANT_RESTORE_ASL,
+        "x",
         json!({"backup_id": b["backup_id"], "to": "restore"}),
     )
     .await;

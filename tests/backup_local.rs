@@ -4,20 +4,20 @@
 //! written, prune under a legal hold, and erasure reaching every backup and its key.
 
 use e2e::migration::seed_json;
-use e2e::{local_world, request, run};
+use e2e::{execute, fingerprint as fp, local_world, request, run};
 use lifecycle::TenantId;
 use lifecycle::migration::{HOME, Transform};
 use ports::Services;
 use ports::backup::KeyState;
 use ports::migrate::Rec;
 use serde_json::{Value, json};
-use sim::{Execution, Machine, Simulator, Status};
+use sim::{Execution, Status};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use stores::Deps;
 use tenant_runtime::Budget;
-use tenantctl::registry::{LocalFunctions, call};
+use tenantctl::registry::call;
 
 const T: &str = "tenant_001_acme_corp";
 const OTHER: &str = "tenant_002_globex";
@@ -30,18 +30,8 @@ const SYSTEMS: &[&str] = &[
     "analytics",
 ];
 
-fn machine(text: &str) -> Machine {
-    Machine::load(&serde_json::from_str::<Value>(text).expect("json")).expect("loads")
-}
-
-async fn exec(deps: &Arc<Deps>, asl: &str, name: &str, input: Value) -> Execution {
-    Simulator::new(Arc::new(LocalFunctions::new(deps.clone())))
-        .run(&machine(asl), name, input)
-        .await
-}
-
 async fn backup(deps: &Arc<Deps>, tenant: &str, kind: &str) -> Value {
-    let e = exec(
+    let e = execute(
         deps,
         tenantctl::TENANT_BACKUP_ASL,
         "b",
@@ -53,23 +43,11 @@ async fn backup(deps: &Arc<Deps>, tenant: &str, kind: &str) -> Value {
 }
 
 async fn restore(deps: &Arc<Deps>, input: Value) -> Execution {
-    exec(deps, tenantctl::TENANT_RESTORE_ASL, "r", input).await
+    execute(deps, tenantctl::TENANT_RESTORE_ASL, "r", input).await
 }
 
 fn tid(t: &str) -> TenantId {
     TenantId::parse(t).expect("tenant")
-}
-
-async fn fp(
-    deps: &Deps,
-    system: &str,
-    location: &str,
-    tenant: &str,
-) -> lifecycle::migration::Fingerprint {
-    let ds = ports::migrate::Locator::dataset(deps, system, location).expect("dataset");
-    steps::backup::restore_fingerprint(&*ds, &tid(tenant))
-        .await
-        .expect("fingerprint")
 }
 
 fn archive_dir(w: &e2e::LocalWorld) -> PathBuf {
@@ -515,7 +493,7 @@ async fn erasure_deletes_every_backup_and_the_key_so_a_copy_cannot_be_read_nor_r
         "{}",
         e2e::task_cause(&r)
     );
-    let again = exec(
+    let again = execute(
         &w.deps,
         tenantctl::TENANT_BACKUP_ASL,
         "b2",

@@ -84,8 +84,33 @@ pub async fn counts(deps: &Deps, tenants: &[&str]) -> BTreeMap<(String, String),
 
 /// The erasure state machine, loaded.
 pub fn erasure_machine() -> Machine {
-    let def: Value = serde_json::from_str(tenantctl::GDPR_ERASURE_ASL).expect("json");
+    machine(tenantctl::GDPR_ERASURE_ASL)
+}
+
+/// A shipped state machine, loaded from its text.
+pub fn machine(text: &str) -> Machine {
+    let def: Value = serde_json::from_str(text).expect("json");
     Machine::load(&def).expect("loads")
+}
+
+/// Runs the state machine `asl` on the plain handlers.
+pub async fn execute(deps: &Arc<Deps>, asl: &str, name: &str, input: Value) -> Execution {
+    Simulator::new(Arc::new(LocalFunctions::new(deps.clone())))
+        .run(&machine(asl), name, input)
+        .await
+}
+
+/// The fingerprint of the tenant's live records of `system` at `location`.
+pub async fn fingerprint(
+    deps: &Deps,
+    system: &str,
+    location: &str,
+    tenant: &str,
+) -> lifecycle::migration::Fingerprint {
+    let ds = ports::migrate::Locator::dataset(deps, system, location).expect("dataset");
+    steps::backup::restore_fingerprint(&*ds, &TenantId::parse(tenant).expect("tenant"))
+        .await
+        .expect("fingerprint")
 }
 
 /// An erasure request.

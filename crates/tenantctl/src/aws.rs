@@ -67,11 +67,22 @@ pub async fn start_migration(
         .chars()
         .take(80)
         .collect();
-    let sfn = aws_sdk_sfn::Client::new(cfg);
-    sfn.start_execution()
+    start(cfg, state_machine_arn, &name, request).await
+}
+
+/// Starts an execution named `name` of any state machine with `input`. Returns the
+/// execution ARN.
+pub async fn start(
+    cfg: &aws_config::SdkConfig,
+    state_machine_arn: &str,
+    name: &str,
+    input: &Value,
+) -> Result<String> {
+    aws_sdk_sfn::Client::new(cfg)
+        .start_execution()
         .state_machine_arn(state_machine_arn)
-        .name(&name)
-        .input(request.to_string())
+        .name(name)
+        .input(input.to_string())
         .send()
         .await
         .map(|o| o.execution_arn().to_owned())

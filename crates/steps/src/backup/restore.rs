@@ -214,7 +214,7 @@ pub async fn restore_step(
             ))
         })?;
     let target = svc.dataset(&sp.system, &plan.to)?;
-    provision(&*target, &plan.tenant_id).await?;
+    target.provision(&plan.tenant_id).await?;
     let all = list(svc, &plan.tenant_id).await?;
     while p.backup_index < plan.chain.len() {
         let id = &plan.chain[p.backup_index];
@@ -258,11 +258,6 @@ pub async fn restore_step(
     }
     p.done = true;
     Ok(p)
-}
-
-async fn provision(ds: &dyn ports::migrate::Dataset, tenant: &TenantId) -> Result<(), StepError> {
-    ds.provision(tenant).await?;
-    Ok(())
 }
 
 /// What a finished restore certified.

@@ -22,6 +22,16 @@ fn key_ref(tenant: &TenantId) -> String {
     format!("local:{tenant}")
 }
 
+/// What the certificate states of a destroyed local key: unreadable and gone at once.
+fn destroyed_window(tenant: &TenantId, at: String) -> Window {
+    Window {
+        what: format!("backup key {}", key_ref(tenant)),
+        region: "local".into(),
+        closed_at: at.clone(),
+        gone_by: at,
+    }
+}
+
 fn aad(tenant: &TenantId) -> Vec<u8> {
     format!("tenant-key/v1\0{tenant}").into_bytes()
 }
@@ -183,24 +193,14 @@ impl TenantKeys for LocalKeys {
                 now
             }
         };
-        Ok(vec![Window {
-            what: format!("backup key {}", key_ref(tenant)),
-            region: "local".into(),
-            closed_at: at.clone(),
-            gone_by: at,
-        }])
+        Ok(vec![destroyed_window(tenant, at)])
     }
 
     async fn state(&self, tenant: &TenantId) -> Result<KeyState, StoreError> {
         Ok(match self.row(tenant)? {
             None => KeyState::Absent,
             Some(Row::Active(_)) => KeyState::Active,
-            Some(Row::Destroyed(at)) => KeyState::Destroyed(vec![Window {
-                what: format!("backup key {}", key_ref(tenant)),
-                region: "local".into(),
-                closed_at: at.clone(),
-                gone_by: at,
-            }]),
+            Some(Row::Destroyed(at)) => KeyState::Destroyed(vec![destroyed_window(tenant, at)]),
         })
     }
 }

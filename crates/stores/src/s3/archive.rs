@@ -5,7 +5,6 @@ use super::S3TenantStore;
 use crate::aws::sdk_error;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use lifecycle::{SystemKind, TenantId};
 use ports::backup::Archive;
 use ports::retry::with_backoff;
@@ -59,18 +58,7 @@ impl Archive for S3Archive {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        with_backoff(|| async {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .body(ByteStream::from(bytes.clone()))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| sdk_error("PutObject", e))
-        })
-        .await
+        self.under("").put(&anyone(), key, &bytes).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -178,20 +178,8 @@ async fn run_local(ctx: &Ctx, asl: &str, origin: &str, name: &str, input: Value)
 async fn start_on_aws(arn: Option<&str>, env: &str, name: &str, input: &Value) -> Result<()> {
     let arn = arn.with_context(|| format!("--aws needs --state-machine-arn (or {env})"))?;
     let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let out = aws_sdk_sfn::Client::new(&cfg)
-        .start_execution()
-        .state_machine_arn(arn)
-        .name(name)
-        .input(input.to_string())
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "StartExecution: {}",
-                aws_sdk_sfn::error::DisplayErrorContext(e)
-            )
-        })?;
-    println!("started {}", out.execution_arn());
+    let exec = crate::aws::start(&cfg, arn, name, input).await?;
+    println!("started {exec}");
     Ok(())
 }
 
