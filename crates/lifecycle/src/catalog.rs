@@ -199,6 +199,10 @@ pub struct Catalog {
     /// Backups: where they are stored, tenants' keys, tiers (default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<crate::backup::BackupSpec>,
+    /// Clones: classes of data, anonymisation rules, embeddings (strict, no rules, when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone: Option<crate::clone::CloneSpec>,
     /// Systems holding tenant data.
     pub systems: Vec<SystemSpec>,
 }
@@ -277,6 +281,9 @@ impl Catalog {
         if let Some(b) = &self.backup {
             b.validate()?;
         }
+        if let Some(c) = &self.clone {
+            c.validate(self)?;
+        }
         Ok(())
     }
 
@@ -285,6 +292,14 @@ impl Catalog {
         match &self.backup {
             Some(b) => std::borrow::Cow::Borrowed(b),
             None => std::borrow::Cow::Owned(crate::backup::BackupSpec::default()),
+        }
+    }
+
+    /// The clone settings (strict, no rules, when the catalog has no `[clone]`).
+    pub fn clone_spec(&self) -> std::borrow::Cow<'_, crate::clone::CloneSpec> {
+        match &self.clone {
+            Some(c) => std::borrow::Cow::Borrowed(c),
+            None => std::borrow::Cow::Owned(crate::clone::CloneSpec::default()),
         }
     }
 

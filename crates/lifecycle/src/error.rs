@@ -101,6 +101,26 @@ pub enum StepError {
         /// What failed to check.
         detail: String,
     },
+    /// Strict mode: a record holds a field that looks personal and no clone rule names.
+    #[error(
+        "system {system}: field {field} looks personal and no [clone] rule names it; add a rule (keep, if it is not personal)"
+    )]
+    UnruledPersonalData {
+        /// The system.
+        system: String,
+        /// The field's pointer (array indexes as `*`), never its value.
+        field: String,
+    },
+    /// A clone's scan found original personal data in the target; the clone is removed.
+    #[error(
+        "the scan of clone {clone_id} found {hits} original value(s) or unmasked address(es) in the target; the clone is removed"
+    )]
+    PersonalDataFound {
+        /// The clone.
+        clone_id: String,
+        /// How many hits (never what they were).
+        hits: u64,
+    },
 }
 
 /// Every error type a handler can raise, as named in ASL `ErrorEquals`.
@@ -122,6 +142,8 @@ pub const ERROR_TYPES: &[&str] = &[
     "RequestConflict",
     "TenantErased",
     "BackupCorrupt",
+    "UnruledPersonalData",
+    "PersonalDataFound",
 ];
 
 /// Errors a state machine itself ends with (its Fail states), after a Catch has handled
@@ -153,6 +175,8 @@ impl StepError {
             Self::RequestConflict { .. } => "RequestConflict",
             Self::TenantErased { .. } => "TenantErased",
             Self::BackupCorrupt { .. } => "BackupCorrupt",
+            Self::UnruledPersonalData { .. } => "UnruledPersonalData",
+            Self::PersonalDataFound { .. } => "PersonalDataFound",
         }
     }
 
@@ -226,6 +250,14 @@ mod tests {
             StepError::BackupCorrupt {
                 backup_id: "b".into(),
                 detail: "d".into(),
+            },
+            StepError::UnruledPersonalData {
+                system: "s".into(),
+                field: "/f".into(),
+            },
+            StepError::PersonalDataFound {
+                clone_id: "c".into(),
+                hits: 1,
             },
         ];
         for e in &all {

@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod certificate;
+pub mod clone;
 pub mod erasure;
 pub mod error;
 pub mod ids;

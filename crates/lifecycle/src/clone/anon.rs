@@ -1,0 +1,445 @@
+//! The anonymising transforms. Every one that must stay joinable is a function of the
+//! original value and the clone key alone (HMAC-SHA256), so the same e-mail becomes the
+//! same fake e-mail in every system of one clone, and a clone under another key cannot
+//! be linked to it.
+
+use hmac::{Hmac, Mac};
+use regex::Regex;
+use sha2::Sha256;
+use std::sync::LazyLock;
+
+/// The domain of every fake e-mail address: reserved (RFC 2606), so a fake can never
+/// reach anyone, and the scan can tell a fake from an original.
+pub const FAKE_EMAIL_DOMAIN: &str = "anon.invalid";
+/// Every fake phone number starts so (the 555-01xx block is reserved for fiction).
+pub const FAKE_PHONE_PREFIX: &str = "+1-555-01";
+/// Values shorter than this are not tracked by the scan (a two-letter code cannot name
+/// anyone, and would match everywhere).
+pub const MIN_TRACKED: usize = 4;
+
+/// E-mail addresses inside text.
+pub static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+        .unwrap_or_else(|_| never())
+});
+/// Phone numbers inside text (international or North American forms, 9 to 15 digits).
+pub static PHONE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\+?\d[\d\-\s().]{7,}\d").unwrap_or_else(|_| never()));
+
+fn never() -> Regex {
+    // The patterns above are literals checked by the unit tests; this is unreachable.
+    Regex::new("$^").expect("a trivial regex compiles")
+}
+
+const FIRST: &[&str] = &[
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Ken",
+    "Margaret",
+    "Edsger",
+    "Radia",
+    "Donald",
+    "Hedy",
+    "Tim",
+    "Sophie",
+    "John",
+    "Katherine",
+    "Niklaus",
+    "Joan",
+    "Bjarne",
+    "Annie",
+    "Guido",
+    "Mary",
+    "Leslie",
+    "Shafi",
+    "Robin",
+    "Jean",
+    "Vint",
+    "Lynn",
+    "Ivan",
+    "Adele",
+    "Whitfield",
+];
+const LAST: &[&str] = &[
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Thompson",
+    "Hamilton",
+    "Dijkstra",
+    "Perlman",
+    "Knuth",
+    "Lamarr",
+    "Berners",
+    "Wilson",
+    "Backus",
+    "Johnson",
+    "Wirth",
+    "Clarke",
+    "Stroustrup",
+    "Easley",
+    "Rossum",
+    "Keller",
+    "Lamport",
+    "Goldwasser",
+    "Milner",
+    "Sammet",
+    "Cerf",
+    "Conway",
+    "Sutherland",
+    "Goldberg",
+    "Diffie",
+];
+const STREETS: &[&str] = &[
+    "Analytical Way",
+    "Bletchley Road",
+    "Compiler Lane",
+    "Kernel Street",
+    "Lambda Avenue",
+    "Monad Close",
+    "Pointer Drive",
+    "Queue Terrace",
+    "Register Row",
+    "Stack Place",
+    "Tensor Court",
+    "Vector Hill",
+];
+const CITIES: &[&str] = &[
+    "Springfield",
+    "Riverton",
+    "Lakeside",
+    "Fairview",
+    "Greenville",
+    "Kingston",
+    "Oakridge",
+    "Milton",
+];
+
+/// The anonymiser of one clone: its key and the source tenant's date offset.
+pub struct Anonymiser {
+    key: zeroize::Zeroizing<[u8; 32]>,
+    shift_days: i64,
+}
+
+impl std::fmt::Debug for Anonymiser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anonymiser").finish_non_exhaustive()
+    }
+}
+
+/// What kind of realistic value `fake` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FakeKind {
+    /// "Grace Hopper".
+    Name,
+    /// "grace.hopper.3f9a1c@anon.invalid".
+    Email,
+    /// "+1-555-0142-8817".
+    Phone,
+    /// "42 Kernel Street, Springfield 04217".
+    Address,
+}
+
+impl Anonymiser {
+    /// The anonymiser under `key`, shifting dates by a constant derived from the key and
+    /// the source tenant (between 1 and 365 days, either way).
+    pub fn new(key: zeroize::Zeroizing<[u8; 32]>, source_tenant: &str) -> Self {
+        let mut a = Self { key, shift_days: 0 };
+        let m = a.mac("shift-date", source_tenant);
+        let n = i64::from(u16::from_be_bytes([m[0], m[1]]) % 365) + 1;
+        a.shift_days = if m[2] & 1 == 0 { n } else { -n };
+        a
+    }
+
+    /// The date offset in days.
+    pub fn shift_days(&self) -> i64 {
+        self.shift_days
+    }
+
+    fn mac(&self, domain: &str, value: &str) -> [u8; 32] {
+        // `new_from_slice` only fails for key lengths HMAC does not take; 32 is fine.
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key[..])
+            .unwrap_or_else(|_| unreachable_hmac());
+        m.update(domain.as_bytes());
+        m.update(&[0]);
+        m.update(value.as_bytes());
+        m.finalize().into_bytes().into()
+    }
+
+    /// The scan's tag of an original value (keyed, so the tags stored beside a clone say
+    /// nothing without the key): case and surrounding space do not matter.
+    pub fn tag(&self, value: &str) -> u64 {
+        let m = self.mac("original", &normalise(value));
+        u64::from_be_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]])
+    }
+
+    /// A keyed digest: `h_` and 32 hex digits.
+    pub fn hash(&self, value: &str) -> String {
+        format!("h_{}", hex::encode(&self.mac("hash", value)[..16]))
+    }
+
+    /// Every letter and digit replaced by another of the same class (case kept),
+    /// everything else kept, so length and format survive.
+    pub fn mask(&self, value: &str) -> String {
+        let mut stream = self.stream("mask", value);
+        value
+            .chars()
+            .map(|c| {
+                let r = stream.next_byte();
+                if c.is_ascii_digit() {
+                    char::from(b'0' + r % 10)
+                } else if c.is_ascii_lowercase() {
+                    char::from(b'a' + r % 26)
+                } else if c.is_ascii_uppercase() {
+                    char::from(b'A' + r % 26)
+                } else if c.is_alphanumeric() {
+                    'x'
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
+    /// A realistic fake of `kind`, the same for the same original (e-mails compared
+    /// without case).
+    pub fn fake(&self, kind: FakeKind, value: &str) -> String {
+        let norm = normalise(value);
+        let pick = |m: &[u8; 32], i: usize, list: &[&'static str]| list[m[i] as usize % list.len()];
+        match kind {
+            FakeKind::Name => {
+                let m = self.mac("fake-name", &norm);
+                format!("{} {}", pick(&m, 0, FIRST), pick(&m, 1, LAST))
+            }
+            FakeKind::Email => {
+                let m = self.mac("fake-email", &norm);
+                format!(
+                    "{}.{}.{}@{FAKE_EMAIL_DOMAIN}",
+                    pick(&m, 0, FIRST).to_ascii_lowercase(),
+                    pick(&m, 1, LAST).to_ascii_lowercase(),
+                    hex::encode(&m[2..5])
+                )
+            }
+            FakeKind::Phone => {
+                let m = self.mac("fake-phone", &norm);
+                let d = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+                format!(
+                    "{FAKE_PHONE_PREFIX}{:02}-{:04}",
+                    d % 100,
+                    (d / 100) % 10_000
+                )
+            }
+            FakeKind::Address => {
+                let m = self.mac("fake-address", &norm);
+                format!(
+                    "{} {}, {} {:05}",
+                    1 + u16::from_be_bytes([m[0], m[1]]) % 999,
+                    pick(&m, 2, STREETS),
+                    pick(&m, 3, CITIES),
+                    u32::from_be_bytes([0, m[4], m[5], m[6]]) % 100_000
+                )
+            }
+        }
+    }
+
+    /// The date or date-time moved by the tenant's offset, in its own format
+    /// (`YYYY-MM-DD` or RFC 3339); `None` when it is neither.
+    pub fn shift_date(&self, value: &str) -> Option<String> {
+        use time::format_description::well_known::Rfc3339;
+        let days = time::Duration::days(self.shift_days);
+        if let Ok(t) = time::OffsetDateTime::parse(value, &Rfc3339) {
+            return (t + days).format(&Rfc3339).ok();
+        }
+        let fmt = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(value, &fmt)
+            .ok()
+            .and_then(|d| d.checked_add(days))
+            .and_then(|d| d.format(&fmt).ok())
+    }
+
+    /// `text` with every e-mail address and phone number replaced by its fake (the same
+    /// fake as `fake` gives, so a mention in free text still joins).
+    pub fn redact_text(&self, text: &str) -> String {
+        let once = EMAIL.replace_all(text, |c: &regex::Captures<'_>| {
+            if is_fake_email(&c[0]) {
+                c[0].to_owned()
+            } else {
+                self.fake(FakeKind::Email, &c[0])
+            }
+        });
+        PHONE
+            .replace_all(&once, |c: &regex::Captures<'_>| {
+                if is_fake_phone(&c[0]) {
+                    c[0].to_owned()
+                } else {
+                    self.fake(FakeKind::Phone, &c[0])
+                }
+            })
+            .into_owned()
+    }
+
+    /// Random-looking unit vector of `dim` values, the same for the same record key.
+    pub fn unit_vector(&self, record_key: &str, dim: usize) -> Vec<f32> {
+        let mut s = self.stream("vector", record_key);
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| {
+                let b = [s.next_byte(), s.next_byte(), s.next_byte(), s.next_byte()];
+                (u32::from_be_bytes(b) as f64 / f64::from(u32::MAX) * 2.0 - 1.0) as f32
+            })
+            .collect();
+        let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut()
+                .for_each(|x| *x = (f64::from(*x) / norm) as f32);
+        }
+        v
+    }
+
+    fn stream(&self, domain: &str, value: &str) -> Stream<'_> {
+        Stream {
+            a: self,
+            seed: self.mac(domain, value),
+            block: [0; 32],
+            counter: 0,
+            at: 32,
+        }
+    }
+}
+
+fn unreachable_hmac() -> Hmac<Sha256> {
+    // HMAC accepts keys of any length, so this is never called.
+    <Hmac<Sha256> as Mac>::new_from_slice(&[0u8; 32]).expect("HMAC takes any key length")
+}
+
+/// True for an address `fake` made (its reserved domain).
+pub fn is_fake_email(s: &str) -> bool {
+    s.to_ascii_lowercase()
+        .ends_with(&format!("@{FAKE_EMAIL_DOMAIN}"))
+}
+
+/// True for a number `fake` made, or one too short to be a phone number.
+pub fn is_fake_phone(s: &str) -> bool {
+    s.starts_with(FAKE_PHONE_PREFIX) || digits(s) < 9
+}
+
+fn digits(s: &str) -> usize {
+    s.chars().filter(char::is_ascii_digit).count()
+}
+
+/// What two occurrences of one value have in common: no surrounding space, no case.
+pub fn normalise(value: &str) -> String {
+    value.trim().to_lowercase()
+}
+
+/// A keyed byte stream (HMAC in counter mode) for masks and vectors.
+struct Stream<'a> {
+    a: &'a Anonymiser,
+    seed: [u8; 32],
+    block: [u8; 32],
+    counter: u64,
+    at: usize,
+}
+
+impl Stream<'_> {
+    fn next_byte(&mut self) -> u8 {
+        if self.at == 32 {
+            self.block = self
+                .a
+                .mac(&hex::encode(self.seed), &self.counter.to_string());
+            self.counter += 1;
+            self.at = 0;
+        }
+        self.at += 1;
+        self.block[self.at - 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anon(k: u8) -> Anonymiser {
+        Anonymiser::new(zeroize::Zeroizing::new([k; 32]), "tenant_001_acme_corp")
+    }
+
+    #[test]
+    fn fakes_are_deterministic_per_key_and_join_across_case() {
+        let a = anon(1);
+        let e = a.fake(FakeKind::Email, "Jane.Doe@acme.example");
+        assert_eq!(e, a.fake(FakeKind::Email, " jane.doe@ACME.example "));
+        assert!(e.ends_with("@anon.invalid"), "{e}");
+        assert_ne!(e, anon(2).fake(FakeKind::Email, "jane.doe@acme.example"));
+        assert_ne!(e, a.fake(FakeKind::Email, "john@acme.example"));
+        let p = a.fake(FakeKind::Phone, "+44 20 7946 0958");
+        assert!(p.starts_with(FAKE_PHONE_PREFIX) && p.len() == 16, "{p}");
+        assert!(a.fake(FakeKind::Name, "Jane Doe").contains(' '));
+        assert!(a.fake(FakeKind::Address, "1 Main St").contains(", "));
+    }
+
+    #[test]
+    fn mask_keeps_length_and_format() {
+        let a = anon(1);
+        let m = a.mask("AB-1234 cd@x.io");
+        assert_eq!(m.len(), "AB-1234 cd@x.io".len());
+        let shape = |s: &str| {
+            s.chars()
+                .map(|c| match c {
+                    '0'..='9' => '9',
+                    'a'..='z' => 'a',
+                    'A'..='Z' => 'A',
+                    o => o,
+                })
+                .collect::<String>()
+        };
+        assert_eq!(shape(&m), shape("AB-1234 cd@x.io"));
+        assert_ne!(m, "AB-1234 cd@x.io");
+        assert_eq!(m, a.mask("AB-1234 cd@x.io"));
+        assert_eq!(a.hash("x"), a.hash("x"));
+        assert_ne!(a.hash("x"), anon(2).hash("x"));
+    }
+
+    #[test]
+    fn dates_shift_by_one_constant_in_their_own_format() {
+        let a = anon(3);
+        let d = a.shift_days();
+        assert!(d != 0 && d.abs() <= 365);
+        let s = a.shift_date("2025-01-18").expect("date");
+        let back = Anonymiser::new(zeroize::Zeroizing::new([3; 32]), "tenant_001_acme_corp")
+            .shift_date("2025-01-18");
+        assert_eq!(Some(s.clone()), back);
+        assert_eq!(s.len(), 10);
+        let t = a.shift_date("2025-01-18T10:00:00Z").expect("datetime");
+        assert!(t.starts_with(&s), "{t} vs {s}");
+        assert_eq!(a.shift_date("not a date"), None);
+    }
+
+    #[test]
+    fn redact_text_replaces_addresses_and_numbers_with_the_same_fakes() {
+        let a = anon(4);
+        let t = a.redact_text("mail Jane.Doe@acme.example or call +1 (415) 555-2671 today");
+        assert!(!t.contains("acme.example") && !t.contains("2671"), "{t}");
+        assert!(t.contains(&a.fake(FakeKind::Email, "jane.doe@acme.example")));
+        assert_eq!(a.redact_text("order 12345 shipped"), "order 12345 shipped");
+        assert_eq!(a.redact_text(&t), t, "fakes are left alone");
+    }
+
+    #[test]
+    fn unit_vectors_are_unit_and_keyed() {
+        let a = anon(5);
+        let v = a.unit_vector("vec-1", 16);
+        let n: f64 = v.iter().map(|x| f64::from(*x).powi(2)).sum();
+        assert!((n - 1.0).abs() < 1e-4);
+        assert_eq!(v, a.unit_vector("vec-1", 16));
+        assert_ne!(v, anon(6).unit_vector("vec-1", 16));
+    }
+}
