@@ -152,6 +152,7 @@ pub const MACHINE_OUTCOMES: &[&str] = &[
     "MigrationNotStarted",
     "MigrationRolledBack",
     "ErasureIncomplete",
+    "CloneRemoved",
 ];
 
 impl StepError {

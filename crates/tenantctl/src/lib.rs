@@ -19,6 +19,8 @@ pub const TENANT_MIGRATION_ASL: &str =
     include_str!("../../../statemachines/tenant-migration.asl.json");
 /// The backup state machine, as shipped.
 pub const TENANT_BACKUP_ASL: &str = include_str!("../../../statemachines/tenant-backup.asl.json");
+/// The clone state machine, as shipped.
+pub const TENANT_CLONE_ASL: &str = include_str!("../../../statemachines/tenant-clone.asl.json");
 /// The restore state machine, as shipped.
 pub const TENANT_RESTORE_ASL: &str = include_str!("../../../statemachines/tenant-restore.asl.json");
 /// The local catalog, embedded as the default.

@@ -34,6 +34,10 @@ pub const FUNCTIONS: &[&str] = &[
     "restore-system",
     "finish-restore",
     "prune-backups",
+    "begin-clone",
+    "clone-system",
+    "scan-clone",
+    "finish-clone",
 ];
 
 /// The function a Task resource names: `${FooBarFunctionArn}` or a Lambda ARN ending in
@@ -116,6 +120,10 @@ pub async fn call(
         "restore-system" => done(restore_system::handler(input, deps, budget).await),
         "finish-restore" => done(finish_restore::handler(input, deps, budget).await),
         "prune-backups" => done(prune_backups::handler(input, deps, budget).await),
+        "begin-clone" => done(begin_clone::handler(input, deps, budget).await),
+        "clone-system" => done(clone_system::handler(input, deps, budget).await),
+        "scan-clone" => done(scan_clone::handler(input, deps, budget).await),
+        "finish-clone" => done(finish_clone::handler(input, deps, budget).await),
 
         other => Err(TaskError {
             error: "States.Runtime".into(),

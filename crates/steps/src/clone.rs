@@ -1,0 +1,607 @@
+//! The clone pipe: a tenant's records read from each selected system's [`Dataset`] in
+//! key-ordered pages, anonymised by the catalog's rules under the clone key, written
+//! under the clone's tenant id into another location; then a scan that reads the target
+//! back and looks for every original value, a removal if it finds any, and a certificate
+//! on `tenant-clone`. Progress lives in the archive beside the tenant's backups (counts,
+//! keyed tags and sealed cursors, never a key or value in the clear), so a killed step
+//! resumes where it stopped and erasing the tenant erases its clone bookkeeping too.
+//!
+//! [`Dataset`]: ports::migrate::Dataset
+
+use crate::backup::{live, refuse_if_erased, seal};
+use crate::certify::{Draft, certify};
+use base64::Engine as _;
+use lifecycle::clone::anon::Anonymiser;
+use lifecycle::clone::scan::{Findings, Scanner};
+use lifecycle::clone::transform::{Outcome, Transformer};
+use lifecycle::clone::{CLONE_CHAIN, CloneRequest, CloneSpec, Selector};
+use lifecycle::{StepError, SystemKind, TenantId};
+use ports::backup::Archive;
+use ports::migrate::Rec;
+use ports::{Claim, Services};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+/// Records read per page.
+const PAGE: usize = 500;
+
+/// What `begin` fixed for the whole clone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// The clone.
+    pub clone_id: String,
+    /// The request, as validated.
+    pub request: CloneRequest,
+    /// The clone's tenant id.
+    pub target: TenantId,
+    /// What each system copies.
+    pub selectors: Vec<Selector>,
+    /// Where each system's records live now.
+    pub sources: BTreeMap<String, String>,
+    /// The clone key's keeper reference and wrapped form.
+    pub key_ref: String,
+    /// The wrapped clone key, base64.
+    pub wrapped_b64: String,
+    /// Hex SHA-256 of the `[clone]` section the clone ran under.
+    pub rules_sha256: String,
+    /// When it began.
+    pub created_at: String,
+}
+
+/// What `begin` returns: the clone and the systems its Map copies and scans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Begun {
+    /// The clone.
+    pub clone_id: String,
+    /// The tenant cloned.
+    pub tenant_id: TenantId,
+    /// The clone's tenant id.
+    pub target: TenantId,
+    /// The systems.
+    pub systems: Vec<String>,
+}
+
+/// One system's copy progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Copied {
+    /// The system.
+    pub system: String,
+    /// Records read at the source (selected or not).
+    pub read: u64,
+    /// Records written to the target.
+    pub copied: u64,
+    /// Records not selected.
+    pub skipped: u64,
+    /// Records left out by the embeddings rule.
+    pub dropped: u64,
+    /// Values anonymised.
+    pub fields: u64,
+    /// Pages done (also the number of tag files).
+    pub pages: u64,
+    /// The last key read, sealed under the clone key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// True when the system is copied.
+    pub done: bool,
+}
+
+/// One system's scan progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scanned {
+    /// The system.
+    pub system: String,
+    /// What was found so far.
+    pub findings: Findings,
+    /// The last target key read, sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// True when the system is scanned.
+    pub done: bool,
+}
+
+/// What `finish` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finished {
+    /// The clone.
+    pub clone_id: String,
+    /// `cloned`, or `removed` after the scan found original values.
+    pub outcome: String,
+    /// Records in the target (0 once removed).
+    pub records: u64,
+    /// Hits of the scan.
+    pub hits: u64,
+    /// True while a removal still has records to remove (the machine loops).
+    pub removing: bool,
+    /// The certificate's position on `tenant-clone` (when certified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_seq: Option<u64>,
+}
+
+fn root(tenant: &TenantId, clone_id: &str) -> String {
+    format!("tenants/{tenant}/clones/{clone_id}/")
+}
+
+fn key_path(tenant: &TenantId, name: &str) -> String {
+    format!("tenants/{tenant}/clone-keys/{name}.json")
+}
+
+async fn get<T: DeserializeOwned>(a: &dyn Archive, key: &str) -> Result<Option<T>, StepError> {
+    match a.get(key).await? {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| StepError::Internal(format!("clone state {key} is unreadable: {e}"))),
+    }
+}
+
+async fn put<T: Serialize>(a: &dyn Archive, key: &str, v: &T) -> Result<(), StepError> {
+    let b = serde_json::to_vec(v).map_err(|e| StepError::Internal(e.to_string()))?;
+    Ok(a.put(key, b).await?)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredKey {
+    key_ref: String,
+    wrapped_b64: String,
+}
+
+/// The named clone key of a tenant, made on first use (a fresh data key wrapped by the
+/// tenant's own key-encryption key, so erasing the tenant destroys it too).
+async fn clone_key(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    name: &str,
+) -> Result<(String, String), StepError> {
+    let archive = svc.archive()?;
+    let path = key_path(tenant, name);
+    if let Some(k) = get::<StoredKey>(&**archive, &path).await? {
+        return Ok((k.key_ref, k.wrapped_b64));
+    }
+    let dk = svc.keys()?.data_key(tenant).await?;
+    let stored = StoredKey {
+        key_ref: dk.key_ref.clone(),
+        wrapped_b64: base64::engine::general_purpose::STANDARD.encode(&dk.wrapped),
+    };
+    put(&**archive, &path, &stored).await?;
+    Ok((stored.key_ref, stored.wrapped_b64))
+}
+
+async fn anonymiser(
+    svc: &dyn Services,
+    plan: &Plan,
+) -> Result<(Anonymiser, zeroize::Zeroizing<[u8; 32]>), StepError> {
+    let wrapped = base64::engine::general_purpose::STANDARD
+        .decode(&plan.wrapped_b64)
+        .map_err(|e| StepError::Internal(format!("clone key: {e}")))?;
+    let key = svc
+        .keys()?
+        .unwrap(&plan.request.tenant_id, &plan.key_ref, &wrapped)
+        .await?;
+    Ok((
+        Anonymiser::new(key.clone(), plan.request.tenant_id.as_str()),
+        key,
+    ))
+}
+
+fn rules_digest(spec: &CloneSpec) -> Result<String, StepError> {
+    Ok(lifecycle::erasure::json_digest(
+        &serde_json::to_value(spec).map_err(|e| StepError::Internal(e.to_string()))?,
+    ))
+}
+
+/// Validates the request, claims its id, refuses a target that holds the clone's tenant
+/// already, makes or finds the clone key and records the plan; writes no record.
+pub async fn begin(svc: &dyn Services, req: &CloneRequest) -> Result<Begun, StepError> {
+    let tenant = &req.tenant_id;
+    refuse_if_erased(svc, tenant).await?;
+    let catalog = svc.catalog();
+    let spec = catalog.clone_spec();
+    let selectors = req.selectors(catalog, &spec)?;
+    let target = req.target()?;
+    let clone_id = req.id()?.to_string();
+    let archive = svc.archive()?;
+    let plan_key = format!("{}plan.json", root(tenant, &clone_id));
+    let mut sources = BTreeMap::new();
+    for s in &selectors {
+        let (location, _) = live(svc, tenant, &s.system).await?;
+        if location == req.to {
+            return Err(StepError::invalid(format!(
+                "system {} of tenant {tenant} lives at {}; clone it elsewhere",
+                s.system, req.to
+            )));
+        }
+        svc.dataset(&s.system, &location)?;
+        svc.dataset(&s.system, &req.to)?;
+        sources.insert(s.system.clone(), location);
+    }
+    let digest = lifecycle::erasure::json_digest(
+        &serde_json::to_value(req).map_err(|e| StepError::Internal(e.to_string()))?,
+    );
+    let claim = svc
+        .requests()
+        .claim(&clone_id, &digest, "", &svc.clock().now_rfc3339())
+        .await?;
+    match claim {
+        Claim::Other(claimed) => {
+            return Err(StepError::RequestConflict {
+                request_id: clone_id,
+                claimed,
+            });
+        }
+        Claim::Same => {
+            if let Some(p) = get::<Plan>(&**archive, &plan_key).await? {
+                return Ok(begun(&p));
+            }
+        }
+        Claim::New => {}
+    }
+    for s in &selectors {
+        let ds = svc.dataset(&s.system, &req.to)?;
+        ds.provision(&target).await?;
+        if !ds.scan(&target, None, 1).await?.is_empty() {
+            return Err(StepError::invalid(format!(
+                "location {} of system {} already holds tenant {target}; a clone never writes over data: choose another --as or --to",
+                req.to, s.system
+            )));
+        }
+    }
+    let (key_ref, wrapped_b64) = clone_key(svc, tenant, req.key.as_str()).await?;
+    let plan = Plan {
+        clone_id: clone_id.clone(),
+        request: req.clone(),
+        target,
+        selectors,
+        sources,
+        key_ref,
+        wrapped_b64,
+        rules_sha256: rules_digest(&spec)?,
+        created_at: svc.clock().now_rfc3339(),
+    };
+    put(&**archive, &plan_key, &plan).await?;
+    tracing::info!(clone_id, tenant = %tenant, systems = plan.selectors.len(), "clone begun");
+    Ok(begun(&plan))
+}
+
+fn begun(p: &Plan) -> Begun {
+    Begun {
+        clone_id: p.clone_id.clone(),
+        tenant_id: p.request.tenant_id.clone(),
+        target: p.target.clone(),
+        systems: p.selectors.iter().map(|s| s.system.clone()).collect(),
+    }
+}
+
+/// The plan of a begun clone.
+pub async fn plan(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    clone_id: &str,
+) -> Result<Plan, StepError> {
+    get(
+        &**svc.archive()?,
+        &format!("{}plan.json", root(tenant, clone_id)),
+    )
+    .await?
+    .ok_or_else(|| {
+        StepError::invalid(format!(
+            "clone {clone_id} of tenant {tenant} was never begun"
+        ))
+    })
+}
+
+fn seal_cursor(key: &[u8; 32], aad: &str, cursor: &str) -> Result<String, StepError> {
+    let sealed = seal::seal(key, aad.as_bytes(), cursor.as_bytes())
+        .map_err(|e| StepError::Internal(e.to_string()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
+}
+
+fn open_cursor(key: &[u8; 32], aad: &str, sealed: &str) -> Result<String, StepError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .map_err(|e| StepError::Internal(format!("clone cursor: {e}")))?;
+    let plain = seal::open(key, aad.as_bytes(), &bytes)
+        .map_err(|e| StepError::Internal(format!("clone cursor: {e}")))?;
+    String::from_utf8(plain).map_err(|e| StepError::Internal(e.to_string()))
+}
+
+fn system_kind(svc: &dyn Services, system: &str) -> Result<SystemKind, StepError> {
+    svc.catalog()
+        .system(system)
+        .map(|s| s.kind)
+        .ok_or_else(|| StepError::invalid(format!("system {system} is not in the catalog")))
+}
+
+/// Copies pages of one system into the target until it is done or `deadline` passes.
+pub async fn copy_step(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    clone_id: &str,
+    system: &str,
+    deadline: Instant,
+) -> Result<Copied, StepError> {
+    let plan = plan(svc, tenant, clone_id).await?;
+    let sel = plan
+        .selectors
+        .iter()
+        .find(|s| s.system == system)
+        .ok_or_else(|| StepError::invalid(format!("clone {clone_id} does not cover {system}")))?;
+    let kind = system_kind(svc, system)?;
+    let archive = svc.archive()?;
+    let base = format!("{}{system}/", root(tenant, clone_id));
+    let mut p: Copied = get(&**archive, &format!("{base}copy.json"))
+        .await?
+        .unwrap_or_else(|| Copied {
+            system: system.to_owned(),
+            ..Copied::default()
+        });
+    let (anon, key) = anonymiser(svc, &plan).await?;
+    let catalog = svc.catalog();
+    let spec = catalog.clone_spec();
+    let tr = Transformer {
+        spec: &spec,
+        anon: &anon,
+        source: tenant,
+        target: &plan.target,
+    };
+    let location = plan.sources.get(system).cloned().unwrap_or_default();
+    let source = svc.dataset(system, &location)?;
+    let target = svc.dataset(system, &plan.request.to)?;
+    let aad = format!("{clone_id}/{system}/copy");
+    let mut cursor = match &p.cursor {
+        Some(c) => Some(open_cursor(&key, &aad, c)?),
+        None => None,
+    };
+    while !p.done {
+        let recs = source.scan(tenant, cursor.as_deref(), PAGE).await?;
+        let mut out = Vec::new();
+        let mut tags = Vec::new();
+        for r in &recs {
+            p.read += 1;
+            let Some(body) = &r.body else { continue };
+            if !sel.selects(&r.key) {
+                p.skipped += 1;
+                continue;
+            }
+            if plan
+                .request
+                .limit
+                .is_some_and(|l| p.copied + p.dropped + out.len() as u64 >= l)
+            {
+                p.skipped += 1;
+                continue;
+            }
+            match tr.record(system, kind, &r.key, body, &mut tags)? {
+                Outcome::Copy { key, body, fields } => {
+                    p.fields += fields;
+                    out.push(Rec {
+                        key,
+                        rev: r.rev.max(1),
+                        body: Some(body),
+                    });
+                }
+                Outcome::Dropped => p.dropped += 1,
+            }
+        }
+        target.apply_many(&plan.target, &out).await?;
+        p.copied += out.len() as u64;
+        tags.sort_unstable();
+        tags.dedup();
+        let bytes: Vec<u8> = tags.iter().flat_map(|t| t.to_le_bytes()).collect();
+        archive
+            .put(&format!("{base}tags-{:08}.bin", p.pages), bytes)
+            .await?;
+        p.pages += 1;
+        cursor = recs.last().map(|r| r.key.clone());
+        if recs.len() < PAGE {
+            p.done = true;
+        }
+        p.cursor = match &cursor {
+            Some(c) => Some(seal_cursor(&key, &aad, c)?),
+            None => None,
+        };
+        put(&**archive, &format!("{base}copy.json"), &p).await?;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    Ok(p)
+}
+
+async fn originals(svc: &dyn Services, plan: &Plan) -> Result<HashSet<u64>, StepError> {
+    let archive = svc.archive()?;
+    let mut out = HashSet::new();
+    for k in archive
+        .list(&root(&plan.request.tenant_id, &plan.clone_id))
+        .await?
+    {
+        if !k.ends_with(".bin") {
+            continue;
+        }
+        let b = archive.get(&k).await?.unwrap_or_default();
+        out.extend(
+            b.chunks_exact(8)
+                .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+        );
+    }
+    Ok(out)
+}
+
+/// Scans one system of the target until done or `deadline`: it reads what was written.
+pub async fn scan_step(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    clone_id: &str,
+    system: &str,
+    deadline: Instant,
+) -> Result<Scanned, StepError> {
+    let plan = plan(svc, tenant, clone_id).await?;
+    let archive = svc.archive()?;
+    let path = format!("{}{system}/scan.json", root(tenant, clone_id));
+    let mut p: Scanned = get(&**archive, &path).await?.unwrap_or_else(|| Scanned {
+        system: system.to_owned(),
+        ..Scanned::default()
+    });
+    let (anon, key) = anonymiser(svc, &plan).await?;
+    let catalog = svc.catalog();
+    let spec = catalog.clone_spec();
+    let tags = originals(svc, &plan).await?;
+    let scanner = Scanner {
+        spec: &spec,
+        anon: &anon,
+        originals: &tags,
+    };
+    let target = svc.dataset(system, &plan.request.to)?;
+    let aad = format!("{clone_id}/{system}/scan");
+    let mut cursor = match &p.cursor {
+        Some(c) => Some(open_cursor(&key, &aad, c)?),
+        None => None,
+    };
+    let (from, to) = (plan.target.as_str(), tenant.as_str());
+    while !p.done {
+        let recs = target.scan(&plan.target, cursor.as_deref(), PAGE).await?;
+        for r in &recs {
+            if let Some(b) = &r.body {
+                let hint = r.key.replace(from, to);
+                p.findings.add(&scanner.record(system, &hint, &r.key, b));
+            }
+        }
+        cursor = recs.last().map(|r| r.key.clone());
+        p.done = recs.len() < PAGE;
+        p.cursor = match &cursor {
+            Some(c) => Some(seal_cursor(&key, &aad, c)?),
+            None => None,
+        };
+        put(&**archive, &path, &p).await?;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    Ok(p)
+}
+
+/// Certifies a clean clone; after a scan with hits, removes the clone (tombstones over
+/// every record it wrote, looping on `removing` until the deadline allows), certifies
+/// the removal and fails with `PersonalDataFound`.
+pub async fn finish(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    clone_id: &str,
+    deadline: Instant,
+) -> Result<Finished, StepError> {
+    let plan = plan(svc, tenant, clone_id).await?;
+    let archive = svc.archive()?;
+    let mut systems = Vec::new();
+    let mut total = Findings::default();
+    let mut records = 0;
+    for s in &plan.selectors {
+        let base = format!("{}{}/", root(tenant, clone_id), s.system);
+        let c: Copied = get::<Copied>(&**archive, &format!("{base}copy.json"))
+            .await?
+            .filter(|c| c.done)
+            .ok_or_else(|| {
+                StepError::VerificationIncomplete(format!(
+                    "clone {clone_id}: {} is not copied yet",
+                    s.system
+                ))
+            })?;
+        let sc: Scanned = get::<Scanned>(&**archive, &format!("{base}scan.json"))
+            .await?
+            .filter(|c| c.done)
+            .ok_or_else(|| {
+                StepError::VerificationIncomplete(format!(
+                    "clone {clone_id}: {} is not scanned yet",
+                    s.system
+                ))
+            })?;
+        total.add(&sc.findings);
+        records += c.copied;
+        systems.push((c, sc));
+    }
+    let hits = total.hits();
+    if hits > 0 {
+        for s in &plan.selectors {
+            let target = svc.dataset(&s.system, &plan.request.to)?;
+            let mut after: Option<String> = None;
+            loop {
+                let page: Vec<Rec> = target.scan(&plan.target, after.as_deref(), PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.key.clone());
+                let full = page.len() == PAGE;
+                let dead: Vec<Rec> = page
+                    .into_iter()
+                    .filter(|r| r.body.is_some())
+                    .map(|r| Rec {
+                        key: r.key,
+                        rev: r.rev + 1,
+                        body: None,
+                    })
+                    .collect();
+                target.apply_many(&plan.target, &dead).await?;
+                if !full {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    // Removal is idempotent: the next call starts over and finds only
+                    // tombstones where it has been.
+                    return Ok(Finished {
+                        clone_id: clone_id.to_owned(),
+                        outcome: "removing".into(),
+                        records: 0,
+                        hits,
+                        removing: true,
+                        certificate_seq: None,
+                    });
+                }
+            }
+        }
+    }
+    let outcome = if hits > 0 { "removed" } else { "cloned" };
+    let details = serde_json::json!({
+        "clone_id": clone_id,
+        "target_tenant": plan.target,
+        "to": plan.request.to,
+        "key": plan.request.key,
+        "rules_sha256": plan.rules_sha256,
+        "strict": svc.catalog().clone_spec().strict,
+        "vector_approval": plan.request.vector_approval,
+        "scan": {"scanned": total.scanned, "originals": total.originals, "emails": total.emails, "phones": total.phones},
+        "systems": systems.iter().map(|(c, s)| serde_json::json!({
+            "system": c.system, "read": c.read, "copied": c.copied, "skipped": c.skipped,
+            "dropped": c.dropped, "fields_anonymised": c.fields, "scanned": s.findings.scanned,
+            "hits": s.findings.hits(),
+        })).collect::<Vec<_>>(),
+        "created_at": plan.created_at,
+    });
+    let mut details = details;
+    if let Some(m) = details.as_object_mut() {
+        m.retain(|_, v| !v.is_null());
+    }
+    let draft = Draft {
+        kind: CLONE_CHAIN.into(),
+        outcome: outcome.into(),
+        request_id: clone_id.to_owned(),
+        tenant_id: tenant.to_string(),
+        details,
+        unique: true,
+    };
+    let signer = svc.signer().await?;
+    let done = certify(&**svc.ledger(), &*signer, &**svc.clock(), &draft).await?;
+    if hits > 0 {
+        return Err(StepError::PersonalDataFound {
+            clone_id: clone_id.to_owned(),
+            hits,
+        });
+    }
+    Ok(Finished {
+        clone_id: clone_id.to_owned(),
+        outcome: outcome.into(),
+        records,
+        hits,
+        removing: false,
+        certificate_seq: Some(done.entry.seq),
+    })
+}
