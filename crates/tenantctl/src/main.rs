@@ -47,6 +47,9 @@ enum Cmd {
     Erase(cmd::erase::Args),
     /// Back a tenant up (`backup <tenant>`), list its backups, or prune expired ones.
     Backup(cmd::backup::Args),
+    /// Clone a tenant into another location with its personal data anonymised
+    /// (`clone <tenant> [--to staging] [--sync configs] [--as id]`).
+    Clone(cmd::clone::Args),
     /// Restore a backup into a new location (`restore <backup_id> [--to-time T] [--to L]`).
     Restore(cmd::backup::RestoreArgs),
     /// Migrate a tenant with zero downtime (`migrate <tenant> --from blue --to green`),
@@ -134,6 +137,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Erase(args) => cmd::erase::run(args, &ctx).await,
         Cmd::Backup(args) => cmd::backup::run(args, &ctx).await,
         Cmd::Restore(args) => cmd::backup::restore(args, &ctx).await,
+        Cmd::Clone(args) => cmd::clone::run(args, &ctx).await,
         Cmd::Migrate(args) => cmd::migrate::run(args, &ctx).await,
         Cmd::Ledger { cmd } => cmd::ledger::run(cmd, &ctx).await,
         Cmd::Cert { cmd } => cmd::cert::run(cmd, &ctx).await,

@@ -164,7 +164,13 @@ pub async fn restore(a: RestoreArgs, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-async fn run_local(ctx: &Ctx, asl: &str, origin: &str, name: &str, input: Value) -> Result<Value> {
+pub(super) async fn run_local(
+    ctx: &Ctx,
+    asl: &str,
+    origin: &str,
+    name: &str,
+    input: Value,
+) -> Result<Value> {
     let machine = load_machine(asl, origin)?;
     let deps = Arc::new(connect(&ctx.data_dir, ctx.catalog()).await?);
     let exec = simulate(deps.clone(), &machine, name, input, true).await;
@@ -175,7 +181,12 @@ async fn run_local(ctx: &Ctx, asl: &str, origin: &str, name: &str, input: Value)
     exec.output.context("the execution returned no output")
 }
 
-async fn start_on_aws(arn: Option<&str>, env: &str, name: &str, input: &Value) -> Result<()> {
+pub(super) async fn start_on_aws(
+    arn: Option<&str>,
+    env: &str,
+    name: &str,
+    input: &Value,
+) -> Result<()> {
     let arn = arn.with_context(|| format!("--aws needs --state-machine-arn (or {env})"))?;
     let cfg = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let exec = crate::aws::start(&cfg, arn, name, input).await?;

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod bench;
 pub mod cert;
+pub mod clone;
 pub mod count;
 pub mod demo;
 pub mod demo_services;
