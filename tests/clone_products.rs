@@ -4,8 +4,8 @@
 //! PostgreSQL order and a Redis session kept, and production unchanged.
 
 use e2e::{execute, fingerprint as fp};
-use lifecycle::{Catalog, TenantId};
 use lifecycle::migration::HOME;
+use lifecycle::{Catalog, TenantId};
 use ports::migrate::{Locator, Rec};
 use serde_json::{Value, json};
 use sim::Status;
@@ -18,7 +18,8 @@ const T: &str = "tenant_clone_probe_13";
 const STAGING_DB: u8 = 12;
 
 fn pg_url() -> String {
-    std::env::var("TENANT_PG_URL").unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into())
+    std::env::var("TENANT_PG_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into())
 }
 
 fn redis_server() -> String {
@@ -27,10 +28,24 @@ fn redis_server() -> String {
 
 fn psql(sql: &str) -> String {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-At", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-At",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -96,13 +111,26 @@ async fn a_clone_on_postgresql_and_redis_holds_no_original_and_keeps_the_join() 
         .map(|i| Rec {
             key: format!("session:{i:04}"),
             rev: 0,
-            body: Some(json!({"user": format!("probe-user-{i:03}"), "user_email": email(i), "ttl": 60}).to_string().into_bytes()),
+            body: Some(
+                json!({"user": format!("probe-user-{i:03}"), "user_email": email(i), "ttl": 60})
+                    .to_string()
+                    .into_bytes(),
+            ),
         })
         .collect();
     redis.apply_many(&t, &sessions).await.expect("seed redis");
-    let before = (fp(&deps, "postgresql", HOME, T).await, fp(&deps, "redis", HOME, T).await);
+    let before = (
+        fp(&deps, "postgresql", HOME, T).await,
+        fp(&deps, "redis", HOME, T).await,
+    );
 
-    let e = execute(&deps, tenantctl::TENANT_CLONE_ASL, "c", json!({"tenant_id": T, "systems": ["postgresql", "redis"]})).await;
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_CLONE_ASL,
+        "c",
+        json!({"tenant_id": T, "systems": ["postgresql", "redis"]}),
+    )
+    .await;
     assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
     let target = format!("{T}__staging");
 
@@ -112,8 +140,19 @@ async fn a_clone_on_postgresql_and_redis_holds_no_original_and_keeps_the_join() 
     ));
     assert_eq!(rows.lines().count(), 120, "same count");
     // Redis, read with redis-cli from the staging database.
-    let keys = redis_cli(STAGING_DB, &["--scan", "--pattern", &format!("{prefix}{target}:session:*")]);
-    let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).map(|l| l.trim_matches('"')).collect();
+    let keys = redis_cli(
+        STAGING_DB,
+        &[
+            "--scan",
+            "--pattern",
+            &format!("{prefix}{target}:session:*"),
+        ],
+    );
+    let keys: Vec<&str> = keys
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim_matches('"'))
+        .collect();
     assert_eq!(keys.len(), 40, "same count in redis");
     let mut values = String::new();
     for k in &keys {
@@ -121,23 +160,53 @@ async fn a_clone_on_postgresql_and_redis_holds_no_original_and_keeps_the_join() 
     }
     let all = format!("{rows}\n{values}").to_lowercase();
     for i in 0..40 {
-        assert!(!all.contains(&email(i).to_lowercase()), "{} arrived", email(i));
+        assert!(
+            !all.contains(&email(i).to_lowercase()),
+            "{} arrived",
+            email(i)
+        );
         assert!(!all.contains(&format!("q{i:03} person")), "a name arrived");
     }
-    assert!(!all.contains("probe-corp.example") && !all.contains("415 555 0199") && !all.contains("1985-02-03"));
+    assert!(
+        !all.contains("probe-corp.example")
+            && !all.contains("415 555 0199")
+            && !all.contains("1985-02-03")
+    );
     // The join across systems: order 5's customer e-mail is session 5's user e-mail.
     let order: Value = serde_json::from_str(
-        rows.lines().find(|l| l.starts_with("orders/00005 ")).expect("order 5").split_once(' ').expect("row").1,
+        rows.lines()
+            .find(|l| l.starts_with("orders/00005 "))
+            .expect("order 5")
+            .split_once(' ')
+            .expect("row")
+            .1,
     )
     .expect("json");
-    let s5 = redis_cli(STAGING_DB, &["--raw", "GET", &format!("{prefix}{target}:session:0005")]);
+    let s5 = redis_cli(
+        STAGING_DB,
+        &["--raw", "GET", &format!("{prefix}{target}:session:0005")],
+    );
     let session: Value = serde_json::from_str(s5.trim()).expect("session json");
     assert_eq!(order["customer_email"], session["user_email"]);
-    assert!(order["customer_email"].as_str().expect("e").ends_with("@anon.invalid"));
+    assert!(
+        order["customer_email"]
+            .as_str()
+            .expect("e")
+            .ends_with("@anon.invalid")
+    );
 
-    assert_eq!(before, (fp(&deps, "postgresql", HOME, T).await, fp(&deps, "redis", HOME, T).await), "production unchanged");
+    assert_eq!(
+        before,
+        (
+            fp(&deps, "postgresql", HOME, T).await,
+            fp(&deps, "redis", HOME, T).await
+        ),
+        "production unchanged"
+    );
     // Leave the servers as found.
-    psql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; DROP SCHEMA IF EXISTS \"{schema}__staging\" CASCADE"));
+    psql(&format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; DROP SCHEMA IF EXISTS \"{schema}__staging\" CASCADE"
+    ));
     for db in [11, STAGING_DB] {
         for k in redis_cli(db, &["--scan", "--pattern", &format!("{prefix}*")]).lines() {
             redis_cli(db, &["DEL", k.trim_matches('"')]);
