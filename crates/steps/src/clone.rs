@@ -24,6 +24,35 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
+/// What a per-system step of the clone machine is given: the clone and the system; the
+/// rest is the previous pass's output, echoed by the loop (the archive's progress is
+/// what counts).
+#[derive(Debug, Deserialize)]
+pub struct SystemCall {
+    /// The tenant cloned.
+    pub tenant_id: TenantId,
+    /// The clone.
+    pub clone_id: lifecycle::RequestId,
+    /// The system.
+    pub system: lifecycle::SystemName,
+    #[serde(flatten)]
+    _rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SystemCall {
+    /// A pass's output as the loop's next input: the clone named, the sealed cursor left
+    /// in the archive.
+    pub fn continuation<T: Serialize>(&self, out: &T) -> Result<serde_json::Value, StepError> {
+        let mut v = serde_json::to_value(out).map_err(|e| StepError::Internal(e.to_string()))?;
+        if let Some(m) = v.as_object_mut() {
+            m.remove("cursor");
+            m.insert("tenant_id".into(), self.tenant_id.to_string().into());
+            m.insert("clone_id".into(), self.clone_id.to_string().into());
+        }
+        Ok(v)
+    }
+}
+
 /// Records read per page.
 const PAGE: usize = 500;
 
@@ -560,7 +589,7 @@ pub async fn finish(
         }
     }
     let outcome = if hits > 0 { "removed" } else { "cloned" };
-    let details = serde_json::json!({
+    let mut details = serde_json::json!({
         "clone_id": clone_id,
         "target_tenant": plan.target,
         "to": plan.request.to,
@@ -576,7 +605,6 @@ pub async fn finish(
         })).collect::<Vec<_>>(),
         "created_at": plan.created_at,
     });
-    let mut details = details;
     if let Some(m) = details.as_object_mut() {
         m.retain(|_, v| !v.is_null());
     }

@@ -2,26 +2,16 @@
 //! and addresses that are not fakes, until done or out of time; the machine loops on
 //! `done`.
 
+use lifecycle::StepError;
 use lifecycle::error::from_input;
-use lifecycle::{RequestId, StepError, SystemName, TenantId};
-use serde::Deserialize;
 use serde_json::Value;
-use steps::clone::scan_step;
+use steps::clone::{SystemCall, scan_step};
 use stores::Deps;
 use tenant_runtime::Budget;
 
-#[derive(Debug, Deserialize)]
-struct Input {
-    tenant_id: TenantId,
-    clone_id: RequestId,
-    system: SystemName,
-    #[serde(flatten)]
-    _rest: serde_json::Map<String, Value>,
-}
-
 /// Scans as much as the budget allows.
 pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Value, StepError> {
-    let i: Input = from_input(input, "scan-clone")?;
+    let i: SystemCall = from_input(input, "scan-clone")?;
     let out = scan_step(
         deps,
         &i.tenant_id,
@@ -31,11 +21,5 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Value,
     )
     .await?;
     tracing::info!(clone_id = %i.clone_id, system = %i.system, scanned = out.findings.scanned, hits = out.findings.hits(), done = out.done, "scan pass");
-    let mut v = serde_json::to_value(&out).map_err(|e| StepError::Internal(e.to_string()))?;
-    v["tenant_id"] = Value::String(i.tenant_id.to_string());
-    v["clone_id"] = Value::String(i.clone_id.to_string());
-    if let Some(m) = v.as_object_mut() {
-        m.remove("cursor");
-    }
-    Ok(v)
+    i.continuation(&out)
 }
