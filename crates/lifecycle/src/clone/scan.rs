@@ -2,7 +2,7 @@
 //! write) and looks for every original value the clone tagged, and for e-mail addresses
 //! and phone numbers that are not fakes.
 
-use super::anon::{Anonymiser, EMAIL, MIN_TRACKED, PHONE, is_fake_email, is_fake_phone};
+use super::anon::{Anonymiser, EMAIL, FakeKind, MIN_TRACKED, PHONE, is_fake_email, is_fake_phone};
 use super::body::{Shape, covers, decode, leaves};
 use super::rules::{Action, CloneSpec};
 use serde::{Deserialize, Serialize};
@@ -68,14 +68,30 @@ impl Scanner<'_> {
         };
         let rules = self.spec.rules_for(system, source_key_hint);
         for (path, leaf) in leaves(&value) {
-            let action = rules
+            let rule = rules
                 .iter()
                 .filter(|r| covers(&r.field, &path))
-                .max_by_key(|r| r.field.len())
-                .map(|r| r.action);
+                .max_by_key(|r| r.field.len());
+            let action = rule.map(|r| r.action);
+            let text = match leaf {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => continue,
+            };
+            if self.originals.contains(&self.anon.tag_in(key, &text)) {
+                // The value this very record held at the source, left through.
+                f.originals += 1;
+                continue;
+            }
+            // A fake may equal some original (a real "Grace Hopper"); it is a fake here.
+            if let Some(r) = rule.filter(|r| r.action == Action::Fake)
+                && Anonymiser::is_fake(r.kind.unwrap_or(FakeKind::Name), &text)
+            {
+                continue;
+            }
             match leaf {
                 Value::String(s) => self.text(s, action, &mut f),
-                Value::Number(n) if self.hit(&n.to_string()) => f.originals += 1,
+                Value::Number(_) if self.hit(&text) => f.originals += 1,
                 _ => {}
             }
         }
@@ -96,7 +112,7 @@ impl Scanner<'_> {
             for w in words.windows(n) {
                 let joined = w.join(" ");
                 let trimmed = joined.trim_end_matches(['.', '!', '?']);
-                if self.hit(&joined) || self.hit(trimmed) {
+                if self.hit(&joined) || (trimmed.len() < joined.len() && self.hit(trimmed)) {
                     f.originals += 1;
                     break 'outer;
                 }

@@ -83,7 +83,7 @@ impl Transformer<'_> {
                 continue;
             }
             for_each_match(&mut doc.value, &r.field, &mut |v| {
-                self.apply(r, v, originals, &mut fields);
+                self.apply(r, v, &new_key, originals, &mut fields);
             });
         }
         if let (Some(r), Some(field)) = (&vrule, &vector_field)
@@ -198,14 +198,14 @@ impl Transformer<'_> {
         Ok(())
     }
 
-    fn apply(&self, r: &Rule, v: &mut Value, originals: &mut Vec<u64>, fields: &mut u64) {
+    fn apply(&self, r: &Rule, v: &mut Value, at: &str, originals: &mut Vec<u64>, fields: &mut u64) {
         match v {
             Value::Object(m) => m
                 .values_mut()
-                .for_each(|x| self.apply(r, x, originals, fields)),
+                .for_each(|x| self.apply(r, x, at, originals, fields)),
             Value::Array(a) => a
                 .iter_mut()
-                .for_each(|x| self.apply(r, x, originals, fields)),
+                .for_each(|x| self.apply(r, x, at, originals, fields)),
             Value::Null => {}
             Value::Bool(_) => {
                 if r.action == Action::Null {
@@ -215,7 +215,7 @@ impl Transformer<'_> {
             }
             Value::Number(n) => {
                 let text = n.to_string();
-                self.track(&text, r.action, originals);
+                self.track(&text, r.action, at, originals);
                 *fields += 1;
                 *v = match r.action {
                     Action::Keep | Action::RedactText => return,
@@ -233,7 +233,7 @@ impl Transformer<'_> {
                 };
             }
             Value::String(s) => {
-                self.track(s, r.action, originals);
+                self.track(s, r.action, at, originals);
                 *fields += 1;
                 *v = match r.action {
                     Action::Keep => return,
@@ -253,9 +253,19 @@ impl Transformer<'_> {
         }
     }
 
-    fn track(&self, original: &str, action: Action, originals: &mut Vec<u64>) {
+    /// Tags what must not reach the target: a value that names someone anywhere in the
+    /// clone, and every anonymised value in its own record `at` (the target key).
+    fn track(&self, original: &str, action: Action, at: &str, originals: &mut Vec<u64>) {
+        if !matches!(action, Action::Keep | Action::RedactText)
+            && original.chars().any(char::is_alphanumeric)
+        {
+            originals.push(self.anon.tag_in(at, original));
+        }
         match action {
             Action::Keep => {}
+            // A shifted date or a mask lands among the originals by chance (dates are
+            // dense, PINs short), and alone names no one: only their own record counts.
+            Action::Mask | Action::ShiftDate => {}
             // Free text is kept apart from what it mentions: only those are originals.
             Action::RedactText => {
                 for m in EMAIL.find_iter(original) {

@@ -2,6 +2,7 @@
 //! they never assert on time. Each benchmark is a module of its own; what they share is
 //! in [`crate::fixtures`].
 
+pub mod clone;
 pub mod cloudwatch;
 pub mod distributed;
 pub mod erase;
@@ -56,6 +57,20 @@ pub enum BenchCmd {
         /// Items of the DynamoDB copy.
         #[arg(long, default_value_t = 5_000)]
         dynamodb_items: usize,
+    },
+    /// Clone one tenant's PostgreSQL rows with five anonymised columns, against the same
+    /// clone with no rules and `INSERT ... SELECT` (plain and with `md5()`); the PII scan's rate.
+    Clone {
+        /// Connection string of the PostgreSQL server.
+        #[arg(
+            long,
+            env = "TENANT_PG_URL",
+            default_value = "host=127.0.0.1 user=postgres dbname=test"
+        )]
+        pg_url: String,
+        /// Rows of the tenant.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
     },
     /// Erase one tenant's S3 prefix on moto with the Distributed Map machine (N parallel
     /// map workers) against the inline erasure's single loop.
@@ -215,6 +230,9 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
         } => {
             let ddb = dynamodb_endpoint.as_deref().map(|e| (e, dynamodb_items));
             migrate::run(data_dir, records, trials, pg_url.as_deref(), ddb).await
+        }
+        BenchCmd::Clone { pg_url, rows } => {
+            clone::run(data_dir, clone::Plan { url: pg_url, rows }).await
         }
         BenchCmd::DistributedErase {
             endpoint,
