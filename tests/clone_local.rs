@@ -348,9 +348,9 @@ async fn strict_mode_refuses_a_planted_personal_column_and_writes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn a_broken_rule_is_caught_by_the_scan_and_the_clone_removed() {
-    let dir = tempfile::tempdir().expect("dir");
+/// A world whose clone rules leak: customers' e-mails hashed, orders' e-mails kept,
+/// strict mode off, so nothing but the scan stops the originals.
+async fn leaking_world(dir: &std::path::Path) -> Arc<Deps> {
     // A deliberately broken rule: customers' e-mails "masked" by keeping them, and
     // strict mode off so nothing stops the value before the scan does.
     let catalog = tenantctl::LOCAL_CATALOG
@@ -364,14 +364,21 @@ async fn a_broken_rule_is_caught_by_the_scan_and_the_clone_removed() {
             "prefix = \"orders/\"\nfield = \"/customer_email\"\naction = \"keep\"",
         );
     assert_ne!(catalog, tenantctl::LOCAL_CATALOG);
-    let path = dir.path().join("catalog.toml");
+    let path = dir.join("catalog.toml");
     std::fs::write(&path, &catalog).expect("catalog");
     let deps = Arc::new(
-        tenantctl::world::connect(dir.path(), Some(&path))
+        tenantctl::world::connect(dir, Some(&path))
             .await
             .expect("connect"),
     );
     seed(&deps, T).await;
+    deps
+}
+
+#[tokio::test]
+async fn a_broken_rule_is_caught_by_the_scan_and_the_clone_removed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let deps = leaking_world(dir.path()).await;
     let before = fingerprints(&deps).await;
     let e = clone(
         &deps,
@@ -399,4 +406,124 @@ async fn a_broken_rule_is_caught_by_the_scan_and_the_clone_removed() {
         entries[0].json
     );
     assert_eq!(before, fingerprints(&deps).await, "production unchanged");
+}
+
+/// Rewrites the stored state at `key` as an attacker with the archive would: a JSON file
+/// gets `edit` applied, anything else (sealed) a flipped byte.
+async fn tamper(deps: &Deps, key: &str, edit: impl Fn(&mut Value)) {
+    let archive = deps.archive().expect("archive");
+    let mut bytes = archive.get(key).await.expect("get").expect("stored");
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => {
+            edit(&mut v);
+            bytes = serde_json::to_vec(&v).expect("json");
+        }
+        Err(_) => {
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+        }
+    }
+    archive.put(key, bytes).await.expect("put");
+}
+
+#[tokio::test]
+async fn altered_clone_state_is_refused_and_never_certified_clean() {
+    let dir = tempfile::tempdir().expect("dir");
+    let deps = leaking_world(dir.path()).await;
+    let svc: &dyn Services = &*deps;
+    let t = tid(T);
+    let req =
+        lifecycle::clone::CloneRequest::parse(&json!({"tenant_id": T, "systems": ["postgresql"]}))
+            .expect("request");
+    let far = || std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let begun = steps::clone::begin(svc, &req).await.expect("begin");
+    let id = begun.clone_id.clone();
+    assert!(
+        steps::clone::copy_step(svc, &t, &id, "postgresql", far())
+            .await
+            .expect("copy")
+            .done
+    );
+    let root = format!("tenants/{T}/clones/{id}/");
+
+    // One changed tag: the scan would miss the value it stood for.
+    let tags = format!("{root}postgresql/tags-00000000.bin");
+    let archive = deps.archive().expect("archive");
+    let mut b = archive.get(&tags).await.expect("get").expect("tags");
+    let original = b.clone();
+    b[3] ^= 0x40;
+    archive.put(&tags, b).await.expect("put");
+    let e = steps::clone::scan_step(svc, &t, &id, "postgresql", far())
+        .await
+        .expect_err("a changed tag file is refused");
+    assert_eq!(e.error_type(), "CloneStateCorrupt", "{e}");
+    archive
+        .put(&tags, original)
+        .await
+        .expect("restore the tags");
+
+    // The scan finds the leak; its findings rewritten to zero must not certify a clean clone.
+    let s = steps::clone::scan_step(svc, &t, &id, "postgresql", far())
+        .await
+        .expect("scan");
+    assert!(s.done && s.findings.hits() > 0, "{s:?}");
+    tamper(&deps, &format!("{root}postgresql/scan.json"), |v| {
+        for k in ["originals", "emails", "phones"] {
+            v["findings"][k] = json!(0);
+        }
+    })
+    .await;
+    let e = steps::clone::finish(svc, &t, &id, far())
+        .await
+        .expect_err("altered findings are refused");
+    assert_eq!(e.error_type(), "CloneStateCorrupt", "{e}");
+
+    // A changed plan (another target location) is refused by every step.
+    tamper(&deps, &format!("{root}plan.json"), |v| {
+        v["plan"]["request"]["to"] = json!("dev");
+        v["request"]["to"] = json!("dev");
+    })
+    .await;
+    let e = steps::clone::copy_step(svc, &t, &id, "postgresql", far())
+        .await
+        .expect_err("an altered plan is refused");
+    assert_eq!(e.error_type(), "CloneStateCorrupt", "{e}");
+    let entries = deps
+        .ledger()
+        .entries(lifecycle::clone::CLONE_CHAIN, 0, 10)
+        .await
+        .expect("ledger");
+    assert!(entries.is_empty(), "nothing certified");
+}
+
+#[tokio::test]
+async fn an_id_claimed_by_other_content_is_refused_and_nothing_is_written() {
+    let w = local_world().await;
+    let deps = w.deps.clone();
+    seed(&deps, T).await;
+    let svc: &dyn Services = &*deps;
+    let req =
+        lifecycle::clone::CloneRequest::parse(&json!({"tenant_id": T, "systems": ["postgresql"]}))
+            .expect("request");
+    let id = req.id().expect("id").to_string();
+    svc.requests()
+        .claim(&id, "another request's digest", "", "2026-12-02T00:00:00Z")
+        .await
+        .expect("claim");
+    let e = steps::clone::begin(svc, &req).await.expect_err("conflict");
+    assert_eq!(e.error_type(), "RequestConflict", "{e}");
+    assert!(
+        records(&deps, "postgresql", "staging", &format!("{T}__staging"))
+            .await
+            .is_empty()
+    );
+    let archive = deps.archive().expect("archive");
+    assert!(
+        archive
+            .list(&format!("tenants/{T}/clones/"))
+            .await
+            .expect("list")
+            .is_empty(),
+        "no plan written"
+    );
 }

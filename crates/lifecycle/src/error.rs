@@ -111,6 +111,15 @@ pub enum StepError {
         /// The field's pointer (array indexes as `*`), never its value.
         field: String,
     },
+    /// A clone's bookkeeping (plan, progress, tags) does not open under the clone key:
+    /// altered or damaged; nothing is written or certified on it.
+    #[error("clone {clone_id}: its stored state is corrupt: {detail}")]
+    CloneStateCorrupt {
+        /// The clone.
+        clone_id: String,
+        /// What failed to check.
+        detail: String,
+    },
     /// A clone's scan found original personal data in the target; the clone is removed.
     #[error(
         "the scan of clone {clone_id} found {hits} original value(s) or unmasked address(es) in the target; the clone is removed"
@@ -143,6 +152,7 @@ pub const ERROR_TYPES: &[&str] = &[
     "TenantErased",
     "BackupCorrupt",
     "UnruledPersonalData",
+    "CloneStateCorrupt",
     "PersonalDataFound",
 ];
 
@@ -177,6 +187,7 @@ impl StepError {
             Self::TenantErased { .. } => "TenantErased",
             Self::BackupCorrupt { .. } => "BackupCorrupt",
             Self::UnruledPersonalData { .. } => "UnruledPersonalData",
+            Self::CloneStateCorrupt { .. } => "CloneStateCorrupt",
             Self::PersonalDataFound { .. } => "PersonalDataFound",
         }
     }
@@ -255,6 +266,10 @@ mod tests {
             StepError::UnruledPersonalData {
                 system: "s".into(),
                 field: "/f".into(),
+            },
+            StepError::CloneStateCorrupt {
+                clone_id: "c".into(),
+                detail: "d".into(),
             },
             StepError::PersonalDataFound {
                 clone_id: "c".into(),

@@ -171,6 +171,57 @@ async fn put<T: Serialize>(a: &dyn Archive, key: &str, v: &T) -> Result<(), Step
     Ok(a.put(key, b).await?)
 }
 
+fn corrupt(clone_id: &str, detail: String) -> StepError {
+    StepError::CloneStateCorrupt {
+        clone_id: clone_id.to_owned(),
+        detail,
+    }
+}
+
+/// Reads state sealed under the clone key and bound to its path, so a changed byte, or a
+/// file moved from another place, is refused instead of steering the clone or its scan.
+async fn get_sealed<T: DeserializeOwned>(
+    a: &dyn Archive,
+    key: &[u8; 32],
+    clone_id: &str,
+    path: &str,
+) -> Result<Option<T>, StepError> {
+    let Some(b) = a.get(path).await? else {
+        return Ok(None);
+    };
+    let plain = seal::open(key, path.as_bytes(), &b).map_err(|_| {
+        corrupt(
+            clone_id,
+            format!("{path} does not open under the clone key: altered or damaged"),
+        )
+    })?;
+    serde_json::from_slice(&plain)
+        .map(Some)
+        .map_err(|e| corrupt(clone_id, format!("{path}: {e}")))
+}
+
+async fn put_sealed<T: Serialize>(
+    a: &dyn Archive,
+    key: &[u8; 32],
+    path: &str,
+    v: &T,
+) -> Result<(), StepError> {
+    let b = serde_json::to_vec(v).map_err(|e| StepError::Internal(e.to_string()))?;
+    let sealed =
+        seal::seal(key, path.as_bytes(), &b).map_err(|e| StepError::Internal(e.to_string()))?;
+    Ok(a.put(path, sealed).await?)
+}
+
+/// The plan as stored: the wrapped clone key in the clear (the tenant's key opens it),
+/// the plan itself sealed under the clone key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredPlan {
+    key_ref: String,
+    wrapped_b64: String,
+    sealed_b64: String,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoredKey {
@@ -199,21 +250,77 @@ async fn clone_key(
     Ok((stored.key_ref, stored.wrapped_b64))
 }
 
-async fn anonymiser(
+async fn unwrap_key(
     svc: &dyn Services,
-    plan: &Plan,
-) -> Result<(Anonymiser, zeroize::Zeroizing<[u8; 32]>), StepError> {
+    tenant: &TenantId,
+    clone_id: &str,
+    key_ref: &str,
+    wrapped_b64: &str,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, StepError> {
     let wrapped = base64::engine::general_purpose::STANDARD
-        .decode(&plan.wrapped_b64)
-        .map_err(|e| StepError::Internal(format!("clone key: {e}")))?;
-    let key = svc
-        .keys()?
-        .unwrap(&plan.request.tenant_id, &plan.key_ref, &wrapped)
-        .await?;
-    Ok((
-        Anonymiser::new(key.clone(), plan.request.tenant_id.as_str()),
-        key,
-    ))
+        .decode(wrapped_b64)
+        .map_err(|e| corrupt(clone_id, format!("the wrapped clone key: {e}")))?;
+    Ok(svc.keys()?.unwrap(tenant, key_ref, &wrapped).await?)
+}
+
+/// A begun clone: its plan (checked under the clone key), the anonymiser and the key.
+struct Opened {
+    plan: Plan,
+    anon: Anonymiser,
+    key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+async fn open(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    clone_id: &str,
+) -> Result<Option<Opened>, StepError> {
+    let archive = svc.archive()?;
+    let path = format!("{}plan.json", root(tenant, clone_id));
+    let Some(stored) = get::<StoredPlan>(&**archive, &path)
+        .await
+        .map_err(|e| corrupt(clone_id, e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let key = unwrap_key(svc, tenant, clone_id, &stored.key_ref, &stored.wrapped_b64).await?;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(&stored.sealed_b64)
+        .map_err(|e| corrupt(clone_id, format!("{path}: {e}")))?;
+    let plain = seal::open(&key, path.as_bytes(), &sealed).map_err(|_| {
+        corrupt(
+            clone_id,
+            format!("{path} does not open under the clone key: altered or damaged"),
+        )
+    })?;
+    let plan: Plan =
+        serde_json::from_slice(&plain).map_err(|e| corrupt(clone_id, format!("{path}: {e}")))?;
+    if plan.clone_id != clone_id || &plan.request.tenant_id != tenant {
+        return Err(corrupt(clone_id, format!("{path} names another clone")));
+    }
+    let anon = Anonymiser::new(key.clone(), tenant.as_str());
+    Ok(Some(Opened { plan, anon, key }))
+}
+
+async fn store_plan(svc: &dyn Services, plan: &Plan) -> Result<(), StepError> {
+    let path = format!("{}plan.json", root(&plan.request.tenant_id, &plan.clone_id));
+    let key = unwrap_key(
+        svc,
+        &plan.request.tenant_id,
+        &plan.clone_id,
+        &plan.key_ref,
+        &plan.wrapped_b64,
+    )
+    .await?;
+    let b = serde_json::to_vec(plan).map_err(|e| StepError::Internal(e.to_string()))?;
+    let sealed =
+        seal::seal(&key, path.as_bytes(), &b).map_err(|e| StepError::Internal(e.to_string()))?;
+    let stored = StoredPlan {
+        key_ref: plan.key_ref.clone(),
+        wrapped_b64: plan.wrapped_b64.clone(),
+        sealed_b64: base64::engine::general_purpose::STANDARD.encode(sealed),
+    };
+    put(&**svc.archive()?, &path, &stored).await
 }
 
 fn rules_digest(spec: &CloneSpec) -> Result<String, StepError> {
@@ -232,8 +339,6 @@ pub async fn begin(svc: &dyn Services, req: &CloneRequest) -> Result<Begun, Step
     let selectors = req.selectors(catalog, &spec)?;
     let target = req.target()?;
     let clone_id = req.id()?.to_string();
-    let archive = svc.archive()?;
-    let plan_key = format!("{}plan.json", root(tenant, &clone_id));
     let mut sources = BTreeMap::new();
     for s in &selectors {
         let (location, _) = live(svc, tenant, &s.system).await?;
@@ -262,8 +367,8 @@ pub async fn begin(svc: &dyn Services, req: &CloneRequest) -> Result<Begun, Step
             });
         }
         Claim::Same => {
-            if let Some(p) = get::<Plan>(&**archive, &plan_key).await? {
-                return Ok(begun(&p));
+            if let Some(o) = open(svc, tenant, &clone_id).await? {
+                return Ok(begun(&o.plan));
             }
         }
         Claim::New => {}
@@ -290,7 +395,7 @@ pub async fn begin(svc: &dyn Services, req: &CloneRequest) -> Result<Begun, Step
         rules_sha256: rules_digest(&spec)?,
         created_at: svc.clock().now_rfc3339(),
     };
-    put(&**archive, &plan_key, &plan).await?;
+    store_plan(svc, &plan).await?;
     tracing::info!(clone_id, tenant = %tenant, systems = plan.selectors.len(), "clone begun");
     Ok(begun(&plan))
 }
@@ -310,12 +415,15 @@ pub async fn plan(
     tenant: &TenantId,
     clone_id: &str,
 ) -> Result<Plan, StepError> {
-    get(
-        &**svc.archive()?,
-        &format!("{}plan.json", root(tenant, clone_id)),
-    )
-    .await?
-    .ok_or_else(|| {
+    Ok(opened(svc, tenant, clone_id).await?.plan)
+}
+
+async fn opened(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    clone_id: &str,
+) -> Result<Opened, StepError> {
+    open(svc, tenant, clone_id).await?.ok_or_else(|| {
         StepError::invalid(format!(
             "clone {clone_id} of tenant {tenant} was never begun"
         ))
@@ -352,7 +460,7 @@ pub async fn copy_step(
     system: &str,
     deadline: Instant,
 ) -> Result<Copied, StepError> {
-    let plan = plan(svc, tenant, clone_id).await?;
+    let Opened { plan, anon, key } = opened(svc, tenant, clone_id).await?;
     let sel = plan
         .selectors
         .iter()
@@ -361,13 +469,13 @@ pub async fn copy_step(
     let kind = system_kind(svc, system)?;
     let archive = svc.archive()?;
     let base = format!("{}{system}/", root(tenant, clone_id));
-    let mut p: Copied = get(&**archive, &format!("{base}copy.json"))
+    let progress = format!("{base}copy.json");
+    let mut p: Copied = get_sealed(&**archive, &key, clone_id, &progress)
         .await?
         .unwrap_or_else(|| Copied {
             system: system.to_owned(),
             ..Copied::default()
         });
-    let (anon, key) = anonymiser(svc, &plan).await?;
     let catalog = svc.catalog();
     let spec = catalog.clone_spec();
     let tr = Transformer {
@@ -420,9 +528,10 @@ pub async fn copy_step(
         tags.sort_unstable();
         tags.dedup();
         let bytes: Vec<u8> = tags.iter().flat_map(|t| t.to_le_bytes()).collect();
-        archive
-            .put(&format!("{base}tags-{:08}.bin", p.pages), bytes)
-            .await?;
+        let path = format!("{base}tags-{:08}.bin", p.pages);
+        let sealed = seal::seal(&key, path.as_bytes(), &bytes)
+            .map_err(|e| StepError::Internal(e.to_string()))?;
+        archive.put(&path, sealed).await?;
         p.pages += 1;
         cursor = recs.last().map(|r| r.key.clone());
         if recs.len() < PAGE {
@@ -432,7 +541,8 @@ pub async fn copy_step(
             Some(c) => Some(seal_cursor(&key, &aad, c)?),
             None => None,
         };
-        put(&**archive, &format!("{base}copy.json"), &p).await?;
+        put_sealed(&**archive, &key, &progress, &p).await?;
+        crate::progress::records("clone", system, p.read);
         if Instant::now() >= deadline {
             break;
         }
@@ -440,7 +550,11 @@ pub async fn copy_step(
     Ok(p)
 }
 
-async fn originals(svc: &dyn Services, plan: &Plan) -> Result<HashSet<u64>, StepError> {
+async fn originals(
+    svc: &dyn Services,
+    plan: &Plan,
+    key: &[u8; 32],
+) -> Result<HashSet<u64>, StepError> {
     let archive = svc.archive()?;
     let mut out = HashSet::new();
     for k in archive
@@ -450,7 +564,13 @@ async fn originals(svc: &dyn Services, plan: &Plan) -> Result<HashSet<u64>, Step
         if !k.ends_with(".bin") {
             continue;
         }
-        let b = archive.get(&k).await?.unwrap_or_default();
+        let sealed = archive.get(&k).await?.unwrap_or_default();
+        let b = seal::open(key, k.as_bytes(), &sealed).map_err(|_| {
+            corrupt(
+                &plan.clone_id,
+                format!("{k} does not open under the clone key: altered or damaged"),
+            )
+        })?;
         out.extend(
             b.chunks_exact(8)
                 .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
@@ -467,17 +587,18 @@ pub async fn scan_step(
     system: &str,
     deadline: Instant,
 ) -> Result<Scanned, StepError> {
-    let plan = plan(svc, tenant, clone_id).await?;
+    let Opened { plan, anon, key } = opened(svc, tenant, clone_id).await?;
     let archive = svc.archive()?;
     let path = format!("{}{system}/scan.json", root(tenant, clone_id));
-    let mut p: Scanned = get(&**archive, &path).await?.unwrap_or_else(|| Scanned {
-        system: system.to_owned(),
-        ..Scanned::default()
-    });
-    let (anon, key) = anonymiser(svc, &plan).await?;
+    let mut p: Scanned = get_sealed(&**archive, &key, clone_id, &path)
+        .await?
+        .unwrap_or_else(|| Scanned {
+            system: system.to_owned(),
+            ..Scanned::default()
+        });
     let catalog = svc.catalog();
     let spec = catalog.clone_spec();
-    let tags = originals(svc, &plan).await?;
+    let tags = originals(svc, &plan, &key).await?;
     let scanner = Scanner {
         spec: &spec,
         anon: &anon,
@@ -504,7 +625,8 @@ pub async fn scan_step(
             Some(c) => Some(seal_cursor(&key, &aad, c)?),
             None => None,
         };
-        put(&**archive, &path, &p).await?;
+        put_sealed(&**archive, &key, &path, &p).await?;
+        crate::progress::records("scan", system, p.findings.scanned);
         if Instant::now() >= deadline {
             break;
         }
@@ -521,31 +643,33 @@ pub async fn finish(
     clone_id: &str,
     deadline: Instant,
 ) -> Result<Finished, StepError> {
-    let plan = plan(svc, tenant, clone_id).await?;
+    let Opened { plan, key, .. } = opened(svc, tenant, clone_id).await?;
     let archive = svc.archive()?;
     let mut systems = Vec::new();
     let mut total = Findings::default();
     let mut records = 0;
     for s in &plan.selectors {
         let base = format!("{}{}/", root(tenant, clone_id), s.system);
-        let c: Copied = get::<Copied>(&**archive, &format!("{base}copy.json"))
-            .await?
-            .filter(|c| c.done)
-            .ok_or_else(|| {
-                StepError::VerificationIncomplete(format!(
-                    "clone {clone_id}: {} is not copied yet",
-                    s.system
-                ))
-            })?;
-        let sc: Scanned = get::<Scanned>(&**archive, &format!("{base}scan.json"))
-            .await?
-            .filter(|c| c.done)
-            .ok_or_else(|| {
-                StepError::VerificationIncomplete(format!(
-                    "clone {clone_id}: {} is not scanned yet",
-                    s.system
-                ))
-            })?;
+        let c: Copied =
+            get_sealed::<Copied>(&**archive, &key, clone_id, &format!("{base}copy.json"))
+                .await?
+                .filter(|c| c.done)
+                .ok_or_else(|| {
+                    StepError::VerificationIncomplete(format!(
+                        "clone {clone_id}: {} is not copied yet",
+                        s.system
+                    ))
+                })?;
+        let sc: Scanned =
+            get_sealed::<Scanned>(&**archive, &key, clone_id, &format!("{base}scan.json"))
+                .await?
+                .filter(|c| c.done)
+                .ok_or_else(|| {
+                    StepError::VerificationIncomplete(format!(
+                        "clone {clone_id}: {} is not scanned yet",
+                        s.system
+                    ))
+                })?;
         total.add(&sc.findings);
         records += c.copied;
         systems.push((c, sc));

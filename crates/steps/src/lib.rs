@@ -10,4 +10,5 @@ pub mod checkpoint;
 pub mod clone;
 pub mod migrating;
 pub mod mover;
+pub mod progress;
 pub mod testkit;

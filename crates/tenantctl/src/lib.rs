@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod input;
 pub mod migrate;
 pub mod objects;
+pub mod progress;
 pub mod registry;
 pub mod verify;
 pub mod world;

@@ -102,10 +102,21 @@ fn main() -> ExitCode {
     }));
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    {
+        use tracing_subscriber::prelude::*;
+        // Each layer its own filter: RUST_LOG governs the log lines, while the steps'
+        // progress events always reach the bars.
+        let progress = tracing_subscriber::filter::Targets::new()
+            .with_target(steps::progress::TARGET, tracing::Level::DEBUG);
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .with(tenantctl::progress::Bars::default().with_filter(progress))
+            .try_init();
+    }
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -82,7 +82,7 @@ impl Observer for PrintTransitions {
                             .map(|s| format!(" [{s}]"))
                     })
                     .unwrap_or_default();
-                println!("  {:>4}  {ty:<8} {name}{extra}", e.id);
+                crate::progress::println(&format!("  {:>4}  {ty:<8} {name}{extra}", e.id));
             }
             "LambdaFunctionFailed" => {
                 let err = e
@@ -90,7 +90,7 @@ impl Observer for PrintTransitions {
                     .get("error")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                println!("  {:>4}  failed   {err}", e.id);
+                crate::progress::println(&format!("  {:>4}  failed   {err}", e.id));
             }
             "ExecutionFailed" => {
                 let err = e
@@ -98,9 +98,13 @@ impl Observer for PrintTransitions {
                     .get("error")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                println!("  {:>4}  EXECUTION FAILED: {err}", e.id);
+                crate::progress::finish();
+                crate::progress::println(&format!("  {:>4}  EXECUTION FAILED: {err}", e.id));
             }
-            "ExecutionSucceeded" => println!("  {:>4}  EXECUTION SUCCEEDED", e.id),
+            "ExecutionSucceeded" => {
+                crate::progress::finish();
+                crate::progress::println(&format!("  {:>4}  EXECUTION SUCCEEDED", e.id));
+            }
             _ => {}
         }
     }

@@ -249,6 +249,7 @@ pub async fn restore_step(
                 .collect::<Result<Vec<_>, StepError>>()?;
             p.applied += target.apply_many(&plan.tenant_id, &recs).await?;
             p.chunk_index += 1;
+            crate::progress::records("restore", &sp.system, p.applied);
             if Instant::now() >= deadline {
                 return Ok(p);
             }

@@ -332,6 +332,7 @@ pub async fn export_step(
             }
         }
         put_json(&**archive, &pkey, &p).await?;
+        crate::progress::records("backup", system, p.part.records + p.part.tombstones);
         if Instant::now() >= deadline {
             break;
         }
