@@ -527,3 +527,24 @@ async fn an_id_claimed_by_other_content_is_refused_and_nothing_is_written() {
         "no plan written"
     );
 }
+
+#[tokio::test]
+async fn two_clones_begun_at_once_into_one_target_cannot_both_write() {
+    let w = local_world().await;
+    let deps = w.deps.clone();
+    seed(&deps, T).await;
+    let svc: &dyn Services = &*deps;
+    let req = |key: &str| {
+        lifecycle::clone::CloneRequest::parse(
+            &json!({"tenant_id": T, "systems": ["postgresql"], "key": key}),
+        )
+        .expect("request")
+    };
+    let (a, b) = (req("ka"), req("kb"));
+    assert_ne!(a.id().expect("a"), b.id().expect("b"), "two clones");
+    let (ra, rb) = tokio::join!(steps::clone::begin(svc, &a), steps::clone::begin(svc, &b));
+    let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(oks, 1, "exactly one clone owns the target: {ra:?} {rb:?}");
+    let loser = if ra.is_ok() { rb } else { ra };
+    assert_eq!(loser.expect_err("refused").error_type(), "InvalidRequest");
+}

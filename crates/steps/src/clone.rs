@@ -373,6 +373,19 @@ pub async fn begin(svc: &dyn Services, req: &CloneRequest) -> Result<Begun, Step
         }
         Claim::New => {}
     }
+    // The target tenant at the location belongs to one clone: two clones begun at once
+    // under other keys would both find it empty and interleave their records.
+    let owner = format!("clone-target:{}:{target}", req.to);
+    if let Claim::Other(other) = svc
+        .requests()
+        .claim(&owner, &clone_id, "", &svc.clock().now_rfc3339())
+        .await?
+    {
+        return Err(StepError::invalid(format!(
+            "location {} already receives another clone as tenant {target} (claimed by {other}); choose another --as or --to",
+            req.to
+        )));
+    }
     for s in &selectors {
         let ds = svc.dataset(&s.system, &req.to)?;
         ds.provision(&target).await?;
