@@ -114,7 +114,7 @@ fn main() -> ExitCode {
                     .with_writer(std::io::stderr)
                     .with_filter(filter),
             )
-            .with(tenantctl::progress::Bars::default().with_filter(progress))
+            .with(tenantctl::progress::Bars.with_filter(progress))
             .try_init();
     }
     let cli = Cli::parse();
