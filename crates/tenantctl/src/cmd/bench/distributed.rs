@@ -47,23 +47,44 @@ async fn seed(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, n: usize) -> 
     results.into_iter().collect()
 }
 
-/// Erases equal tenants both ways and prints both times and their ratio.
-pub async fn run(endpoint: &str, objects: usize, workers: usize) -> Result<()> {
+async fn bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<()> {
+    s3.create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .with_context(|| format!("CreateBucket {name}"))?;
+    Ok(())
+}
+
+/// Empties moto (`POST /moto-api/reset`): it keeps every object of every bucket in one
+/// process, about 57 KB each, so 400,000 objects and their deletions outgrow 24 GiB.
+fn reset_moto(endpoint: &str) -> Result<()> {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-X", "POST", &format!("{endpoint}/moto-api/reset")])
+        .output()
+        .context("curl (to reset moto)")?;
+    if !out.status.success() {
+        bail!("moto did not reset at {endpoint}");
+    }
+    Ok(())
+}
+
+/// Erases equal tenants both ways and prints both times and their ratio. With `reset`,
+/// each tenant is seeded just before its erasure and moto is emptied between the two,
+/// so only one tenant's objects are ever held (everything else on that moto is lost).
+pub async fn run(endpoint: &str, objects: usize, workers: usize, reset: bool) -> Result<()> {
     let cfg = moto_config(endpoint).await;
     let s3 = moto_s3(&cfg);
     let pid = std::process::id();
     let (dist_bucket, loop_bucket) = (format!("bench-dmap-{pid}"), format!("bench-loop-{pid}"));
-    for b in [&dist_bucket, &loop_bucket] {
-        s3.create_bucket()
-            .bucket(b)
-            .send()
-            .await
-            .with_context(|| format!("CreateBucket {b}"))?;
-    }
     let tenant = TenantId::parse("bench_dmap")?;
     let prefix = format!("tenants/{tenant}/");
+    bucket(&s3, &dist_bucket).await?;
     seed(&s3, &dist_bucket, &prefix, objects).await?;
-    seed(&s3, &loop_bucket, &prefix, objects).await?;
+    if !reset {
+        bucket(&s3, &loop_bucket).await?;
+        seed(&s3, &loop_bucket, &prefix, objects).await?;
+    }
     println!("each tenant: {objects} objects under {prefix} (unversioned buckets)");
 
     // The Distributed Map, in the simulator, on the real delete-objects handler.
@@ -106,6 +127,23 @@ pub async fn run(endpoint: &str, objects: usize, workers: usize) -> Result<()> {
         );
     }
 
+    let left = s3
+        .list_objects_v2()
+        .bucket(&dist_bucket)
+        .prefix(&prefix)
+        .send()
+        .await?
+        .key_count()
+        .unwrap_or(0);
+    if left != 0 {
+        bail!("the Distributed Map erasure left {left} objects behind");
+    }
+    if reset {
+        reset_moto(endpoint)?;
+        bucket(&s3, &loop_bucket).await?;
+        seed(&s3, &loop_bucket, &prefix, objects).await?;
+    }
+
     // The single loop: the inline erasure's S3 store, one call at a time.
     let store = S3TenantStore::new(
         s3.clone(),
@@ -122,17 +160,6 @@ pub async fn run(endpoint: &str, objects: usize, workers: usize) -> Result<()> {
     let single = t.elapsed();
     if !p.complete || store.count(&tenant).await? != 0 {
         bail!("the single loop left objects behind");
-    }
-    let left = s3
-        .list_objects_v2()
-        .bucket(&dist_bucket)
-        .prefix(&prefix)
-        .send()
-        .await?
-        .key_count()
-        .unwrap_or(0);
-    if left != 0 {
-        bail!("the Distributed Map erasure left {left} objects behind");
     }
     let _ = std::fs::remove_dir_all(&dir);
     let rate = |d: Duration| objects as f64 / d.as_secs_f64().max(1e-9);

@@ -84,6 +84,11 @@ pub enum BenchCmd {
         /// Child executions at once (the map's MaxConcurrency).
         #[arg(long, default_value_t = 8)]
         workers: usize,
+        /// Seed each tenant just before its erasure and empty moto between the two
+        /// (`/moto-api/reset`: loses everything else on that moto), so moto holds one
+        /// tenant's objects at a time.
+        #[arg(long)]
+        reset_moto: bool,
     },
     /// Bulk copy of one tenant's S3 prefix by the migration's sync, `rclone copy` and
     /// `aws s3 sync`, on an endpoint (moto's URL).
@@ -238,7 +243,8 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
             endpoint,
             objects,
             workers,
-        } => distributed::run(&endpoint, objects, workers).await,
+            reset_moto,
+        } => distributed::run(&endpoint, objects, workers, reset_moto).await,
         BenchCmd::S3Copy {
             endpoint,
             objects,
