@@ -189,12 +189,7 @@ async fn get_sealed<T: DeserializeOwned>(
     let Some(b) = a.get(path).await? else {
         return Ok(None);
     };
-    let plain = seal::open(key, path.as_bytes(), &b).map_err(|_| {
-        corrupt(
-            clone_id,
-            format!("{path} does not open under the clone key: altered or damaged"),
-        )
-    })?;
+    let plain = open_at(key, clone_id, path, &b)?;
     serde_json::from_slice(&plain)
         .map(Some)
         .map_err(|e| corrupt(clone_id, format!("{path}: {e}")))
@@ -207,9 +202,27 @@ async fn put_sealed<T: Serialize>(
     v: &T,
 ) -> Result<(), StepError> {
     let b = serde_json::to_vec(v).map_err(|e| StepError::Internal(e.to_string()))?;
-    let sealed =
-        seal::seal(key, path.as_bytes(), &b).map_err(|e| StepError::Internal(e.to_string()))?;
-    Ok(a.put(path, sealed).await?)
+    Ok(a.put(path, seal_at(key, path, &b)?).await?)
+}
+
+/// `plain` sealed under the clone key for the archive path `path` (its AAD).
+fn seal_at(key: &[u8; 32], path: &str, plain: &[u8]) -> Result<Vec<u8>, StepError> {
+    seal::seal(key, path.as_bytes(), plain).map_err(|e| StepError::Internal(e.to_string()))
+}
+
+/// What [`seal_at`] sealed for `path`; anything else is `CloneStateCorrupt`.
+fn open_at(
+    key: &[u8; 32],
+    clone_id: &str,
+    path: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, StepError> {
+    seal::open(key, path.as_bytes(), sealed).map_err(|_| {
+        corrupt(
+            clone_id,
+            format!("{path} does not open under the clone key: altered or damaged"),
+        )
+    })
 }
 
 /// The plan as stored: the wrapped clone key in the clear (the tenant's key opens it),
@@ -287,12 +300,7 @@ async fn open(
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&stored.sealed_b64)
         .map_err(|e| corrupt(clone_id, format!("{path}: {e}")))?;
-    let plain = seal::open(&key, path.as_bytes(), &sealed).map_err(|_| {
-        corrupt(
-            clone_id,
-            format!("{path} does not open under the clone key: altered or damaged"),
-        )
-    })?;
+    let plain = open_at(&key, clone_id, &path, &sealed)?;
     let plan: Plan =
         serde_json::from_slice(&plain).map_err(|e| corrupt(clone_id, format!("{path}: {e}")))?;
     if plan.clone_id != clone_id || &plan.request.tenant_id != tenant {
@@ -313,8 +321,7 @@ async fn store_plan(svc: &dyn Services, plan: &Plan) -> Result<(), StepError> {
     )
     .await?;
     let b = serde_json::to_vec(plan).map_err(|e| StepError::Internal(e.to_string()))?;
-    let sealed =
-        seal::seal(&key, path.as_bytes(), &b).map_err(|e| StepError::Internal(e.to_string()))?;
+    let sealed = seal_at(&key, &path, &b)?;
     let stored = StoredPlan {
         key_ref: plan.key_ref.clone(),
         wrapped_b64: plan.wrapped_b64.clone(),
@@ -542,9 +549,7 @@ pub async fn copy_step(
         tags.dedup();
         let bytes: Vec<u8> = tags.iter().flat_map(|t| t.to_le_bytes()).collect();
         let path = format!("{base}tags-{:08}.bin", p.pages);
-        let sealed = seal::seal(&key, path.as_bytes(), &bytes)
-            .map_err(|e| StepError::Internal(e.to_string()))?;
-        archive.put(&path, sealed).await?;
+        archive.put(&path, seal_at(&key, &path, &bytes)?).await?;
         p.pages += 1;
         cursor = recs.last().map(|r| r.key.clone());
         if recs.len() < PAGE {
@@ -578,12 +583,7 @@ async fn originals(
             continue;
         }
         let sealed = archive.get(&k).await?.unwrap_or_default();
-        let b = seal::open(key, k.as_bytes(), &sealed).map_err(|_| {
-            corrupt(
-                &plan.clone_id,
-                format!("{k} does not open under the clone key: altered or damaged"),
-            )
-        })?;
+        let b = open_at(key, &plan.clone_id, &k, &sealed)?;
         out.extend(
             b.chunks_exact(8)
                 .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),

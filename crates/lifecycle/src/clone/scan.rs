@@ -73,9 +73,10 @@ impl Scanner<'_> {
                 .filter(|r| covers(&r.field, &path))
                 .max_by_key(|r| r.field.len());
             let action = rule.map(|r| r.action);
-            let text = match leaf {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
+            // Borrowed for strings: the scan reads every leaf of the target.
+            let text: std::borrow::Cow<'_, str> = match leaf {
+                Value::String(s) => s.as_str().into(),
+                Value::Number(n) => n.to_string().into(),
                 _ => continue,
             };
             if self.originals.contains(&self.anon.tag_in(key, &text)) {
