@@ -2,8 +2,9 @@
 //!
 //! A Distributed Map lists a tenant's prefix (`listObjectsV2`) and hands each child a batch
 //! `{"BatchInput": {"bucket", "prefix", "tenant_id"}, "Items": [{"key"}, ...]}`; this deletes
-//! every version of those keys (DeleteObjects, 1,000 per call; on an unversioned bucket the
-//! keys themselves). `listObjectsV2` does not list a key whose only versions are
+//! every version of those keys: DeleteObjects of the keys as listed (1,000 per call), which
+//! on an unversioned bucket is all; where S3 answers with a delete marker, that key's
+//! versions are listed and deleted, the marker with them. `listObjectsV2` does not list a key whose only versions are
 //! noncurrent or delete markers, so the machine ends with `{"sweep": {"bucket", "prefix",
 //! "tenant_id"}}`, which deletes whatever versions remain under the prefix and returns
 //! what is left (zero, or the step fails). Every key must lie under the prefix, and the
@@ -128,23 +129,19 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
         )));
     }
     let t = &b.target;
-    // Versioned? The first key's versions say (GetBucketVersioning would too, but moto
-    // answers it with a body the SDK cannot parse). A wrong guess is caught by the sweep,
-    // which fails unless nothing remains.
-    let versioned = match b.items.first() {
-        None => false,
-        Some(i) => versions(&s3, &t.bucket, &i.key, true)
-            .await?
-            .iter()
-            .any(|id| id.version_id().is_some()),
-    };
-    let ids: Vec<ObjectIdentifier> = if versioned {
+    // Delete the keys as listed first: on an unversioned bucket that is the whole erasure
+    // (one call per 1,000 keys). Where S3 answers with a delete marker the key lives in a
+    // versioned (or suspended) bucket, so its versions are listed and deleted, the new
+    // marker among them. Asking the bucket (GetBucketVersioning) or listing a key's
+    // versions up front would cost a call per batch, and on moto every ListObjectVersions
+    // copies the whole bucket.
+    let (mut deleted, markers) = delete_current(&s3, &t.bucket, &b.items).await?;
+    if !markers.is_empty() {
         // Owned futures: a stream of borrowing closures would not be Send for every lifetime.
-        let calls: Vec<_> = b
-            .items
+        let calls: Vec<_> = markers
             .iter()
-            .map(|i| {
-                let (s3, bucket, key) = (s3.clone(), t.bucket.clone(), i.key.clone());
+            .map(|(key, _)| {
+                let (s3, bucket, key) = (s3.clone(), t.bucket.clone(), key.clone());
                 async move { versions(&s3, &bucket, &key, true).await }
             })
             .collect();
@@ -152,19 +149,19 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
             .buffer_unordered(LIST_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
+        let ours: std::collections::HashSet<&str> =
+            markers.iter().filter_map(|(_, m)| m.as_deref()).collect();
         let mut ids = Vec::new();
         for l in lists {
             ids.extend(l?);
         }
-        ids
-    } else {
-        b.items
+        // The markers this call made are deleted too, but not counted: they held nothing.
+        let made = ids
             .iter()
-            .map(|i| ObjectIdentifier::builder().key(&i.key).build())
-            .collect::<Result<_, _>>()
-            .map_err(|e| StepError::Internal(e.to_string()))?
-    };
-    let deleted = delete(&s3, &t.bucket, ids).await?;
+            .filter(|i| i.version_id().is_some_and(|v| ours.contains(v)))
+            .count() as u64;
+        deleted += delete(&s3, &t.bucket, ids).await?.saturating_sub(made);
+    }
     tracing::info!(bucket = %t.bucket, keys = b.items.len(), deleted, "delete-objects batch");
     Ok(Output {
         keys: b.items.len() as u64,
@@ -224,6 +221,69 @@ async fn versions(
     Ok(out)
 }
 
+/// Deletes the current version of each key (no version ids) and returns how many keys
+/// went for good, and the keys where S3 put a delete marker instead (with its version id):
+/// those have versions to delete.
+async fn delete_current(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    items: &[Item],
+) -> Result<(u64, Vec<(String, Option<String>)>), StepError> {
+    let (mut gone, mut markers) = (0u64, Vec::new());
+    for chunk in items.chunks(MAX_DELETE) {
+        let objects = chunk
+            .iter()
+            .map(|i| ObjectIdentifier::builder().key(&i.key).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StepError::Internal(e.to_string()))?;
+        let del = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(false)
+            .build()
+            .map_err(|e| StepError::Internal(e.to_string()))?;
+        let r = s3
+            .delete_objects()
+            .bucket(bucket)
+            .delete(del)
+            .send()
+            .await
+            .map_err(|e| s3_error("DeleteObjects", e))?;
+        refused(&r)?;
+        for d in r.deleted() {
+            match (d.key(), d.delete_marker()) {
+                (Some(k), Some(true)) => markers.push((
+                    k.to_owned(),
+                    d.delete_marker_version_id().map(str::to_owned),
+                )),
+                _ => gone += 1,
+            }
+        }
+    }
+    Ok((gone, markers))
+}
+
+/// A DeleteObjects answer's first refused key as the error the state machine retries on
+/// (Throttled for SlowDown).
+fn refused(
+    r: &aws_sdk_s3::operation::delete_objects::DeleteObjectsOutput,
+) -> Result<(), StepError> {
+    let Some(e) = r.errors().first() else {
+        return Ok(());
+    };
+    let code = e.code().unwrap_or("unknown");
+    let text = format!(
+        "DeleteObjects refused {} key(s), first {:?}: {code}: {}",
+        r.errors().len(),
+        e.key().unwrap_or_default(),
+        e.message().unwrap_or_default()
+    );
+    Err(if code == "SlowDown" {
+        StepError::Throttled(text)
+    } else {
+        StepError::StoreUnavailable(text)
+    })
+}
+
 async fn delete(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
@@ -243,21 +303,7 @@ async fn delete(
             .send()
             .await
             .map_err(|e| s3_error("DeleteObjects", e))?;
-        if let Some(e) = r.errors().first() {
-            // A key refused is retried by the state machine (Throttled for SlowDown).
-            let code = e.code().unwrap_or("unknown");
-            let text = format!(
-                "DeleteObjects refused {} key(s), first {:?}: {code}: {}",
-                r.errors().len(),
-                e.key().unwrap_or_default(),
-                e.message().unwrap_or_default()
-            );
-            return Err(if code == "SlowDown" {
-                StepError::Throttled(text)
-            } else {
-                StepError::StoreUnavailable(text)
-            });
-        }
+        refused(&r)?;
         deleted += chunk.len() as u64;
     }
     Ok(deleted)

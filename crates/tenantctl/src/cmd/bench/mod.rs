@@ -89,6 +89,11 @@ pub enum BenchCmd {
         /// tenant's objects at a time.
         #[arg(long)]
         reset_moto: bool,
+        /// Stop the single loop after this many seconds and report what it erased by then
+        /// (on moto its version listing copies the whole bucket per page, so 200,000
+        /// objects take hours); the ratio is then a lower bound.
+        #[arg(long)]
+        loop_cap_secs: Option<u64>,
     },
     /// Bulk copy of one tenant's S3 prefix by the migration's sync, `rclone copy` and
     /// `aws s3 sync`, on an endpoint (moto's URL).
@@ -244,7 +249,11 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
             objects,
             workers,
             reset_moto,
-        } => distributed::run(&endpoint, objects, workers, reset_moto).await,
+            loop_cap_secs,
+        } => {
+            let cap = loop_cap_secs.map(std::time::Duration::from_secs);
+            distributed::run(&endpoint, objects, workers, reset_moto, cap).await
+        }
         BenchCmd::S3Copy {
             endpoint,
             objects,
