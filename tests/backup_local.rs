@@ -553,3 +553,167 @@ async fn no_backup_file_holds_a_readable_record_or_key() {
         }
     }
 }
+
+/// A task that fails for one tenant, and runs the real handler for every other.
+#[derive(Debug)]
+struct FailFor {
+    deps: Arc<Deps>,
+    tenant: &'static str,
+}
+
+#[async_trait::async_trait]
+impl sim::TaskInvoker for FailFor {
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        budget: Duration,
+    ) -> Result<Value, sim::TaskError> {
+        let f = tenantctl::registry::function_for(resource).unwrap_or_default();
+        if f == "begin-backup" && input["tenant_id"] == self.tenant {
+            return Err(sim::TaskError {
+                error: "StoreUnavailable".into(),
+                cause: "injected: the tenant's database is down".into(),
+            });
+        }
+        call(&f, input, &self.deps, Budget::of(budget)).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_run_backs_up_each_tenant_of_the_tier_in_its_own_execution_and_no_other() {
+    let w = local_world().await;
+    let gold = ["tenant_002_globex", "tenant_003_initech"];
+    for t in gold.iter().chain(&[T, "tenant_004_departed_customer"]) {
+        seed_json(&w.deps, t, &["postgresql", "s3"], 6).await;
+    }
+    let e = execute(
+        &w.deps,
+        tenantctl::TENANT_BACKUP_TIER_ASL,
+        "gold-run",
+        json!({"tier": "gold"}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
+    let out = e.output.expect("output");
+    assert_eq!(out["failed"], json!([]));
+    let results = out["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{out}");
+    for (r, t) in results.iter().zip(gold) {
+        assert_eq!(r["tenant_id"], t);
+        assert_eq!(r["backup"]["status"], "SUCCEEDED");
+        let arn = r["backup"]["execution"].as_str().expect("arn");
+        assert!(
+            arn.contains(":execution:TenantBackupStateMachine:"),
+            "{arn}"
+        );
+        let listed = steps::backup::list(&*w.deps, &tid(t)).await.expect("list");
+        assert_eq!(listed.len(), 1, "{t} has its backup");
+        assert_eq!(
+            listed[0].backup_id,
+            r["backup"]["backup_id"].as_str().expect("id")
+        );
+        assert_eq!(listed[0].tier, "gold");
+    }
+    for t in [T, "tenant_004_departed_customer"] {
+        assert!(
+            steps::backup::list(&*w.deps, &tid(t))
+                .await
+                .expect("list")
+                .is_empty(),
+            "{t} is not of the tier"
+        );
+    }
+
+    // One tenant failing does not stop the other; the run fails and names it.
+    let sim = tenantctl::world::with_shipped_machines(sim::Simulator::new(Arc::new(FailFor {
+        deps: w.deps.clone(),
+        tenant: "tenant_002_globex",
+    })));
+    let e = sim
+        .run(
+            &e2e::machine(tenantctl::TENANT_BACKUP_TIER_ASL),
+            "gold-run-2",
+            json!({"tier": "gold", "kind": "full"}),
+        )
+        .await;
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.error.as_deref(), Some("TierRunIncomplete"));
+    assert_eq!(
+        e.cause.as_deref(),
+        Some("1 of 2 tenant(s) failed; the others went through")
+    );
+    assert_eq!(
+        steps::backup::list(&*w.deps, &tid("tenant_003_initech"))
+            .await
+            .expect("list")
+            .len(),
+        2,
+        "the other tenant's second backup went through"
+    );
+    assert_eq!(
+        steps::backup::list(&*w.deps, &tid("tenant_002_globex"))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // A tier the catalog does not have is refused before anything runs.
+    let e = execute(
+        &w.deps,
+        tenantctl::TENANT_BACKUP_TIER_ASL,
+        "bad",
+        json!({"tier": "diamond"}),
+    )
+    .await;
+    assert_eq!(e.error.as_deref(), Some("InvalidRequest"), "{:?}", e.cause);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_prune_prunes_every_listed_tenant_and_keeps_what_a_hold_covers() {
+    let w = local_world().await;
+    for t in [T, OTHER] {
+        seed_json(&w.deps, t, &["postgresql"], 4).await;
+        backup(&w.deps, t, "full").await;
+    }
+    w.deps
+        .holds
+        .place(&ports::LegalHold {
+            tenant_id: T.into(),
+            hold_id: "LIT-9".into(),
+            reason: "case".into(),
+            placed_at: "2026-01-01T00:00:00Z".into(),
+            released_at: None,
+        })
+        .await
+        .expect("hold");
+    let later = Arc::new(
+        tenantctl::world::connect(w.dir.path(), None)
+            .await
+            .expect("connect")
+            .with_clock(Arc::new(Later(time::Duration::days(400)))),
+    );
+    let e = execute(&later, tenantctl::TENANT_PRUNE_ASL, "prune", json!({})).await;
+    assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
+    let results = e.output.expect("output")["results"].clone();
+    assert_eq!(
+        results.as_array().map(Vec::len),
+        Some(5),
+        "every tenant the catalog lists: {results}"
+    );
+    assert_eq!(
+        steps::backup::list(&*later, &tid(T))
+            .await
+            .expect("list")
+            .len(),
+        1,
+        "held"
+    );
+    assert!(
+        steps::backup::list(&*later, &tid(OTHER))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}

@@ -95,9 +95,11 @@ pub fn machine(text: &str) -> Machine {
 
 /// Runs the state machine `asl` on the plain handlers.
 pub async fn execute(deps: &Arc<Deps>, asl: &str, name: &str, input: Value) -> Execution {
-    Simulator::new(Arc::new(LocalFunctions::new(deps.clone())))
-        .run(&machine(asl), name, input)
-        .await
+    tenantctl::world::with_shipped_machines(Simulator::new(Arc::new(LocalFunctions::new(
+        deps.clone(),
+    ))))
+    .run(&machine(asl), name, input)
+    .await
 }
 
 /// The fingerprint of the tenant's live records of `system` at `location`.

@@ -163,6 +163,7 @@ pub const MACHINE_OUTCOMES: &[&str] = &[
     "MigrationRolledBack",
     "ErasureIncomplete",
     "CloneRemoved",
+    "TierRunIncomplete",
 ];
 
 impl StepError {

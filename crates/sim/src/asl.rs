@@ -605,7 +605,8 @@ pub fn error_names(def: &Value) -> BTreeSet<String> {
     out
 }
 
-/// Every Task resource a definition names.
+/// Every Task resource a definition names, other than the machines it starts
+/// ([`started_machines`]).
 pub fn resources(def: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     fn walk(v: &Value, out: &mut BTreeSet<String>) {
@@ -613,8 +614,39 @@ pub fn resources(def: &Value) -> BTreeSet<String> {
             Value::Object(o) => {
                 if o.get("Type").and_then(Value::as_str) == Some("Task")
                     && let Some(r) = o.get("Resource").and_then(Value::as_str)
+                    && crate::nested::mode(r).is_none()
                 {
                     out.insert(r.to_owned());
+                }
+                o.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(def, &mut out);
+    out
+}
+
+/// The `StateMachineArn` of every `states:startExecution.sync` task (the machines this one
+/// starts), as written.
+pub fn started_machines(def: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(o) => {
+                if o.get("Type").and_then(Value::as_str) == Some("Task")
+                    && o.get("Resource")
+                        .and_then(Value::as_str)
+                        .and_then(crate::nested::mode)
+                        .is_some()
+                    && let Some(a) = o
+                        .get("Parameters")
+                        .or_else(|| o.get("Arguments"))
+                        .and_then(|p| p.get("StateMachineArn"))
+                        .and_then(Value::as_str)
+                {
+                    out.insert(a.to_owned());
                 }
                 o.values().for_each(|x| walk(x, out));
             }
@@ -956,11 +988,12 @@ fn load_state(name: &str, v: &Value, sc: &Scope) -> Result<State, LoadError> {
                 .get("Resource")
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(name, "Resource is missing"))?;
-            if resource.starts_with("arn:aws:states:::") {
+            if resource.starts_with("arn:aws:states:::") && crate::nested::mode(resource).is_none()
+            {
                 return Err(err(
                     name,
                     format!(
-                        "service integration {resource} is not supported; name the function directly (\"Resource\": \"${{...FunctionArn}}\")"
+                        "service integration {resource} is not supported; name the function directly (\"Resource\": \"${{...FunctionArn}}\") or start a state machine (states:startExecution.sync or .sync:2)"
                     ),
                 ));
             }

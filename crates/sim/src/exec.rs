@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -148,6 +149,8 @@ pub(crate) struct Shared {
     pub(crate) task_budget: Duration,
     pub(crate) wait_scale: f64,
     pub(crate) objects: Option<Arc<dyn ObjectStore>>,
+    /// State machines a `states:startExecution` task may start, by the ARN it names.
+    pub(crate) machines: Arc<BTreeMap<String, Machine>>,
 }
 
 impl Shared {
@@ -204,6 +207,7 @@ pub struct Simulator {
     task_budget: Duration,
     wait_scale: f64,
     objects: Option<Arc<dyn ObjectStore>>,
+    machines: BTreeMap<String, Machine>,
 }
 
 pub(crate) fn text(v: &Value) -> String {
@@ -236,7 +240,17 @@ impl Simulator {
             task_budget: Duration::from_secs(900),
             wait_scale: 0.0,
             objects: None,
+            machines: BTreeMap::new(),
         }
+    }
+
+    /// A state machine that `arn:aws:states:::states:startExecution.sync` (and `.sync:2`)
+    /// tasks start when their `StateMachineArn` is `arn` (as the definition names it, e.g.
+    /// `${TenantBackupStateMachineArn}`); other ARNs fail with
+    /// `StepFunctions.StateMachineDoesNotExistException`.
+    pub fn with_machine(mut self, arn: impl Into<String>, machine: Machine) -> Self {
+        self.machines.insert(arn.into(), machine);
+        self
     }
 
     /// The S3 a Distributed Map's ItemReader reads and ResultWriter writes; without one,
@@ -288,6 +302,7 @@ impl Simulator {
             task_budget: self.task_budget,
             wait_scale: self.wait_scale,
             objects: self.objects.clone(),
+            machines: Arc::new(self.machines.clone()),
         });
         let result = match shared.emit("ExecutionStarted", json!({"input": text(&input)})) {
             Ok(()) => {
@@ -892,6 +907,9 @@ async fn work(
     timeout: Option<u64>,
 ) -> Result<Value, Failure> {
     match &state.kind {
+        Kind::Task { resource, .. } if crate::nested::mode(resource).is_some() => {
+            crate::nested::start(shared, state, resource, input, timeout).await
+        }
         Kind::Task { resource, .. } => {
             let budget = timeout
                 .map(Duration::from_secs)

@@ -16,6 +16,7 @@ pub mod asl;
 pub mod exec;
 pub mod jsonata;
 mod map;
+mod nested;
 pub mod objects;
 pub mod path;
 pub mod template;

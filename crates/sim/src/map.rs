@@ -247,6 +247,7 @@ async fn run_child(
         task_budget: parent.task_budget,
         wait_scale: parent.wait_scale,
         objects: parent.objects.clone(),
+        machines: parent.machines.clone(),
     });
     let result = match child.emit("ExecutionStarted", json!({"input": text(&input)})) {
         // A child execution starts with no variables: it cannot see the parent's.

@@ -527,3 +527,80 @@ async fn jsonata_states_evaluate_the_subset() {
     .await;
     assert_eq!(e.output, Some(json!(2)));
 }
+
+#[tokio::test]
+async fn start_execution_sync_runs_the_named_machine_and_fails_as_aws_does() {
+    // The child adds one, or fails on odd input.
+    let child = Machine::load(&json!({"StartAt": "Inc", "States": {
+        "Inc": {"Type": "Task", "Resource": "${FailOddFunctionArn}", "Next": "Add"},
+        "Add": {"Type": "Task", "Resource": "${IncFunctionArn}", "End": true}}}))
+    .expect("child loads");
+    let parent = |resource: &str| {
+        json!({"StartAt": "Start", "States": {"Start": {"Type": "Task", "Resource": resource,
+            "Parameters": {"StateMachineArn": "${ChildStateMachineArn}", "Input": {"n.$": "$.n"},
+                           "Name.$": "$.name"},
+            "End": true}}})
+    };
+    let sim = |fake: Arc<Fake>| {
+        Simulator::new(fake).with_machine("${ChildStateMachineArn}", child.clone())
+    };
+    let m2 =
+        Machine::load(&parent("arn:aws:states:::states:startExecution.sync:2")).expect("loads");
+    let e = sim(Arc::new(Fake::default()))
+        .run(&m2, "p", json!({"n": 4, "name": "child-4"}))
+        .await;
+    assert_eq!(e.status, Status::Succeeded, "{:?}", e.cause);
+    let out = e.output.expect("output");
+    assert_eq!(out["Status"], "SUCCEEDED");
+    assert_eq!(
+        out["Output"],
+        json!({"n": 5}),
+        ".sync:2 gives the output as JSON"
+    );
+    assert_eq!(out["Input"], json!({"n": 4}));
+    assert_eq!(out["Name"], "child-4");
+    assert_eq!(
+        out["ExecutionArn"],
+        "arn:aws:states:local:000000000000:execution:ChildStateMachine:child-4"
+    );
+    let kinds: Vec<&str> = e.history.iter().map(|h| h.kind.as_str()).collect();
+    assert!(kinds.contains(&"TaskScheduled") && kinds.contains(&"TaskSucceeded"));
+    assert!(
+        !kinds.contains(&"LambdaFunctionScheduled"),
+        "the child's tasks are in its own history, not the parent's"
+    );
+
+    let m1 = Machine::load(&parent("arn:aws:states:::states:startExecution.sync")).expect("loads");
+    let e = sim(Arc::new(Fake::default()))
+        .run(&m1, "p", json!({"n": 2, "name": "c"}))
+        .await;
+    let out = e.output.expect("output");
+    assert_eq!(out["Output"], json!("{\"n\":3}"), ".sync gives JSON text");
+
+    // A failed child fails the task with States.TaskFailed and its own error inside.
+    let e = sim(Arc::new(Fake::default()))
+        .run(&m2, "p", json!({"n": 3, "name": "c"}))
+        .await;
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.error.as_deref(), Some("States.TaskFailed"));
+    let cause: Value =
+        serde_json::from_str(e.cause.as_deref().unwrap_or("")).expect("cause is JSON");
+    assert_eq!(cause["Status"], "FAILED");
+    assert_eq!(cause["Error"], "OddNumber");
+
+    // A machine nobody registered, and a name AWS would refuse.
+    let e = Simulator::new(Arc::new(Fake::default()))
+        .run(&m2, "p", json!({"n": 2, "name": "c"}))
+        .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("StepFunctions.StateMachineDoesNotExistException")
+    );
+    let e = sim(Arc::new(Fake::default()))
+        .run(&m2, "p", json!({"n": 2, "name": "x".repeat(81)}))
+        .await;
+    assert_eq!(e.error.as_deref(), Some("States.Runtime"));
+    // Other service integrations are still refused when the definition loads.
+    assert!(Machine::load(&parent("arn:aws:states:::states:startExecution")).is_err());
+    assert!(Machine::load(&parent("arn:aws:states:::sqs:sendMessage")).is_err());
+}

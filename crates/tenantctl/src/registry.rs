@@ -34,6 +34,7 @@ pub const FUNCTIONS: &[&str] = &[
     "restore-system",
     "finish-restore",
     "prune-backups",
+    "list-tenants",
     "begin-clone",
     "clone-system",
     "scan-clone",
@@ -47,22 +48,50 @@ pub fn function_for(resource: &str) -> Option<String> {
         .strip_prefix("${")
         .and_then(|r| r.strip_suffix("FunctionArn}"))
     {
-        let mut out = String::new();
-        for (i, c) in inner.chars().enumerate() {
-            if c.is_ascii_uppercase() {
-                if i > 0 {
-                    out.push('-');
-                }
-                out.push(c.to_ascii_lowercase());
-            } else {
-                out.push(c);
-            }
-        }
-        return Some(out);
+        return Some(kebab(inner));
     }
     resource
         .rsplit_once(":function:")
         .map(|(_, f)| f.split(':').next().unwrap_or(f).to_owned())
+}
+
+/// `TenantBackup` -> `tenant-backup`.
+fn kebab(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The file (in statemachines/, without `.asl.json`) a `startExecution` task's
+/// `${FooBarStateMachineArn}` names: `foo-bar`.
+pub fn machine_file(arn: &str) -> Option<String> {
+    arn.strip_prefix("${")
+        .and_then(|r| r.strip_suffix("StateMachineArn}"))
+        .filter(|s| !s.is_empty())
+        .map(kebab)
+}
+
+/// `foo-bar` -> `${FooBarStateMachineArn}`: how the shipped machines name each other.
+pub fn machine_arn(file: &str) -> String {
+    let camel: String = file
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("${{{camel}StateMachineArn}}")
 }
 
 /// Runs Task states in-process against one set of dependencies.
@@ -120,6 +149,7 @@ pub async fn call(
         "restore-system" => done(restore_system::handler(input, deps, budget).await),
         "finish-restore" => done(finish_restore::handler(input, deps, budget).await),
         "prune-backups" => done(prune_backups::handler(input, deps, budget).await),
+        "list-tenants" => done(list_tenants::handler(input, deps, budget).await),
         "begin-clone" => done(begin_clone::handler(input, deps, budget).await),
         "clone-system" => done(clone_system::handler(input, deps, budget).await),
         "scan-clone" => done(scan_clone::handler(input, deps, budget).await),

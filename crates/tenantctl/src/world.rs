@@ -110,6 +110,23 @@ impl Observer for PrintTransitions {
     }
 }
 
+/// Registers every shipped state machine under the `${...StateMachineArn}` the others name
+/// it by, so `states:startExecution.sync` tasks run them as executions of their own.
+pub fn with_shipped_machines(mut sim: Simulator) -> Simulator {
+    for (file, asl) in crate::SHIPPED_MACHINES {
+        // The files are the repository's own and the contract test loads each; one that
+        // did not load would only be missing here, and its starter fail with
+        // StateMachineDoesNotExist, naming it.
+        if let Ok(m) = serde_json::from_str(asl)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Machine::load(&v).map_err(|e| e.to_string()))
+        {
+            sim = sim.with_machine(crate::registry::machine_arn(file), m);
+        }
+    }
+    sim
+}
+
 /// Runs `machine` on the local handlers.
 pub async fn simulate(
     deps: Arc<Deps>,
@@ -119,7 +136,7 @@ pub async fn simulate(
     live: bool,
 ) -> Execution {
     let objects = deps.aws_config().map(crate::objects::S3Objects::new);
-    let mut sim = Simulator::new(Arc::new(LocalFunctions::new(deps)));
+    let mut sim = with_shipped_machines(Simulator::new(Arc::new(LocalFunctions::new(deps))));
     // A Distributed Map's ItemReader and ResultWriter use the catalog's S3 (AWS or moto).
     if let Some(o) = objects {
         sim = sim.with_objects(Arc::new(o));

@@ -173,6 +173,15 @@ impl BackupSpec {
         if names.windows(2).any(|w| w[0] == w[1]) {
             return bad("a tier is listed twice".into());
         }
+        if let Some(key) = self
+            .tenant_tiers
+            .keys()
+            .find(|t| crate::TenantId::parse(t).is_err())
+        {
+            return bad(format!(
+                "tenant_tiers names {key:?}, which is not a tenant id"
+            ));
+        }
         for (tenant, tier) in self
             .tenant_tiers
             .iter()
@@ -207,6 +216,21 @@ impl BackupSpec {
                 "tier {name:?} is not in the catalog's [backup] tiers"
             ))
         })
+    }
+
+    /// The tenants the catalog assigns to `tier` (`tenant_tiers`), in order: what a
+    /// scheduled run of the tier backs up. A tenant left to `default_tier` is not listed,
+    /// since nothing names it.
+    pub fn tenants_of(&self, tier: &str) -> Result<Vec<crate::TenantId>, StepError> {
+        self.tier(tier)?;
+        self.tenant_tiers
+            .iter()
+            .filter(|(_, t)| *t == tier)
+            .map(|(tenant, _)| {
+                crate::TenantId::parse(tenant)
+                    .map_err(|e| StepError::Configuration(format!("[backup] tenant_tiers: {e}")))
+            })
+            .collect()
     }
 
     /// The tier of a tenant.
@@ -447,6 +471,25 @@ mod tests {
         let mut s = BackupSpec::default();
         s.validate().expect("defaults");
         assert_eq!(s.tier_of("anyone").expect("t").name, "bronze");
+        for (t, tier) in [("t_b", "gold"), ("t_a", "gold"), ("t_c", "platinum")] {
+            s.tenant_tiers.insert(t.into(), tier.into());
+        }
+        s.validate().expect("listed tenants");
+        let gold: Vec<String> = s
+            .tenants_of("gold")
+            .expect("gold")
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(gold, ["t_a", "t_b"]);
+        assert!(
+            s.tenants_of("bronze").expect("bronze").is_empty(),
+            "defaults are not listed"
+        );
+        assert!(s.tenants_of("diamond").is_err());
+        s.tenant_tiers.insert("../etc".into(), "gold".into());
+        assert!(s.validate().is_err(), "a key that is no tenant id");
+        s.tenant_tiers.remove("../etc");
         s.tenant_tiers.insert("t1".into(), "diamond".into());
         assert!(s.validate().is_err());
         assert_eq!(Schedule::Daily.expression(), "cron(0 3 * * ? *)");
