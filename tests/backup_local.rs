@@ -463,6 +463,25 @@ async fn erasure_deletes_every_backup_and_the_key_so_a_copy_cannot_be_read_nor_r
             .expect("state"),
         KeyState::Destroyed(_)
     ));
+    // Its tier's scheduled run leaves it out rather than failing on it every month.
+    let run_after = execute(
+        &w.deps,
+        tenantctl::TENANT_BACKUP_TIER_ASL,
+        "bronze-after-erasure",
+        json!({"tier": "bronze"}),
+    )
+    .await;
+    assert_eq!(run_after.status, Status::Succeeded, "{:?}", run_after.cause);
+    let out = run_after.output.expect("output");
+    assert!(
+        out["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["tenant_id"] != gone),
+        "{out}"
+    );
+    assert_eq!(out["erased"][0]["tenant_id"], gone, "{out}");
     let wrapped = base64_decode(&m.key.wrapped_b64);
     let err = w
         .deps
@@ -673,7 +692,9 @@ async fn a_tier_run_backs_up_each_tenant_of_the_tier_in_its_own_execution_and_no
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_prune_prunes_every_listed_tenant_and_keeps_what_a_hold_covers() {
     let w = local_world().await;
-    for t in [T, OTHER] {
+    // UNLISTED is in no tier of the catalog: backed up on demand, it is pruned all the same.
+    const UNLISTED: &str = "tenant_009_on_demand";
+    for t in [T, OTHER, UNLISTED] {
         seed_json(&w.deps, t, &["postgresql"], 4).await;
         backup(&w.deps, t, "full").await;
     }
@@ -699,8 +720,16 @@ async fn the_daily_prune_prunes_every_listed_tenant_and_keeps_what_a_hold_covers
     let results = e.output.expect("output")["results"].clone();
     assert_eq!(
         results.as_array().map(Vec::len),
-        Some(5),
-        "every tenant the catalog lists: {results}"
+        Some(6),
+        "every tenant the catalog lists, and the one holding backups: {results}"
+    );
+    assert_eq!(
+        steps::backup::list(&*later, &tid(UNLISTED))
+            .await
+            .expect("list")
+            .len(),
+        0,
+        "its backups are past the default tier's retention"
     );
     assert_eq!(
         steps::backup::list(&*later, &tid(T))

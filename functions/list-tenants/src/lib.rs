@@ -1,7 +1,7 @@
 //! list-tenants: the first step of a scheduled tier run (`tenant-backup-tier`) and of the
 //! daily prune (`tenant-prune`): the tenants the catalog's `[backup] tenant_tiers` assigns
-//! to one tier, or to any tier when none is named. Each becomes one iteration of the
-//! machine's Map.
+//! to one tier, or, when none is named, every listed tenant and every tenant holding a
+//! backup. Each becomes one iteration of the machine's Map.
 
 use lifecycle::backup::BackupKind;
 use lifecycle::error::from_input;
@@ -31,6 +31,18 @@ pub struct Listed {
     pub kind: BackupKind,
     /// One entry per tenant, in tenant order.
     pub tenants: Vec<Entry>,
+    /// Tenants of the tier whose erasure is certified: nothing of theirs is backed up
+    /// again, so the run leaves them out instead of failing on them every time.
+    pub erased: Vec<Skipped>,
+}
+
+/// A tenant the run leaves out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Skipped {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The seq of its erasure certificate on `gdpr-erasure`.
+    pub erasure_seq: u64,
 }
 
 /// One tenant of a run, as the Map hands it to its iteration.
@@ -63,11 +75,38 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Liste
             });
         }
     }
+    if i.tier.is_none() {
+        // Every tenant: also those holding backups that the catalog leaves to its default
+        // tier (backed up on demand), so that a prune of all reaches their retention too.
+        for tenant_id in steps::backup::tenants_with_backups(deps).await? {
+            if !tenants.iter().any(|e| e.tenant_id == tenant_id) {
+                let tier = spec.tier_of(tenant_id.as_str())?.name.clone();
+                tenants.push(Entry {
+                    tenant_id,
+                    tier,
+                    kind,
+                });
+            }
+        }
+    }
     tenants.sort_by(|a, b| a.tenant_id.as_str().cmp(b.tenant_id.as_str()));
-    tracing::info!(tier = ?i.tier, tenants = tenants.len(), "list-tenants");
+    let gone = steps::backup::erased_tenants(deps).await?;
+    let mut erased = Vec::new();
+    tenants.retain(|e| match gone.get(e.tenant_id.as_str()) {
+        Some(&erasure_seq) => {
+            erased.push(Skipped {
+                tenant_id: e.tenant_id.clone(),
+                erasure_seq,
+            });
+            false
+        }
+        None => true,
+    });
+    tracing::info!(tier = ?i.tier, tenants = tenants.len(), erased = erased.len(), "list-tenants");
     Ok(Listed {
         tier: i.tier,
         kind,
         tenants,
+        erased,
     })
 }

@@ -19,7 +19,7 @@ pub use restore::{
     RestorePlan, RestoreProgress, Restored, fingerprint as restore_fingerprint, finish_restore,
     plan_restore, restore_step,
 };
-pub use take::{Begun, Exported, Finished, begin, export_step, finish, list};
+pub use take::{Begun, Exported, Finished, begin, export_step, finish, list, tenants_with_backups};
 
 use lifecycle::erasure::ERASURE_CHAIN;
 use lifecycle::migration::{HOME, MigrationKind, Phase};
@@ -61,25 +61,60 @@ pub async fn live(
 /// The erasure certificate of the tenant, if its erasure is certified: a restore must
 /// never bring erased data back.
 pub async fn erased(svc: &dyn Services, tenant: &TenantId) -> Result<Option<u64>, StepError> {
+    let mut found = None;
+    scan_erasures(svc, Some(tenant.as_str()), |t, seq| {
+        if t == tenant.as_str() {
+            found = Some(seq);
+        }
+        found.is_none()
+    })
+    .await?;
+    Ok(found)
+}
+
+/// Every tenant whose erasure is certified, with its certificate's seq on `gdpr-erasure`:
+/// one pass over the chain for a run over many tenants.
+pub async fn erased_tenants(
+    svc: &dyn Services,
+) -> Result<std::collections::BTreeMap<String, u64>, StepError> {
+    let mut out = std::collections::BTreeMap::new();
+    scan_erasures(svc, None, |t, seq| {
+        out.entry(t.to_owned()).or_insert(seq);
+        true
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Calls `f(tenant, seq)` for each certified erasure in chain order until it returns false;
+/// `only` skips, unparsed, the entries whose text does not name that tenant.
+async fn scan_erasures(
+    svc: &dyn Services,
+    only: Option<&str>,
+    mut f: impl FnMut(&str, u64) -> bool,
+) -> Result<(), StepError> {
     let ledger = svc.ledger();
     let mut from = 0;
     loop {
         let page = ledger.entries(ERASURE_CHAIN, from, 1000).await?;
         let Some(last) = page.last() else {
-            return Ok(None);
+            return Ok(());
         };
         from = last.seq + 1;
         for e in &page {
             // Cheap pre-filter: most entries are other tenants'.
-            if !e.json.contains(tenant.as_str()) {
+            if only.is_some_and(|t| !e.json.contains(t)) {
                 continue;
             }
             let v: serde_json::Value = serde_json::from_str(&e.json).map_err(|err| {
                 StepError::LedgerCorrupt(format!("gdpr-erasure entry {}: {err}", e.seq))
             })?;
             let c = &v["certificate"]["certificate"];
-            if c["tenant_id"] == tenant.as_str() && c["outcome"] == "erased" {
-                return Ok(Some(e.seq));
+            if c["outcome"] == "erased"
+                && let Some(t) = c["tenant_id"].as_str()
+                && !f(t, e.seq)
+            {
+                return Ok(());
             }
         }
     }

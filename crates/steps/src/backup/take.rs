@@ -85,6 +85,25 @@ pub async fn list(svc: &dyn Services, tenant: &TenantId) -> Result<Vec<Manifest>
     Ok(out)
 }
 
+/// Every tenant that holds a backup in the archive (`tenants/<t>/backups/...`), in order:
+/// what a prune of all tenants covers, whether or not the catalog lists the tenant's tier.
+pub async fn tenants_with_backups(svc: &dyn Services) -> Result<Vec<TenantId>, StepError> {
+    let mut out: Vec<TenantId> = svc
+        .archive()?
+        .list("tenants/")
+        .await?
+        .iter()
+        .filter_map(|k| {
+            let mut parts = k.strip_prefix("tenants/")?.split('/');
+            let tenant = parts.next()?;
+            (parts.next()? == "backups").then(|| TenantId::parse(tenant).ok())?
+        })
+        .collect();
+    out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    out.dedup();
+    Ok(out)
+}
+
 /// Fixes the backup's instant, data key and feed positions, and lists what to export.
 pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, StepError> {
     let tenant = &req.tenant_id;

@@ -38,6 +38,21 @@ pub enum BackupCmd {
         /// Tenant id.
         tenant: String,
     },
+    /// Back up every tenant the catalog assigns to a tier, each in its own execution (what
+    /// the tier's schedule starts on AWS).
+    Tier {
+        /// The tier (`[backup] tiers`).
+        tier: String,
+        /// Only the changes since each tenant's last backup.
+        #[arg(long)]
+        incremental: bool,
+        /// Start a Step Functions execution instead.
+        #[arg(long)]
+        aws: bool,
+        /// The deployed tier-run state machine (with --aws).
+        #[arg(long, env = "TENANT_BACKUP_TIER_STATE_MACHINE_ARN")]
+        state_machine_arn: Option<String>,
+    },
     /// Delete backups past their retention (every tenant, or one), except under a legal hold.
     Prune {
         /// Only this tenant.
@@ -74,6 +89,12 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
     match args.cmd {
         Some(BackupCmd::List { tenant }) => list(&tenant, ctx).await,
         Some(BackupCmd::Prune { tenant }) => prune(tenant.as_deref(), ctx).await,
+        Some(BackupCmd::Tier {
+            tier,
+            incremental,
+            aws,
+            state_machine_arn,
+        }) => run_tier(&tier, incremental, aws, state_machine_arn.as_deref(), ctx).await,
         None => {
             let tenant = args
                 .tenant
@@ -181,6 +202,55 @@ pub(super) async fn run_local(
     exec.output.context("the execution returned no output")
 }
 
+async fn run_tier(
+    tier: &str,
+    incremental: bool,
+    aws: bool,
+    arn: Option<&str>,
+    ctx: &Ctx,
+) -> Result<()> {
+    let kind = if incremental { "incremental" } else { "full" };
+    let input = json!({"tier": tier, "kind": kind});
+    let name: String = format!(
+        "tier-{tier}-{kind}-{}",
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+    )
+    .chars()
+    .take(80)
+    .collect();
+    if aws {
+        return start_on_aws(arn, "TENANT_BACKUP_TIER_STATE_MACHINE_ARN", &name, &input).await;
+    }
+    let out = run_local(
+        ctx,
+        crate::TENANT_BACKUP_TIER_ASL,
+        "statemachines/tenant-backup-tier.asl.json",
+        &name,
+        input,
+    )
+    .await?;
+    let results = out["results"].as_array().cloned().unwrap_or_default();
+    for e in out["erased"].as_array().into_iter().flatten() {
+        println!(
+            "{}: left out, erased (certificate seq {} on gdpr-erasure)",
+            e["tenant_id"].as_str().unwrap_or("?"),
+            e["erasure_seq"]
+        );
+    }
+    if results.is_empty() && out["erased"].as_array().is_none_or(Vec::is_empty) {
+        println!("no tenant is of tier {tier} ([backup.tenant_tiers] in the catalog)");
+    }
+    for r in &results {
+        println!(
+            "{}: backup {}, {} records",
+            r["tenant_id"].as_str().unwrap_or("?"),
+            r["backup"]["backup_id"].as_str().unwrap_or("?"),
+            r["backup"]["records"]
+        );
+    }
+    Ok(())
+}
+
 pub(super) async fn start_on_aws(
     arn: Option<&str>,
     env: &str,
@@ -228,24 +298,7 @@ async fn prune(tenant: Option<&str>, ctx: &Ctx) -> Result<()> {
     let deps = connect_existing(&ctx.data_dir, ctx.catalog()).await?;
     let tenants: Vec<TenantId> = match tenant {
         Some(t) => vec![TenantId::parse(t)?],
-        None => {
-            use ports::Services as _;
-            let mut ts: Vec<TenantId> = deps
-                .archive()?
-                .list("tenants/")
-                .await?
-                .iter()
-                .filter_map(|k| {
-                    k.strip_prefix("tenants/")?
-                        .split('/')
-                        .next()
-                        .map(str::to_owned)
-                })
-                .filter_map(|t| TenantId::parse(&t).ok())
-                .collect();
-            ts.dedup();
-            ts
-        }
+        None => steps::backup::tenants_with_backups(&deps).await?,
     };
     if tenants.is_empty() {
         bail!("no tenant has backups");
