@@ -2,6 +2,7 @@
 //! they never assert on time. Each benchmark is a module of its own; what they share is
 //! in [`crate::fixtures`].
 
+pub mod backup;
 pub mod clone;
 pub mod cloudwatch;
 pub mod distributed;
@@ -71,6 +72,32 @@ pub enum BenchCmd {
         /// Rows of the tenant.
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
+    },
+    /// Back up one tenant of N PostgreSQL rows and M S3 objects (moto) and restore it,
+    /// against `psql COPY | zstd` and `rclone copy` to a crypt remote in the same run.
+    Backup {
+        /// Connection string of the PostgreSQL server.
+        #[arg(
+            long,
+            env = "TENANT_PG_URL",
+            default_value = "host=127.0.0.1 user=postgres dbname=test"
+        )]
+        pg_url: String,
+        /// API endpoint (moto's URL).
+        #[arg(long, env = "MOTO_URL")]
+        endpoint: String,
+        /// Rows of the tenant.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Objects of the tenant.
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// Rows changed before the incremental backup (the point-in-time replay).
+        #[arg(long, default_value_t = 10_000)]
+        changes: usize,
+        /// S3 requests in flight, for every tool.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
     /// Erase one tenant's S3 prefix on moto with the Distributed Map machine (N parallel
     /// map workers) against the inline erasure's single loop.
@@ -240,6 +267,27 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
         } => {
             let ddb = dynamodb_endpoint.as_deref().map(|e| (e, dynamodb_items));
             migrate::run(data_dir, records, trials, pg_url.as_deref(), ddb).await
+        }
+        BenchCmd::Backup {
+            pg_url,
+            endpoint,
+            rows,
+            objects,
+            changes,
+            concurrency,
+        } => {
+            backup::run(
+                data_dir,
+                backup::Plan {
+                    pg_url,
+                    endpoint,
+                    rows,
+                    objects,
+                    changes,
+                    concurrency,
+                },
+            )
+            .await
         }
         BenchCmd::Clone { pg_url, rows } => {
             clone::run(data_dir, clone::Plan { url: pg_url, rows }).await
