@@ -746,3 +746,48 @@ async fn the_daily_prune_prunes_every_listed_tenant_and_keeps_what_a_hold_covers
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_id_of_100_characters_is_backed_up_and_restored_when_the_restore_names_it() {
+    let w = local_world().await;
+    let long = format!("tenant_{}", "l".repeat(93));
+    seed_json(&w.deps, &long, &["postgresql", "s3"], 5).await;
+    let b = execute(
+        &w.deps,
+        tenantctl::TENANT_BACKUP_ASL,
+        "long",
+        json!({"tenant_id": long}),
+    )
+    .await;
+    assert_eq!(b.status, Status::Succeeded, "{}", e2e::task_cause(&b));
+    let id = b.output.expect("out")["backup_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(id.len() <= 80 && id.starts_with("bl-"), "{id}");
+    let bare = execute(
+        &w.deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "long-bare",
+        json!({"backup_id": id}),
+    )
+    .await;
+    assert_eq!(bare.error.as_deref(), Some("InvalidRequest"));
+    let r = execute(
+        &w.deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "long-named",
+        json!({"backup_id": id, "tenant_id": long}),
+    )
+    .await;
+    assert_eq!(r.status, Status::Succeeded, "{}", e2e::task_cause(&r));
+    assert_eq!(r.output.expect("out")["matches_manifest"], true);
+    let other = execute(
+        &w.deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "long-other",
+        json!({"backup_id": id, "tenant_id": T}),
+    )
+    .await;
+    assert_eq!(other.error.as_deref(), Some("InvalidRequest"));
+}

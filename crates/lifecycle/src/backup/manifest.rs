@@ -202,12 +202,19 @@ pub fn chunk_aad(tenant: &TenantId, backup_id: &str, system: &str, index: u32) -
     format!("tenant-backup/v1\0{tenant}\0{backup_id}\0{system}\0{index}").into_bytes()
 }
 
-/// A backup id: `bk-<yyyymmddThhmmssmmm>-<tenant>` shortened to 80 characters, so the
-/// tenant can be read back from the id alone (`restore <backup_id>`).
+/// The longest backup id: a request id (an execution name), 80 characters.
+const MAX_ID: usize = 80;
+/// Characters of a long tenant's id kept in its backup ids (`bl-...`).
+const LONG_PREFIX: usize = 40;
+
+/// A backup id: `bk-<yyyymmddThhmmssmmm>-<tenant>`, so the tenant can be read back from the
+/// id alone (`restore <backup_id>`). Where that is over 80 characters (a tenant id over 58),
+/// `bl-<stamp>-<first 40 characters of the tenant>-<16 hex of its SHA-256>`: a restore then
+/// names the tenant, and [`names_tenant`] checks it against the id.
 pub fn backup_id(tenant: &TenantId, created_at: time::OffsetDateTime) -> String {
     let t = created_at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "bk-{:04}{:02}{:02}t{:02}{:02}{:02}{:03}-{tenant}",
+    let stamp = format!(
+        "{:04}{:02}{:02}t{:02}{:02}{:02}{:03}",
         t.year(),
         u8::from(t.month()),
         t.day(),
@@ -215,17 +222,50 @@ pub fn backup_id(tenant: &TenantId, created_at: time::OffsetDateTime) -> String 
         t.minute(),
         t.second(),
         t.millisecond()
-    )
+    );
+    let full = format!("bk-{stamp}-{tenant}");
+    if full.len() <= MAX_ID {
+        return full;
+    }
+    // Tenant ids are ASCII, so any byte index is a character boundary.
+    let head = &tenant.as_str()[..LONG_PREFIX];
+    format!("bl-{stamp}-{head}-{}", long_digest(tenant))
 }
 
-/// The tenant a backup id names, if it is shaped like one.
+fn long_digest(tenant: &TenantId) -> String {
+    use sha2::Digest as _;
+    let mut h = hex::encode(sha2::Sha256::digest(tenant.as_str().as_bytes()));
+    h.truncate(16);
+    h
+}
+
+/// The stamp and the rest of a backup id, if it is shaped like one of `kind` (`bk`, `bl`).
+fn split_id<'a>(backup_id: &'a str, kind: &str) -> Option<&'a str> {
+    let rest = backup_id.strip_prefix(kind)?.strip_prefix('-')?;
+    let (stamp, tail) = rest.split_once('-')?;
+    (stamp.len() == 18 && stamp.is_char_boundary(8) && &stamp[8..9] == "t").then_some(tail)
+}
+
+/// The tenant a backup id names, if it is shaped like one and holds the whole tenant id
+/// (`bk-`); `None` for the ids of long tenants (`bl-`), which [`names_tenant`] checks.
 pub fn tenant_of(backup_id: &str) -> Option<TenantId> {
-    let rest = backup_id.strip_prefix("bk-")?;
-    let (stamp, tenant) = rest.split_once('-')?;
-    if stamp.len() != 18 || !stamp.is_char_boundary(8) || &stamp[8..9] != "t" {
-        return None;
+    TenantId::parse(split_id(backup_id, "bk")?).ok()
+}
+
+/// Whether the backup id is one of `tenant`'s backups' ids.
+pub fn names_tenant(backup_id: &str, tenant: &TenantId) -> bool {
+    if let Some(t) = tenant_of(backup_id) {
+        return t == *tenant;
     }
-    TenantId::parse(tenant).ok()
+    split_id(backup_id, "bl").is_some_and(|tail| {
+        tenant.as_str().len() > LONG_PREFIX
+            && tail
+                == format!(
+                    "{}-{}",
+                    &tenant.as_str()[..LONG_PREFIX],
+                    long_digest(tenant)
+                )
+    })
 }
 
 #[cfg(test)]
@@ -248,6 +288,27 @@ mod tests {
             "bk-20260102t030405006-a/b",
         ] {
             assert_eq!(tenant_of(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_long_tenant_gets_a_backup_id_a_request_id_can_hold_and_that_names_only_it() {
+        let at = time::macros::datetime!(2026-01-02 03:04:05.006 UTC);
+        for n in [58, 59, 80, 128] {
+            let t = TenantId::parse(&format!("t{}", "x".repeat(n - 1))).expect("id");
+            let id = backup_id(&t, at);
+            assert!(id.len() <= 80, "{n}: {id} is {} characters", id.len());
+            crate::RequestId::parse(&id).expect("a request id");
+            assert!(names_tenant(&id, &t), "{n}: {id}");
+            let other = TenantId::parse(&format!("u{}", "x".repeat(n - 1))).expect("id");
+            assert!(!names_tenant(&id, &other), "{n}");
+            let twin = TenantId::parse(&format!("t{}y", "x".repeat(n - 2))).expect("id");
+            assert!(!names_tenant(&id, &twin), "{n}: same prefix, other tenant");
+            if n <= 58 {
+                assert_eq!(tenant_of(&id), Some(t));
+            } else {
+                assert_eq!(tenant_of(&id), None, "the id alone cannot say the tenant");
+            }
         }
     }
 

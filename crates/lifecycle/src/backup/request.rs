@@ -45,6 +45,10 @@ pub struct RestoreRequest {
     /// An id for the restore (default: derived from the backup, location and instant).
     #[serde(default)]
     pub restore_id: Option<String>,
+    /// The tenant: needed for the backups of a tenant id over 58 characters (`bl-...`),
+    /// whose id holds only a prefix and a digest of it; checked against the id otherwise.
+    #[serde(default)]
+    pub tenant_id: Option<TenantId>,
 }
 
 fn default_location() -> String {
@@ -81,12 +85,37 @@ impl RestoreRequest {
     /// Validates a restore request; the tenant is read from the backup id.
     pub fn parse(raw: &serde_json::Value) -> Result<(Self, TenantId), StepError> {
         let r: Self = parse_json(raw, "restore request")?;
-        let tenant = tenant_of(&r.backup_id).ok_or_else(|| {
-            StepError::invalid(format!(
-                "{:?} is not a backup id (bk-<yyyymmddThhmmssmmm>-<tenant>); `tenantctl backup list <tenant>` shows them",
-                r.backup_id
-            ))
-        })?;
+        let tenant = match (tenant_of(&r.backup_id), &r.tenant_id) {
+            (Some(t), None) => t,
+            (Some(t), Some(named)) if t == *named => t,
+            (Some(t), Some(named)) => {
+                return Err(StepError::invalid(format!(
+                    "backup {} is tenant {t}'s, not {named}'s",
+                    r.backup_id
+                )));
+            }
+            (None, Some(named)) if super::manifest::names_tenant(&r.backup_id, named) => {
+                named.clone()
+            }
+            (None, Some(named)) => {
+                return Err(StepError::invalid(format!(
+                    "{:?} is not a backup of tenant {named}",
+                    r.backup_id
+                )));
+            }
+            (None, None) if r.backup_id.starts_with("bl-") => {
+                return Err(StepError::invalid(format!(
+                    "{:?} is a backup of a tenant id too long for the id to hold: name the tenant (tenant_id, or --tenant)",
+                    r.backup_id
+                )));
+            }
+            (None, None) => {
+                return Err(StepError::invalid(format!(
+                    "{:?} is not a backup id (bk-<yyyymmddThhmmssmmm>-<tenant>); `tenantctl backup list <tenant>` shows them",
+                    r.backup_id
+                )));
+            }
+        };
         crate::RequestId::parse(&r.backup_id)?;
         crate::ids::SystemName::parse(&r.to).map_err(|_| {
             StepError::invalid(format!("location {:?} is not a location name", r.to))
@@ -144,6 +173,31 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_long_tenants_restore_names_the_tenant_and_the_id_must_be_its() {
+        let long = TenantId::parse(&format!("t{}", "x".repeat(99))).expect("id");
+        let id = super::super::manifest::backup_id(
+            &long,
+            time::macros::datetime!(2026-01-02 03:04:05.006 UTC),
+        );
+        let err = RestoreRequest::parse(&json!({"backup_id": id})).expect_err("no tenant");
+        assert!(err.to_string().contains("name the tenant"), "{err}");
+        let (_, t) =
+            RestoreRequest::parse(&json!({"backup_id": id, "tenant_id": long})).expect("named");
+        assert_eq!(t, long);
+        let other = format!("u{}", "x".repeat(99));
+        assert!(RestoreRequest::parse(&json!({"backup_id": id, "tenant_id": other})).is_err());
+        assert!(
+            RestoreRequest::parse(
+                &json!({"backup_id": "bk-20260102t030405006-t1", "tenant_id": "t2"})
+            )
+            .is_err(),
+            "a short id names its tenant; another is refused"
+        );
+        RestoreRequest::parse(&json!({"backup_id": "bk-20260102t030405006-t1", "tenant_id": "t1"}))
+            .expect("the same tenant");
     }
 
     #[test]

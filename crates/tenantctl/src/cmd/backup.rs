@@ -76,6 +76,9 @@ pub struct RestoreArgs {
     /// Schema version to restore at (default: what the tenant runs now).
     #[arg(long)]
     schema_version: Option<u32>,
+    /// The tenant, for the backups (`bl-...`) of a tenant id over 58 characters.
+    #[arg(long)]
+    tenant: Option<String>,
     /// Start a Step Functions execution instead.
     #[arg(long)]
     aws: bool,
@@ -149,6 +152,9 @@ pub async fn restore(a: RestoreArgs, ctx: &Ctx) -> Result<()> {
     }
     if let Some(v) = a.schema_version {
         input["schema_version"] = json!(v);
+    }
+    if let Some(t) = &a.tenant {
+        input["tenant_id"] = json!(t);
     }
     let (req, _) = lifecycle::backup::RestoreRequest::parse(&input)
         .map_err(|e| anyhow::anyhow!("{}: {e}", e.error_type()))?;
