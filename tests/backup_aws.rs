@@ -1,6 +1,10 @@
 //! Backup and restore on the real products: S3 and DynamoDB (moto) and PostgreSQL, the
-//! archive in an S3 bucket and the tenant's key in KMS; erasure deletes every backup
-//! version and schedules the key's deletion, after which nothing restores.
+//! archive in an S3 bucket (with a replica bucket in a second region for platinum) and the
+//! tenant's key in KMS: equal fingerprints after a restore, point in time, schema v1 -> v2
+//! and an unknown version refused with nothing written, resume in a new process after a
+//! kill, no readable record in any archive object and one changed byte caught, prune in
+//! both regions under a legal hold; erasure deletes every backup version in both regions
+//! and schedules the key's deletion, after which nothing restores.
 
 use e2e::migration::seed_json;
 use e2e::{
@@ -20,6 +24,8 @@ use stores::wiring::ConnectOptions;
 
 const T: &str = "tenant_001_acme_corp";
 const SYSTEMS: &[&str] = &["s3", "analytics", "postgresql"];
+/// The locations restores write in these tests.
+const LOCATIONS: &[&str] = &["restore", "pit", "now", "v2", "v7", "broken", "resumed"];
 
 fn pg_url() -> String {
     std::env::var("TENANT_TEST_POSTGRES")
@@ -44,25 +50,34 @@ async fn world_and_catalog() -> (
     let s3 = moto_s3(&cfg);
     let ddb = aws_sdk_dynamodb::Client::new(&cfg);
     let base = steps::testkit::unique("bk").replace('_', "-");
-    let (docs, docs_r, archive, replica) = (
+    let (docs, archive, replica) = (
         format!("{base}-docs"),
-        format!("{base}-docs-r"),
         format!("{base}-archive"),
         format!("{base}-replica"),
     );
-    for b in [&docs, &docs_r, &archive, &replica] {
+    for b in [&docs, &archive, &replica] {
         versioned_bucket(&s3, b).await;
     }
-    let (usage, usage_r, ledger, holds) = (
+    let (usage, ledger, holds) = (
         format!("{base}-usage"),
-        format!("{base}-usage-r"),
         format!("{base}-ledger"),
         format!("{base}-holds"),
     );
     table(&ddb, &usage, "pk", "sk").await;
-    table(&ddb, &usage_r, "pk", "sk").await;
     table(&ddb, &ledger, "chain", "sk").await;
     table(&ddb, &holds, "tenant_id", "hold_id").await;
+    // Every location a test restores into: a bucket and a table each (PostgreSQL makes a
+    // schema per location itself).
+    let mut docs_at = Vec::new();
+    let mut usage_at = Vec::new();
+    for loc in LOCATIONS {
+        let (b, t) = (format!("{base}-docs-{loc}"), format!("{base}-usage-{loc}"));
+        versioned_bucket(&s3, &b).await;
+        table(&ddb, &t, "pk", "sk").await;
+        docs_at.push(format!("{loc} = \"{b}\""));
+        usage_at.push(format!("{loc} = \"{t}\""));
+    }
+    let (docs_at, usage_at) = (docs_at.join(", "), usage_at.join(", "));
     let key = kms_key(&aws_sdk_kms::Client::new(&cfg)).await;
     let schema = steps::testkit::unique("bk")
         .to_lowercase()
@@ -83,7 +98,7 @@ kind = "objects"
 backend = "s3"
 bucket = "{docs}"
 prefix = "tenants/{{tenant_id}}/"
-locations = {{ restore = "{docs_r}" }}
+locations = {{ {docs_at} }}
 [[systems]]
 name = "analytics"
 kind = "analytics"
@@ -92,7 +107,7 @@ table = "{usage}"
 partition_key = "pk"
 sort_key = "sk"
 partition_value = "TENANT#{{tenant_id}}"
-locations = {{ restore = "{usage_r}" }}
+locations = {{ {usage_at} }}
 [[systems]]
 name = "postgresql"
 kind = "relational"
@@ -337,4 +352,292 @@ async fn prune_deletes_a_platinum_backup_in_both_regions_and_a_hold_keeps_it_in_
             "{bucket}: {left:?}"
         );
     }
+}
+
+async fn provisioned_world() -> (Arc<Deps>, lifecycle::Catalog, aws_config::SdkConfig) {
+    let (deps, cfg, _, _, catalog) = world_and_catalog().await;
+    let t = TenantId::parse(T).expect("t");
+    for s in SYSTEMS {
+        deps.dataset(s, HOME)
+            .expect("ds")
+            .provision(&t)
+            .await
+            .expect("provision");
+    }
+    (deps, catalog, cfg)
+}
+
+async fn backup(deps: &Arc<Deps>, kind: &str) -> serde_json::Value {
+    let e = execute(
+        deps,
+        tenantctl::TENANT_BACKUP_ASL,
+        "b",
+        json!({"tenant_id": T, "kind": kind}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    e.output.expect("out")
+}
+
+async fn body(deps: &Deps, system: &str, loc: &str, key: &str) -> Option<Vec<u8>> {
+    deps.dataset(system, loc)
+        .expect("ds")
+        .read(&TenantId::parse(T).expect("t"), key)
+        .await
+        .expect("read")
+        .and_then(|r| r.body)
+}
+
+async fn nothing_at(deps: &Deps, loc: &str) {
+    for s in SYSTEMS {
+        let ds = deps.dataset(s, loc).expect("ds");
+        match ds.scan(&TenantId::parse(T).expect("t"), None, 1).await {
+            Ok(recs) => assert!(recs.is_empty(), "{s} at {loc}: nothing written"),
+            // PostgreSQL: the location's schema was never even made.
+            Err(e) if e.to_string().contains("does not exist") => {}
+            Err(e) => panic!("{s} at {loc}: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_point_in_time_restore_on_s3_dynamodb_and_postgres_holds_the_write_before_and_not_the_one_after()
+ {
+    let (deps, _, _) = provisioned_world().await;
+    let t = TenantId::parse(T).expect("t");
+    seed_json(&deps, T, SYSTEMS, 30).await;
+    backup(&deps, "full").await;
+    for s in SYSTEMS {
+        let ds = deps.dataset(s, HOME).expect("ds");
+        ds.write(&t, "first", Some(b"{\"n\":1}"))
+            .await
+            .expect("write");
+        ds.write(&t, "rec/00003", None).await.expect("delete");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let inc1 = backup(&deps, "incremental").await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = lifecycle::backup::policy::stamp(time::OffsetDateTime::now_utc());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    for s in SYSTEMS {
+        let ds = deps.dataset(s, HOME).expect("ds");
+        ds.write(&t, "second", Some(b"{\"n\":2}"))
+            .await
+            .expect("write");
+    }
+    backup(&deps, "incremental").await;
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "pit",
+        json!({"backup_id": inc1["backup_id"], "to": "pit", "to_time": between}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    for s in SYSTEMS {
+        assert!(body(&deps, s, "pit", "first").await.is_some(), "{s}: first");
+        assert!(
+            body(&deps, s, "pit", "second").await.is_none(),
+            "{s}: second"
+        );
+        assert!(
+            body(&deps, s, "pit", "rec/00003").await.is_none(),
+            "{s}: the delete was replayed"
+        );
+        assert_eq!(fp(&deps, s, "pit", T).await.count, 30, "{s}");
+    }
+    let now = lifecycle::backup::policy::stamp(time::OffsetDateTime::now_utc());
+    let latest = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "now",
+        json!({"backup_id": inc1["backup_id"], "to": "now", "to_time": now}),
+    )
+    .await;
+    assert_eq!(
+        latest.status,
+        Status::Succeeded,
+        "{}",
+        e2e::task_cause(&latest)
+    );
+    for s in SYSTEMS {
+        assert_eq!(
+            fp(&deps, s, "now", T).await,
+            fp(&deps, s, HOME, T).await,
+            "{s}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_backup_restored_at_v2_on_the_products_is_transformed_and_an_unknown_version_writes_nothing()
+ {
+    let (deps, _, _) = provisioned_world().await;
+    seed_json(&deps, T, SYSTEMS, 20).await;
+    let b = backup(&deps, "full").await;
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "v2",
+        json!({"backup_id": b["backup_id"], "to": "v2", "schema_version": 2}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    for s in SYSTEMS {
+        let home = body(&deps, s, HOME, "rec/00007").await.expect("home");
+        assert_eq!(
+            body(&deps, s, "v2", "rec/00007").await.expect("v2"),
+            lifecycle::migration::Transform::SchemaV1ToV2
+                .forward(&home)
+                .expect("fwd"),
+            "{s}"
+        );
+    }
+    let bad = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "v7",
+        json!({"backup_id": b["backup_id"], "to": "v7", "schema_version": 7}),
+    )
+    .await;
+    assert_eq!(bad.status, Status::Failed);
+    assert!(
+        e2e::task_cause(&bad).contains("no migration path"),
+        "{}",
+        e2e::task_cause(&bad)
+    );
+    nothing_at(&deps, "v7").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_s3_backup_object_holds_a_readable_record_and_one_changed_byte_is_caught_before_anything_is_written()
+ {
+    let (deps, _, _) = provisioned_world().await;
+    let t = TenantId::parse(T).expect("t");
+    const SECRET: &str = "jane.roe.4711@example.com";
+    seed_json(&deps, T, SYSTEMS, 40).await;
+    for s in SYSTEMS {
+        deps.dataset(s, HOME)
+            .expect("ds")
+            .apply_many(
+                &t,
+                &[ports::migrate::Rec {
+                    key: "customer/1".into(),
+                    rev: 0,
+                    body: Some(format!("{{\"email\":\"{SECRET}\"}}").into_bytes()),
+                }],
+            )
+            .await
+            .expect("seed");
+    }
+    let b = backup(&deps, "full").await;
+    let archive = deps.archive().expect("archive").clone();
+    let keys = archive.list(&format!("tenants/{T}/")).await.expect("list");
+    assert!(keys.iter().any(|k| k.ends_with(".chunk")), "{keys:?}");
+    for k in &keys {
+        let bytes = archive.get(k).await.expect("get").expect("object");
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "{k} holds the seeded value in the clear"
+        );
+        assert!(
+            !bytes.windows(7).any(|w| w == b"rec/000"),
+            "{k} holds a record key in the clear"
+        );
+    }
+    let chunk = keys
+        .iter()
+        .find(|k| k.contains("/analytics/") && k.ends_with(".chunk"))
+        .expect("an analytics chunk");
+    let mut bytes = archive.get(chunk).await.expect("get").expect("object");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    archive.put(chunk, bytes).await.expect("put");
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "broken",
+        json!({"backup_id": b["backup_id"], "to": "broken"}),
+    )
+    .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("BackupCorrupt"),
+        "{}",
+        e2e::task_cause(&e)
+    );
+    nothing_at(&deps, "broken").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_killed_mid_export_of_postgres_resumes_in_a_new_process_from_its_last_chunk() {
+    let (deps, catalog, cfg) = provisioned_world().await;
+    seed_json(&deps, T, &["postgresql"], 5000).await;
+    let step = |deps: Arc<Deps>, f: &'static str, input: serde_json::Value, budget: u64| async move {
+        tenantctl::registry::call(
+            f,
+            input,
+            &deps,
+            tenant_runtime::Budget::of(std::time::Duration::from_secs(budget)),
+        )
+        .await
+        .expect(f)
+    };
+    let begun = step(deps.clone(), "begin-backup", json!({"tenant_id": T}), 60).await;
+    let id = begun["backup_id"].as_str().expect("id").to_owned();
+    let input = json!({"tenant_id": T, "backup_id": id, "system": "postgresql"});
+    let first = step(deps.clone(), "backup-system", input.clone(), 0).await;
+    assert_eq!(
+        (first["done"].clone(), first["chunks"].clone()),
+        (json!(false), json!(1))
+    );
+    // Killed: a new process, with connections of its own, picks the work up.
+    drop(deps);
+    let again = Arc::new(
+        Deps::connect(
+            catalog,
+            ConnectOptions {
+                world: None,
+                aws: Some(cfg),
+                read_only: false,
+            },
+        )
+        .await
+        .expect("reconnect"),
+    );
+    let mut out = step(again.clone(), "backup-system", input.clone(), 0).await;
+    assert_eq!(out["chunks"], 2, "resumed after the recorded chunk");
+    while out["done"] == false {
+        out = step(again.clone(), "backup-system", input.clone(), 60).await;
+    }
+    assert_eq!(out["records"], 5000);
+    for s in ["s3", "analytics"] {
+        step(
+            again.clone(),
+            "backup-system",
+            json!({"tenant_id": T, "backup_id": id, "system": s}),
+            60,
+        )
+        .await;
+    }
+    let fin = step(
+        again.clone(),
+        "finish-backup",
+        json!({"tenant_id": T, "backup_id": id}),
+        60,
+    )
+    .await;
+    assert_eq!(fin["records"], 5000);
+    let e = execute(
+        &again,
+        tenantctl::TENANT_RESTORE_ASL,
+        "resumed",
+        json!({"backup_id": id, "to": "resumed"}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    assert_eq!(
+        fp(&again, "postgresql", "resumed", T).await,
+        fp(&again, "postgresql", HOME, T).await
+    );
 }
