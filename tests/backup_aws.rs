@@ -641,3 +641,124 @@ async fn a_backup_killed_mid_export_of_postgres_resumes_in_a_new_process_from_it
         fp(&again, "postgresql", HOME, T).await
     );
 }
+
+/// The tenant's embeddings in an S3 Vectors index and its log events in CloudWatch Logs
+/// (both on moto) back up into the S3 archive and restore equal into locations of their
+/// own (another vector bucket, other log groups); production keeps every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_on_s3_vectors_and_cloudwatch_logs_restores_equal_in_new_locations() {
+    const DIM: u32 = 8;
+    let cfg = moto_config().await;
+    let s3 = moto_s3(&cfg);
+    let base = steps::testkit::unique("bkv").replace('_', "-");
+    let archive = format!("{base}-archive");
+    versioned_bucket(&s3, &archive).await;
+    let vectors = aws_sdk_s3vectors::Client::new(&cfg);
+    let (vb, vb_r) = (format!("{base}-vec"), format!("{base}-vec-r"));
+    for b in [&vb, &vb_r] {
+        vectors
+            .create_vector_bucket()
+            .vector_bucket_name(b)
+            .send()
+            .await
+            .expect("vector bucket");
+    }
+    let g = format!("/{base}");
+    let dir = tempfile::tempdir().expect("dir");
+    let catalog = format!(
+        r#"
+environment = "moto"
+ledger = {{ backend = "embedded" }}
+legal_holds = {{ backend = "embedded" }}
+signer = {{ backend = "local" }}
+[backup]
+archive = {{ backend = "s3", bucket = "{archive}" }}
+keys = {{ backend = "local" }}
+[[systems]]
+name = "vectors"
+kind = "vectors"
+backend = "s3vectors"
+vector_bucket = "{vb}"
+index = "emb-{{tenant_id}}"
+dimension = {DIM}
+distance = "cosine"
+locations = {{ restore = "{vb_r}" }}
+[[systems]]
+name = "cloudwatch"
+kind = "logs"
+backend = "cloudwatch"
+groups = ["{g}/home/{{tenant_id}}"]
+locations = {{ restore = "{g}/restore/{{tenant_id}}" }}
+"#
+    );
+    let deps = Arc::new(
+        Deps::connect(
+            lifecycle::Catalog::from_toml(&catalog).expect("catalog"),
+            ConnectOptions {
+                world: Some(dir.path().join("world.db")),
+                aws: Some(cfg.clone()),
+                read_only: false,
+            },
+        )
+        .await
+        .expect("connect"),
+    );
+    let t = TenantId::parse(T).expect("t");
+    let v = deps.dataset("vectors", HOME).expect("ds");
+    v.provision(&t).await.expect("provision");
+    let recs: Vec<ports::migrate::Rec> = (0..60u32)
+        .map(|i| ports::migrate::Rec {
+            key: format!("doc-{i:03}#0"),
+            rev: 0,
+            body: Some(
+                stores::pgvector::VectorBody {
+                    values: (0..DIM).map(|d| (i * DIM + d + 1) as f32 / 7.0).collect(),
+                    metadata: Some(json!({"doc": format!("d{i}"), "chunk": i % 5})),
+                }
+                .encode()
+                .expect("encode"),
+            ),
+        })
+        .collect();
+    v.apply_many(&t, &recs).await.expect("seed vectors");
+    let logs = deps.dataset("cloudwatch", HOME).expect("ds");
+    logs.provision(&t).await.expect("provision");
+    seed_json(&deps, T, &["cloudwatch"], 80).await;
+    let b = execute(
+        &deps,
+        tenantctl::TENANT_BACKUP_ASL,
+        "b",
+        json!({"tenant_id": T}),
+    )
+    .await;
+    assert_eq!(b.status, Status::Succeeded, "{}", e2e::task_cause(&b));
+    let b = b.output.expect("out");
+    assert_eq!(b["records"], 140, "{b}");
+    let r = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "r",
+        json!({"backup_id": b["backup_id"], "to": "restore"}),
+    )
+    .await;
+    assert_eq!(r.status, Status::Succeeded, "{}", e2e::task_cause(&r));
+    assert_eq!(r.output.expect("out")["matches_manifest"], true);
+    for (s, n) in [("vectors", 60), ("cloudwatch", 80)] {
+        let home = fp(&deps, s, HOME, T).await;
+        assert_eq!(home.count, n, "{s}");
+        assert_eq!(fp(&deps, s, "restore", T).await, home, "{s}");
+    }
+    let back = deps
+        .dataset("vectors", "restore")
+        .expect("ds")
+        .read(&t, "doc-007#0")
+        .await
+        .expect("read")
+        .and_then(|r| r.body)
+        .expect("restored vector");
+    assert_eq!(
+        back,
+        recs[7].body.clone().expect("body"),
+        "values and metadata exact"
+    );
+}
