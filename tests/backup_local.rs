@@ -791,3 +791,184 @@ async fn a_tenant_id_of_100_characters_is_backed_up_and_restored_when_the_restor
     .await;
     assert_eq!(other.error.as_deref(), Some("InvalidRequest"));
 }
+
+/// A task that fails one function with one error, and runs the real handler otherwise.
+#[derive(Debug)]
+struct FailStep {
+    deps: Arc<Deps>,
+    function: &'static str,
+    error: &'static str,
+}
+
+#[async_trait::async_trait]
+impl sim::TaskInvoker for FailStep {
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        budget: Duration,
+    ) -> Result<Value, sim::TaskError> {
+        let f = tenantctl::registry::function_for(resource).unwrap_or_default();
+        if f == self.function {
+            return Err(sim::TaskError {
+                error: self.error.into(),
+                cause: format!("injected: {} fails", self.function),
+            });
+        }
+        call(&f, input, &self.deps, Budget::of(budget)).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_place_restore_cuts_over_through_the_router_and_a_closed_gate_rolls_it_back() {
+    let w = local_world().await;
+    let t = tid(T);
+    let systems = ["postgresql", "redis", "s3"];
+    seed_json(&w.deps, T, &systems, 30).await;
+    let b = backup(&w.deps, T, "full").await;
+    // A bad deploy overwrites a record in every system after the backup.
+    for s in systems {
+        let ds = ports::migrate::Locator::dataset(&*w.deps, s, HOME).expect("ds");
+        ds.write(&t, "rec/00001", Some(b"{\"broken\":true}"))
+            .await
+            .expect("write");
+    }
+    let read = |loc: &'static str, s: &'static str| {
+        let deps = w.deps.clone();
+        async move {
+            ports::migrate::Locator::dataset(&*deps, s, loc)
+                .expect("ds")
+                .read(&tid(T), "rec/00001")
+                .await
+                .expect("read")
+                .and_then(|r| r.body)
+        }
+    };
+    let before_home: Vec<_> = futures_fps(&w.deps, T, HOME).await;
+
+    // A closed health gate: the cutover rolls back, traffic stays on home, nothing is lost.
+    let gate = tenantctl::world::with_shipped_machines(sim::Simulator::new(Arc::new(FailStep {
+        deps: w.deps.clone(),
+        function: "check-health",
+        error: "HealthGateBreached",
+    })));
+    let e = gate
+        .run(
+            &e2e::machine(tenantctl::TENANT_RESTORE_ASL),
+            "in-place-1",
+            json!({"backup_id": b["backup_id"], "to": "restored", "in_place": true}),
+        )
+        .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("InPlaceCutOverFailed"),
+        "{:?}",
+        e.cause
+    );
+    assert!(
+        e.cause
+            .as_deref()
+            .is_some_and(|c| c.contains("MigrationRolledBack")),
+        "{:?}",
+        e.cause
+    );
+    let routing = w
+        .deps
+        .routing()
+        .expect("routing")
+        .get(&t)
+        .await
+        .expect("get");
+    assert!(
+        routing
+            .as_ref()
+            .is_none_or(|r| r.source == HOME && r.target.is_none()),
+        "{routing:?}"
+    );
+    assert_eq!(
+        futures_fps(&w.deps, T, HOME).await,
+        before_home,
+        "home untouched"
+    );
+    let m = w
+        .deps
+        .migrations()
+        .expect("m")
+        .get(&t)
+        .await
+        .expect("get")
+        .expect("record");
+    assert_eq!(m.kind, lifecycle::migration::MigrationKind::Restore);
+    assert_eq!(m.phase, lifecycle::migration::Phase::RolledBack);
+
+    // With the gate open: the restored location is live, the broken write is gone there,
+    // and home keeps it (the way back).
+    let e = execute(
+        &w.deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "in-place-2",
+        json!({"backup_id": b["backup_id"], "to": "restored2", "in_place": true}),
+    )
+    .await;
+    if e.status != Status::Succeeded {
+        let m = w.deps.migrations().expect("m").get(&t).await.expect("get");
+        panic!("{:?} {:?}: migration {m:?}", e.error, e.cause);
+    }
+    let out = e.output.expect("out");
+    assert_eq!(out["matches_manifest"], true, "{out}");
+    assert_eq!(out["cutover"]["status"], "SUCCEEDED", "{out}");
+    let routing = w
+        .deps
+        .routing()
+        .expect("routing")
+        .get(&t)
+        .await
+        .expect("get")
+        .expect("r");
+    assert_eq!(
+        (routing.source.as_str(), routing.target.as_deref()),
+        ("restored2", None)
+    );
+    let m = w
+        .deps
+        .migrations()
+        .expect("m")
+        .get(&t)
+        .await
+        .expect("get")
+        .expect("record");
+    assert_eq!(
+        (m.kind, m.phase, m.restore_id.is_some()),
+        (
+            lifecycle::migration::MigrationKind::Restore,
+            lifecycle::migration::Phase::Migrated,
+            true
+        )
+    );
+    for s in systems {
+        assert_ne!(
+            read("restored2", s).await.as_deref(),
+            Some(&b"{\"broken\":true}"[..]),
+            "{s}"
+        );
+        assert_eq!(
+            read(HOME, s).await.as_deref(),
+            Some(&b"{\"broken\":true}"[..]),
+            "{s}"
+        );
+    }
+
+    // A second in-place restore into the live location, or at another schema, is refused.
+    for bad in [
+        json!({"backup_id": b["backup_id"], "to": "restored2", "in_place": true, "restore_id": "rs-x1"}),
+        json!({"backup_id": b["backup_id"], "to": "v2x", "in_place": true, "schema_version": 2}),
+    ] {
+        let e = execute(&w.deps, tenantctl::TENANT_RESTORE_ASL, "bad", bad.clone()).await;
+        assert_eq!(
+            e.error.as_deref(),
+            Some("InvalidRequest"),
+            "{bad} {:?}",
+            e.cause
+        );
+    }
+}

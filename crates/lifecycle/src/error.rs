@@ -164,6 +164,7 @@ pub const MACHINE_OUTCOMES: &[&str] = &[
     "ErasureIncomplete",
     "CloneRemoved",
     "TierRunIncomplete",
+    "InPlaceCutOverFailed",
 ];
 
 impl StepError {

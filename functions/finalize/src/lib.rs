@@ -2,11 +2,12 @@
 //! are applied to the source and the two sides are compared (the source repaired from
 //! the target, now the truth, if they differ); then writes are fenced for a moment, the
 //! last reverse copies applied, and the target becomes the tenant's only location. Ends
-//! with a signed MIGRATED certificate holding both fingerprints.
+//! with a signed MIGRATED certificate holding both fingerprints. A migration of kind
+//! `restore` leaves the source as the restore found it.
 
 use lifecycle::StepError;
 use lifecycle::error::from_input;
-use lifecycle::migration::Phase;
+use lifecycle::migration::{MigrationKind, Phase};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steps::migrating::{
@@ -45,9 +46,14 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
         // tenant is large. Keys caught mid-write are re-read before they count.
         catch_up_all(deps, &mut rec, Direction::Backward, budget.deadline()).await?;
         let page = rec.options.page_size as usize;
+        // After a restore the source is what the restore replaced: it differs from the
+        // target by design and is kept as it is (its records carry higher revisions, so a
+        // repair could not bring them back to the backup's anyway).
+        let restore = rec.kind == MigrationKind::Restore;
         for (fwd, back) in pairs(deps, &rec, Direction::Forward)?
             .into_iter()
             .zip(pairs(deps, &rec, Direction::Backward)?)
+            .filter(|_| !restore)
         {
             let mut c = compare(&fwd, tenant, false, page).await?;
             if c.source != c.target {

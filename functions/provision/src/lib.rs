@@ -1,5 +1,6 @@
 //! provision: validates a migration request, creates its record (or resumes the running
-//! one with the same target), and provisions the target of every system; idempotent.
+//! one with the same target), and provisions the target of every system; idempotent. A
+//! migration of kind `restore` moves onto a location a certified restore filled.
 
 use lifecycle::StepError;
 use lifecycle::migration::{
@@ -33,6 +34,10 @@ pub struct Output {
 /// Creates or resumes the migration and provisions its targets.
 pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Output, StepError> {
     let req = MigrationRequest::parse(&input, &deps.catalog)?;
+    if let Some(id) = &req.restore_id {
+        // The target is already filled, by a restore whose certificate must say so.
+        steps::backup::certified_restore(deps, &req.tenant_id, id, &req.to).await?;
+    }
     let table = deps.migrations()?;
     let tenant = &req.tenant_id;
     let existing = table.get(tenant).await?;

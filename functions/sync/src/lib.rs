@@ -4,6 +4,7 @@
 
 use lifecycle::StepError;
 use lifecycle::error::from_input;
+use lifecycle::migration::MigrationKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steps::migrating::{MigrationRef, catch_up_all, load, pairs, save};
@@ -53,6 +54,18 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
                 save(deps, &mut rec).await?;
             }
             let page = rec.options.page_size as usize;
+            if rec.kind == MigrationKind::Restore {
+                // The target holds the restored records: nothing is copied. Changes from
+                // here on are caught up onto it, then dual-written, like a migration's.
+                for pair in pairs(deps, &rec, Direction::Forward)? {
+                    let head = pair.feed.head(tenant).await?;
+                    let cp = rec.checkpoints.entry(pair.system.clone()).or_default();
+                    if !cp.bulk_done {
+                        (cp.feed_start, cp.feed_applied, cp.bulk_done) = (head, head, true);
+                    }
+                }
+                save(deps, &mut rec).await?;
+            }
             let mut all = true;
             for pair in pairs(deps, &rec, Direction::Forward)? {
                 let cp = rec.checkpoints.entry(pair.system.clone()).or_default();

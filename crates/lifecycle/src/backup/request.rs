@@ -47,8 +47,13 @@ pub struct RestoreRequest {
     pub restore_id: Option<String>,
     /// The tenant: needed for the backups of a tenant id over 58 characters (`bl-...`),
     /// whose id holds only a prefix and a digest of it; checked against the id otherwise.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<TenantId>,
+    /// After the restore is verified, move the tenant's traffic to the restored location
+    /// through the migration router (a migration of kind `restore`: dual-write, cutover
+    /// behind health gates, rollback to the live location in milliseconds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_place: bool,
 }
 
 fn default_location() -> String {
@@ -137,10 +142,14 @@ impl RestoreRequest {
     /// The restore's id: given, or derived from what it restores and where.
     pub fn id(&self) -> String {
         self.restore_id.clone().unwrap_or_else(|| {
-            let mut h = crate::erasure::json_digest(&serde_json::json!({
+            let mut what = serde_json::json!({
                 "backup_id": self.backup_id, "to": self.to, "to_time": self.to_time,
                 "schema_version": self.schema_version,
-            }));
+            });
+            if self.in_place {
+                what["in_place"] = serde_json::Value::Bool(true);
+            }
+            let mut h = crate::erasure::json_digest(&what);
             h.truncate(16);
             format!("rs-{h}")
         })

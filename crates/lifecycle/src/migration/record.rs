@@ -76,6 +76,9 @@ pub struct MigrationRecord {
     pub started_at: String,
     /// Last written, RFC 3339.
     pub updated_at: String,
+    /// The verified restore a migration of kind `restore` moves onto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_id: Option<String>,
 }
 
 impl MigrationRecord {
@@ -102,6 +105,7 @@ impl MigrationRecord {
             gates: BTreeMap::new(),
             started_at: now.to_owned(),
             updated_at: now.to_owned(),
+            restore_id: req.restore_id.clone(),
         }
     }
 

@@ -16,6 +16,9 @@ pub enum MigrationKind {
     Region,
     /// One schema version to the next.
     SchemaVersion,
+    /// Onto a location a verified restore wrote (`restore --in-place`): no bulk copy, the
+    /// restore's certificate stands for the verification.
+    Restore,
 }
 
 /// How verification compares source and target.
@@ -94,6 +97,8 @@ struct RawRequest {
     reason: Option<String>,
     #[serde(default)]
     options: MigrationOptions,
+    #[serde(default)]
+    restore_id: Option<String>,
 }
 
 /// A validated migration request.
@@ -115,6 +120,9 @@ pub struct MigrationRequest {
     pub transform: Transform,
     /// Tunables.
     pub options: MigrationOptions,
+    /// The verified restore whose location this migration moves the tenant onto (kind
+    /// `restore` only).
+    pub restore_id: Option<String>,
 }
 
 fn label(
@@ -126,6 +134,7 @@ fn label(
         MigrationKind::BlueGreen => "environment",
         MigrationKind::Region => "region",
         MigrationKind::SchemaVersion => "schema_version",
+        MigrationKind::Restore => "location",
     };
     if let Some(extra) = side.keys().find(|k| *k != field) {
         return Err(StepError::invalid(format!(
@@ -141,9 +150,12 @@ fn label(
             )));
         }
     };
+    // A restore may start from the live location `home`; every other label names a side
+    // that is not home.
+    let home_ok = kind == MigrationKind::Restore && which == "from";
     let ok = !text.is_empty()
         && text.len() <= 40
-        && text != HOME
+        && (text != HOME || home_ok)
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -225,6 +237,20 @@ impl MigrationRequest {
             ));
         }
         let _ = r.reason;
+        let restore_id = match (r.kind, r.restore_id) {
+            (MigrationKind::Restore, Some(id)) => Some(crate::RequestId::parse(&id)?.to_string()),
+            (MigrationKind::Restore, None) => {
+                return Err(StepError::invalid(
+                    "a restore migration names the verified restore it moves onto (restore_id)",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(StepError::invalid(
+                    "restore_id belongs to a migration of kind restore",
+                ));
+            }
+            (_, None) => None,
+        };
         let migration_id = r
             .migration_id
             .map(|id| crate::RequestId::parse(&id).map(|i| i.to_string()))
@@ -238,6 +264,7 @@ impl MigrationRequest {
             systems,
             transform,
             options: r.options,
+            restore_id,
         })
     }
 }
@@ -337,5 +364,44 @@ mod tests {
             (v2.from.as_str(), v2.to.as_str(), v2.transform),
             ("v1", "v2", Transform::SchemaV1ToV2)
         );
+    }
+
+    #[test]
+    fn a_restore_migration_starts_from_home_and_names_its_restore() {
+        let cat = Catalog::from_toml(
+            "environment = \"t\"\nledger = { backend = \"embedded\" }\nlegal_holds = { backend = \"embedded\" }\nsigner = { backend = \"local\" }\n[[systems]]\nname = \"pg\"\nkind = \"relational\"\nholds = \"x\"\nbackend = \"embedded\"\n",
+        )
+        .expect("catalog");
+        let ok = MigrationRequest::parse(
+            &serde_json::json!({"tenant_id": "t1", "kind": "restore", "from": {"location": "home"},
+                "to": {"location": "restored"}, "restore_id": "rs-0123"}),
+            &cat,
+        )
+        .expect("restore");
+        assert_eq!(
+            (ok.from.as_str(), ok.to.as_str(), ok.restore_id.as_deref()),
+            ("home", "restored", Some("rs-0123"))
+        );
+        for (bad, says) in [
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "restore", "from": {"location": "home"}, "to": {"location": "r"}}),
+                "restore_id",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "restore", "from": {"location": "r"}, "to": {"location": "home"}, "restore_id": "rs-1"}),
+                "not `home`",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "blue-green", "from": {"environment": "a"}, "to": {"environment": "b"}, "restore_id": "rs-1"}),
+                "kind restore",
+            ),
+            (
+                serde_json::json!({"tenant_id": "t1", "kind": "restore", "from": {"location": "home"}, "to": {"location": "r"}, "restore_id": "../x"}),
+                "request_id",
+            ),
+        ] {
+            let e = MigrationRequest::parse(&bad, &cat).expect_err(says);
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 }

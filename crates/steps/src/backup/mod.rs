@@ -16,8 +16,8 @@ mod take;
 
 pub use prune::{Pruned, prune};
 pub use restore::{
-    RestorePlan, RestoreProgress, Restored, fingerprint as restore_fingerprint, finish_restore,
-    plan_restore, restore_step,
+    RestorePlan, RestoreProgress, Restored, certified_restore, fingerprint as restore_fingerprint,
+    finish_restore, plan_restore, restore_step,
 };
 pub use take::{Begun, Exported, Finished, begin, export_step, finish, list, tenants_with_backups};
 

@@ -45,6 +45,16 @@ pub struct RestorePlan {
     pub to_time: Option<String>,
     /// The systems restored.
     pub systems: Vec<SystemPlan>,
+    /// Whether the tenant's traffic moves to `to` once the restore is verified.
+    #[serde(default)]
+    pub in_place: bool,
+    /// Where the tenant lives now: the `from` of an in-place restore's migration.
+    #[serde(default)]
+    pub live: String,
+    /// The systems an in-place restore cuts over: those that move record by record (logs
+    /// without locations are restored into `to` and stay where they are live).
+    #[serde(default)]
+    pub cut_over: Vec<String>,
 }
 
 async fn manifests_for(
@@ -140,6 +150,12 @@ pub async fn plan_restore(
         // The key must still open: a destroyed key means an erased tenant.
         data_key(svc, m).await?;
     }
+    let (live_at, _) = live(svc, tenant, "").await?;
+    let cut_over = if req.in_place {
+        in_place_allowed(svc, tenant, req, &systems, &live_at).await?
+    } else {
+        Vec::new()
+    };
     let restore_id = req.id();
     let digest = lifecycle::erasure::json_digest(
         &serde_json::to_value(req).map_err(|e| StepError::Internal(e.to_string()))?,
@@ -178,7 +194,58 @@ pub async fn plan_restore(
         to: req.to.clone(),
         to_time: req.to_time.clone(),
         systems,
+        in_place: req.in_place,
+        live: live_at,
+        cut_over,
     })
+}
+
+/// What an in-place restore needs before anything is written: no migration running, a
+/// system that moves record by record, and the live schema kept (the router dual-writes
+/// live writes to the restored location as they are). Returns the systems it cuts over.
+async fn in_place_allowed(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    req: &RestoreRequest,
+    systems: &[SystemPlan],
+    live_at: &str,
+) -> Result<Vec<String>, StepError> {
+    if let Some(m) = svc.migrations()?.get(tenant).await?
+        && !m.phase.is_terminal()
+    {
+        return Err(StepError::invalid(format!(
+            "tenant {tenant} is mid-migration {} ({:?}); an in-place restore waits until it ends",
+            m.migration_id, m.phase
+        )));
+    }
+    if req.to == live_at {
+        return Err(StepError::invalid(format!(
+            "tenant {tenant} lives in {live_at}: restore into another location, which the restore then cuts over to"
+        )));
+    }
+    let mut moved = Vec::new();
+    for sp in systems {
+        let spec = svc.catalog().system(&sp.system).ok_or_else(|| {
+            StepError::invalid(format!("system {} is not in the catalog", sp.system))
+        })?;
+        if !spec.migratable() {
+            continue;
+        }
+        let (_, live_schema) = live(svc, tenant, &sp.system).await?;
+        if sp.to_schema != live_schema {
+            return Err(StepError::invalid(format!(
+                "an in-place restore keeps the live schema v{live_schema} of {}; restore at v{live_schema} (or into a location, without --in-place)",
+                sp.system
+            )));
+        }
+        moved.push(sp.system.clone());
+    }
+    if moved.is_empty() {
+        return Err(StepError::invalid(
+            "no restored system moves record by record, so nothing can be cut over; restore into a location instead",
+        ));
+    }
+    Ok(moved)
 }
 
 /// One system's restore progress: the continuation the state machine loops on.
@@ -353,4 +420,29 @@ pub async fn fingerprint(
             _ => return Ok(f),
         }
     }
+}
+
+/// The certificate of a verified restore of `tenant` into `to`, which a migration of kind
+/// `restore` moves the tenant onto; its seq on `tenant-restore`.
+pub async fn certified_restore(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    restore_id: &str,
+    to: &str,
+) -> Result<u64, StepError> {
+    let entry = existing(&**svc.ledger(), RESTORE_CHAIN, restore_id)
+        .await?
+        .ok_or_else(|| {
+            StepError::invalid(format!(
+                "no restore {restore_id} is certified on {RESTORE_CHAIN}: restore first, then cut over"
+            ))
+        })?;
+    let c = &entry.certificate.certificate;
+    if c.tenant_id != tenant.as_str() || c.details["to"] != to {
+        return Err(StepError::invalid(format!(
+            "restore {restore_id} wrote tenant {} into {}, not tenant {tenant} into {to}",
+            c.tenant_id, c.details["to"]
+        )));
+    }
+    Ok(entry.seq)
 }

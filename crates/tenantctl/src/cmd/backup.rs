@@ -79,6 +79,10 @@ pub struct RestoreArgs {
     /// The tenant, for the backups (`bl-...`) of a tenant id over 58 characters.
     #[arg(long)]
     tenant: Option<String>,
+    /// Then make the restored location live through the migration router (dual-write,
+    /// cutover behind health gates, rollback on a breach).
+    #[arg(long)]
+    in_place: bool,
     /// Start a Step Functions execution instead.
     #[arg(long)]
     aws: bool,
@@ -156,6 +160,9 @@ pub async fn restore(a: RestoreArgs, ctx: &Ctx) -> Result<()> {
     if let Some(t) = &a.tenant {
         input["tenant_id"] = json!(t);
     }
+    if a.in_place {
+        input["in_place"] = json!(true);
+    }
     let (req, _) = lifecycle::backup::RestoreRequest::parse(&input)
         .map_err(|e| anyhow::anyhow!("{}: {e}", e.error_type()))?;
     let name = req.id();
@@ -188,6 +195,16 @@ pub async fn restore(a: RestoreArgs, ctx: &Ctx) -> Result<()> {
         },
         out["certificate_seq"]
     );
+    if out["cutover"]["status"] == "SUCCEEDED" {
+        println!(
+            "cut over: tenant now lives in {} (migration {}, certificate seq {} on tenant-migration); the location it left is kept as it was",
+            a.to,
+            out["cutover"]["migration"]["result"]["migration_id"]
+                .as_str()
+                .unwrap_or("?"),
+            out["cutover"]["migration"]["result"]["certificate_seq"]
+        );
+    }
     Ok(())
 }
 
