@@ -46,6 +46,14 @@ async fn restore(deps: &Arc<Deps>, input: Value) -> Execution {
     execute(deps, tenantctl::TENANT_RESTORE_ASL, "r", input).await
 }
 
+/// How many backups the tenant has.
+async fn backups(deps: &Deps, t: &str) -> usize {
+    steps::backup::list(deps, &tid(t))
+        .await
+        .expect("list")
+        .len()
+}
+
 fn tid(t: &str) -> TenantId {
     TenantId::parse(t).expect("tenant")
 }
@@ -376,28 +384,14 @@ async fn prune_deletes_expired_backups_except_under_a_legal_hold() {
         kept.certificate_seq.is_some(),
         "what the hold kept is certified"
     );
-    assert_eq!(
-        steps::backup::list(&*later, &tid(T))
-            .await
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_eq!(backups(&*later, T).await, 1);
     let gone = steps::backup::prune(&*later, &tid(OTHER))
         .await
         .expect("prune");
     assert_eq!(gone.deleted.len(), 1);
-    assert!(
-        steps::backup::list(&*later, &tid(OTHER))
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(backups(&*later, OTHER).await == 0);
     assert_eq!(
-        steps::backup::list(&*later, &tid(T))
-            .await
-            .expect("list")
-            .len(),
+        backups(&*later, T).await,
         1,
         "the held tenant's backup survives"
     );
@@ -635,13 +629,7 @@ async fn a_tier_run_backs_up_each_tenant_of_the_tier_in_its_own_execution_and_no
         assert_eq!(listed[0].tier, "gold");
     }
     for t in [T, "tenant_004_departed_customer"] {
-        assert!(
-            steps::backup::list(&*w.deps, &tid(t))
-                .await
-                .expect("list")
-                .is_empty(),
-            "{t} is not of the tier"
-        );
+        assert!(backups(&*w.deps, t).await == 0, "{t} is not of the tier");
     }
 
     // One tenant failing does not stop the other; the run fails and names it.
@@ -663,20 +651,11 @@ async fn a_tier_run_backs_up_each_tenant_of_the_tier_in_its_own_execution_and_no
         Some("1 of 2 tenant(s) failed; the others went through")
     );
     assert_eq!(
-        steps::backup::list(&*w.deps, &tid("tenant_003_initech"))
-            .await
-            .expect("list")
-            .len(),
+        backups(&*w.deps, "tenant_003_initech").await,
         2,
         "the other tenant's second backup went through"
     );
-    assert_eq!(
-        steps::backup::list(&*w.deps, &tid("tenant_002_globex"))
-            .await
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_eq!(backups(&*w.deps, "tenant_002_globex").await, 1);
 
     // A tier the catalog does not have is refused before anything runs.
     let e = execute(
@@ -724,27 +703,12 @@ async fn the_daily_prune_prunes_every_listed_tenant_and_keeps_what_a_hold_covers
         "every tenant the catalog lists, and the one holding backups: {results}"
     );
     assert_eq!(
-        steps::backup::list(&*later, &tid(UNLISTED))
-            .await
-            .expect("list")
-            .len(),
+        backups(&*later, UNLISTED).await,
         0,
         "its backups are past the default tier's retention"
     );
-    assert_eq!(
-        steps::backup::list(&*later, &tid(T))
-            .await
-            .expect("list")
-            .len(),
-        1,
-        "held"
-    );
-    assert!(
-        steps::backup::list(&*later, &tid(OTHER))
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert_eq!(backups(&*later, T).await, 1, "held");
+    assert!(backups(&*later, OTHER).await == 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,6 +154,24 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A child execution (a Distributed Map item, a started machine): the parent's
+    /// invoker, clock, limits, buckets and machines, with a history and context of its own.
+    pub(crate) fn child(&self, exec_ctx: Value) -> Arc<Shared> {
+        Arc::new(Shared {
+            invoker: self.invoker.clone(),
+            observer: None,
+            history: Mutex::new(Vec::new()),
+            started: self.started,
+            start_time: self.start_time,
+            offset: Mutex::new(*self.offset.lock().unwrap_or_else(|p| p.into_inner())),
+            exec_ctx,
+            task_budget: self.task_budget,
+            wait_scale: self.wait_scale,
+            objects: self.objects.clone(),
+            machines: self.machines.clone(),
+        })
+    }
+
     pub(crate) fn now(&self) -> OffsetDateTime {
         let off = *self.offset.lock().unwrap_or_else(|p| p.into_inner());
         self.start_time + self.started.elapsed() + off
@@ -365,6 +383,16 @@ impl Simulator {
             history,
         }
     }
+}
+
+/// Runs a child execution from its start; it sees none of its parent's variables.
+pub(crate) async fn run_execution(
+    child: Arc<Shared>,
+    machine: Machine,
+    input: Value,
+) -> Result<Value, Failure> {
+    child.emit("ExecutionStarted", json!({"input": text(&input)}))?;
+    run_machine(child, machine, input, None, Arc::new(json!({}))).await
 }
 
 pub(crate) fn run_machine(

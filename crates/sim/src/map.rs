@@ -14,12 +14,12 @@ use crate::asl::{
 };
 use crate::exec::{
     DEFAULT_DISTRIBUTED_CONCURRENCY, DEFAULT_MAP_CONCURRENCY, Failure, LOCAL_MACHINE_ARN,
-    MAX_PAYLOAD_BYTES, Shared, resolve, run_machine, text,
+    MAX_PAYLOAD_BYTES, Shared, resolve, run_execution, run_machine, text,
 };
 use crate::path::Env;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 
 const NO_S3: &str = "this simulator has no S3: ItemReader and ResultWriter read and write through the object store given to Simulator::with_objects (tenantctl gives it S3 when the catalog runs on AWS or moto; the embedded world has no buckets)";
@@ -235,34 +235,9 @@ async fn run_child(
     let name = format!("{map_run_id}:{index}");
     let arn = format!("arn:aws:states:local:000000000000:execution:local/{name}");
     let start = parent.now().format(&Rfc3339).unwrap_or_default();
-    let offset = *parent.offset.lock().unwrap_or_else(|p| p.into_inner());
-    let child = Arc::new(Shared {
-        invoker: parent.invoker.clone(),
-        observer: None,
-        history: Mutex::new(Vec::new()),
-        started: parent.started,
-        start_time: parent.start_time,
-        offset: Mutex::new(offset),
-        exec_ctx: json!({"Id": arn, "Name": name, "Input": input, "StartTime": start}),
-        task_budget: parent.task_budget,
-        wait_scale: parent.wait_scale,
-        objects: parent.objects.clone(),
-        machines: parent.machines.clone(),
-    });
-    let result = match child.emit("ExecutionStarted", json!({"input": text(&input)})) {
-        // A child execution starts with no variables: it cannot see the parent's.
-        Ok(()) => {
-            run_machine(
-                child.clone(),
-                machine,
-                input.clone(),
-                None,
-                Arc::new(json!({})),
-            )
-            .await
-        }
-        Err(f) => Err(f),
-    };
+    let child = parent.child(json!({"Id": arn, "Name": name, "Input": input, "StartTime": start}));
+    // A child execution starts with no variables: it cannot see the parent's.
+    let result = run_execution(child.clone(), machine, input.clone()).await;
     Child {
         index,
         name,

@@ -6,9 +6,9 @@
 //! the cause.
 
 use crate::asl::State;
-use crate::exec::{Failure, Shared, run_machine, text};
+use crate::exec::{Failure, Shared, run_execution, text};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -89,31 +89,9 @@ pub(crate) async fn start(
         machine_name(&arn)
     );
     let started = shared.now();
-    let child = Arc::new(Shared {
-        invoker: shared.invoker.clone(),
-        observer: None,
-        history: Mutex::new(Vec::new()),
-        started: shared.started,
-        start_time: shared.start_time,
-        offset: Mutex::new(*shared.offset.lock().unwrap_or_else(|p| p.into_inner())),
-        exec_ctx: json!({"Id": exec_arn, "Name": name, "Input": input,
-                         "StartTime": started.format(&Rfc3339).unwrap_or_default()}),
-        task_budget: shared.task_budget,
-        wait_scale: shared.wait_scale,
-        objects: shared.objects.clone(),
-        machines: shared.machines.clone(),
-    });
-    let run = async {
-        child.emit("ExecutionStarted", json!({"input": text(&input)}))?;
-        run_machine(
-            child.clone(),
-            machine,
-            input.clone(),
-            None,
-            Arc::new(json!({})),
-        )
-        .await
-    };
+    let child = shared.child(json!({"Id": exec_arn, "Name": name, "Input": input,
+                         "StartTime": started.format(&Rfc3339).unwrap_or_default()}));
+    let run = run_execution(child.clone(), machine, input.clone());
     let result = match timeout {
         Some(t) => match tokio::time::timeout(Duration::from_secs(t), run).await {
             Ok(r) => r,
