@@ -936,3 +936,48 @@ async fn an_in_place_restore_cuts_over_through_the_router_and_a_closed_gate_roll
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_after_a_migration_restores_the_live_state_of_every_system() {
+    let w = local_world().await;
+    let t = tid(T);
+    seed_json(&w.deps, T, SYSTEMS, 25).await;
+    backup(&w.deps, T, "full").await;
+    // Changes at home after the backup, which the migration then bulk-copies (a copy the
+    // target's change feed does not record).
+    for s in SYSTEMS {
+        let ds = ports::migrate::Locator::dataset(&*w.deps, s, HOME).expect("ds");
+        ds.write(&t, "rec/00002", Some(b"{\"changed\":\"before the move\"}"))
+            .await
+            .expect("write");
+        ds.write(&t, "rec/00004", None).await.expect("delete");
+    }
+    let m = execute(
+        &w.deps,
+        tenantctl::TENANT_MIGRATION_ASL,
+        "move",
+        json!({"tenant_id": T, "kind": "blue-green", "from": {"environment": "blue"},
+               "to": {"environment": "m1"}, "options": {"soak_seconds": 0}}),
+    )
+    .await;
+    assert_eq!(m.status, Status::Succeeded, "{}", e2e::task_cause(&m));
+    let inc = backup(&w.deps, T, "incremental").await;
+    let now = lifecycle::backup::policy::stamp(time::OffsetDateTime::now_utc());
+    let r = restore(
+        &w.deps,
+        json!({"backup_id": inc["backup_id"], "to": "chk", "to_time": now}),
+    )
+    .await;
+    assert_eq!(r.status, Status::Succeeded, "{}", e2e::task_cause(&r));
+    for s in SYSTEMS {
+        let spec = w.deps.catalog.system(s).expect("spec");
+        let live = if spec.migratable() { "m1" } else { HOME };
+        let want = fp(&w.deps, s, live, T).await;
+        assert!(want.count > 0, "{s} has records at {live}");
+        assert_eq!(
+            fp(&w.deps, s, "chk", T).await,
+            want,
+            "{s}: restored = live at {live}"
+        );
+    }
+}

@@ -35,12 +35,18 @@ pub async fn live(
     tenant: &TenantId,
     system: &str,
 ) -> Result<(String, u32), StepError> {
+    // A system that does not move record by record (logs without locations) stays at
+    // home whatever the tenant's routing says; the tenant's location is the others'.
+    let stays_home = svc
+        .catalog()
+        .system(system)
+        .is_some_and(|s| !s.migratable());
     let location = match svc.routing() {
-        Ok(r) => r
+        Ok(r) if !stays_home => r
             .get(tenant)
             .await?
             .map_or_else(|| HOME.to_owned(), |r| r.source),
-        Err(_) => HOME.to_owned(),
+        _ => HOME.to_owned(),
     };
     let mut schema = 1;
     if let Ok(m) = svc.migrations()

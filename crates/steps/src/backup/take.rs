@@ -128,6 +128,7 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
     let backup_id = manifest::backup_id(tenant, now);
     let mut parts = Vec::new();
     let mut skipped = Vec::new();
+    let mut moved: Option<String> = None;
     for spec in &catalog.systems {
         let name = spec.name.as_str();
         if spec.kind == SystemKind::Backups {
@@ -150,9 +151,13 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
             None => 0,
             Some(b) => match b.part(name) {
                 Some(p) if p.location == location => p.feed_position,
-                // A system new since the base, or moved by a migration: no feed position
-                // to start from, so this increment carries all of it.
-                _ => 0,
+                // A system new since the base, or moved by a migration: the feed here does
+                // not hold what changed since the base (a migration's bulk copy is not on
+                // the target's feed), so this backup is taken in full instead.
+                _ => {
+                    moved.get_or_insert_with(|| name.to_owned());
+                    0
+                }
             },
         };
         parts.push(SystemPart {
@@ -167,6 +172,16 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
             chunks: Vec::new(),
         });
     }
+    let (kind, base) = match (&moved, base) {
+        (Some(system), Some(b)) => {
+            tracing::info!(%tenant, system, base = %b.backup_id, "incremental taken in full: a system moved since its base");
+            for p in &mut parts {
+                p.feed_from = 0;
+            }
+            (BackupKind::Full, None)
+        }
+        (_, base) => (req.kind, base),
+    };
     let key = svc.keys()?.data_key(tenant).await?;
     let mut regions = vec![archive.region().to_owned()];
     if tier.cross_region {
@@ -176,7 +191,7 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
         format: FORMAT,
         backup_id: backup_id.clone(),
         tenant_id: tenant.clone(),
-        kind: req.kind,
+        kind,
         base: base.map(|b| b.backup_id),
         tier: tier.name.clone(),
         created_at: stamp(now),
