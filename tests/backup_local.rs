@@ -981,3 +981,17 @@ async fn an_incremental_after_a_migration_restores_the_live_state_of_every_syste
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_first_incremental_is_taken_in_full() {
+    let w = local_world().await;
+    seed_json(&w.deps, OTHER, &["postgresql"], 12).await;
+    let b = backup(&w.deps, OTHER, "incremental").await;
+    assert_eq!(b["records"], 12, "{b}");
+    let m = steps::backup::list(&*w.deps, &tid(OTHER))
+        .await
+        .expect("list");
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].kind, lifecycle::backup::BackupKind::Full);
+    assert_eq!(m[0].base, None);
+}

@@ -155,6 +155,28 @@ fn bad_input_gets_a_one_line_actionable_error() {
     );
     assert!(!hold.status.success());
     assert!(stderr(&hold).contains("no active hold nope"));
+
+    // A tier name that is a path is refused before anything is written anywhere.
+    fn all_files(p: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                all_files(&e.path(), out);
+            }
+            out.push(e.path());
+        }
+    }
+    let mut before = Vec::new();
+    all_files(dir.path(), &mut before);
+    for tier in ["../../outside/x", "", "/etc/passwd", "a b"] {
+        let out = tenantctl(dir.path(), &["backup", "tier", tier]);
+        assert!(!out.status.success(), "{tier:?}");
+        let err = stderr(&out);
+        assert!(err.contains("tier name"), "{tier:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    let mut after = Vec::new();
+    all_files(dir.path(), &mut after);
+    assert_eq!(before, after, "nothing written");
 }
 
 #[test]

@@ -118,17 +118,18 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
     let archive = svc.archive()?;
     let base = match req.kind {
         BackupKind::Full => None,
-        BackupKind::Incremental => Some(list(svc, tenant).await?.pop().ok_or_else(|| {
-            StepError::invalid(format!(
-                "tenant {tenant} has no backup for an incremental one to build on; take a full backup first"
-            ))
-        })?),
+        // With nothing to build on (a tenant new to its tier, whose increments are due
+        // before its first full backup), the first backup is taken in full.
+        BackupKind::Incremental => list(svc, tenant).await?.pop(),
     };
+    let mut moved: Option<String> = None;
+    if req.kind == BackupKind::Incremental && base.is_none() {
+        moved = Some("(no earlier backup)".into());
+    }
     let now = svc.clock().now();
     let backup_id = manifest::backup_id(tenant, now);
     let mut parts = Vec::new();
     let mut skipped = Vec::new();
-    let mut moved: Option<String> = None;
     for spec in &catalog.systems {
         let name = spec.name.as_str();
         if spec.kind == SystemKind::Backups {
@@ -172,15 +173,15 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
             chunks: Vec::new(),
         });
     }
-    let (kind, base) = match (&moved, base) {
-        (Some(system), Some(b)) => {
-            tracing::info!(%tenant, system, base = %b.backup_id, "incremental taken in full: a system moved since its base");
+    let (kind, base) = match &moved {
+        Some(why) => {
+            tracing::info!(%tenant, why, base = ?base.as_ref().map(|b| &b.backup_id), "incremental taken in full");
             for p in &mut parts {
                 p.feed_from = 0;
             }
             (BackupKind::Full, None)
         }
-        (_, base) => (req.kind, base),
+        None => (req.kind, base),
     };
     let key = svc.keys()?.data_key(tenant).await?;
     let mut regions = vec![archive.region().to_owned()];

@@ -232,6 +232,8 @@ async fn run_tier(
     arn: Option<&str>,
     ctx: &Ctx,
 ) -> Result<()> {
+    lifecycle::SystemName::parse(tier)
+        .map_err(|_| anyhow::anyhow!("InvalidRequest: {tier:?} is not a tier name (letters, digits, '_' and '-'; the catalog's [backup] tiers)"))?;
     let kind = if incremental { "incremental" } else { "full" };
     let input = json!({"tier": tier, "kind": kind});
     let name: String = format!(
@@ -244,14 +246,51 @@ async fn run_tier(
     if aws {
         return start_on_aws(arn, "TENANT_BACKUP_TIER_STATE_MACHINE_ARN", &name, &input).await;
     }
-    let out = run_local(
-        ctx,
+    let machine = load_machine(
         crate::TENANT_BACKUP_TIER_ASL,
         "statemachines/tenant-backup-tier.asl.json",
-        &name,
-        input,
-    )
-    .await?;
+    )?;
+    let deps = Arc::new(connect(&ctx.data_dir, ctx.catalog()).await?);
+    let exec = simulate(deps.clone(), &machine, &name, input, true).await;
+    write_history(
+        &ctx.data_dir.join("history").join(format!("{name}.json")),
+        &exec,
+    )?;
+    // A run that failed for some tenants: say which, and why, before the one-line error.
+    let summary = exec
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.kind == "PassStateExited" && e.details["name"] == "Summarise")
+        .and_then(|e| e.details["output"].as_str())
+        .and_then(|o| serde_json::from_str::<Value>(o).ok());
+    for f in summary
+        .as_ref()
+        .and_then(|s| s["failed"].as_array())
+        .into_iter()
+        .flatten()
+    {
+        // The child's own error is inside the Cause of startExecution's failure.
+        let child: Value = f["cause"]
+            .as_str()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or(Value::Null);
+        eprintln!(
+            "{}: failed: {}: {}",
+            f["tenant_id"].as_str().unwrap_or("?"),
+            child["Error"]
+                .as_str()
+                .or(f["error"].as_str())
+                .unwrap_or("?"),
+            child["Cause"]
+                .as_str()
+                .or(f["cause"].as_str())
+                .unwrap_or("?")
+        );
+    }
+    finish(&exec)?;
+    super::ledger::publish_all(&deps, None).await?;
+    let out = exec.output.context("the execution returned no output")?;
     let results = out["results"].as_array().cloned().unwrap_or_default();
     for e in out["erased"].as_array().into_iter().flatten() {
         println!(
