@@ -995,3 +995,37 @@ async fn a_tenants_first_incremental_is_taken_in_full() {
     assert_eq!(m[0].kind, lifecycle::backup::BackupKind::Full);
     assert_eq!(m[0].base, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_tenant_moved_again_is_backed_up_as_v2_and_restores_as_it_is_live() {
+    let w = local_world().await;
+    seed_json(&w.deps, T, &["postgresql"], 15).await;
+    let migrate = |input: Value| {
+        let deps = w.deps.clone();
+        async move {
+            let m = execute(&deps, tenantctl::TENANT_MIGRATION_ASL, "m", input).await;
+            assert_eq!(m.status, Status::Succeeded, "{}", e2e::task_cause(&m));
+        }
+    };
+    migrate(
+        json!({"tenant_id": T, "kind": "schema-version", "from": {"schema_version": 1},
+        "to": {"schema_version": 2}, "systems": ["postgresql"], "options": {"soak_seconds": 0}}),
+    )
+    .await;
+    migrate(
+        json!({"tenant_id": T, "kind": "blue-green", "from": {"environment": "v2"},
+        "to": {"environment": "bg"}, "systems": ["postgresql"], "options": {"soak_seconds": 0}}),
+    )
+    .await;
+    let b = backup(&w.deps, T, "full").await;
+    let m = steps::backup::list(&*w.deps, &tid(T)).await.expect("list");
+    let part = m[0].part("postgresql").expect("part");
+    assert_eq!((part.location.as_str(), part.schema_version), ("bg", 2));
+    let r = restore(&w.deps, json!({"backup_id": b["backup_id"], "to": "again"})).await;
+    assert_eq!(r.status, Status::Succeeded, "{}", e2e::task_cause(&r));
+    assert_eq!(
+        fp(&w.deps, "postgresql", "again", T).await,
+        fp(&w.deps, "postgresql", "bg", T).await,
+        "restored as live, not transformed twice"
+    );
+}

@@ -79,6 +79,13 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
                 .clone()
                 .unwrap_or_else(|| format!("mig-{tenant}-{}-{n}", req.to));
             let mut rec = MigrationRecord::new(&id, &req, &source, &deps.clock.now_rfc3339());
+            let names: Vec<String> = deps
+                .catalog
+                .systems
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect();
+            rec.schemas_before = MigrationRecord::carry_schemas(prior.as_ref(), &names);
             let expected = prior.as_ref().map(|p| p.version);
             rec.version = expected.map_or(0, |v| v + 1);
             table.put(&rec, expected).await?;

@@ -79,6 +79,11 @@ pub struct MigrationRecord {
     /// The verified restore a migration of kind `restore` moves onto.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_id: Option<String>,
+    /// Each system's schema version before this migration, carried from the tenant's
+    /// previous migration (a record only holds the current one, and a blue-green move of a
+    /// v2 tenant must not make its data v1 again). Empty in records written before it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schemas_before: BTreeMap<String, u32>,
 }
 
 impl MigrationRecord {
@@ -106,7 +111,43 @@ impl MigrationRecord {
             started_at: now.to_owned(),
             updated_at: now.to_owned(),
             restore_id: req.restore_id.clone(),
+            schemas_before: BTreeMap::new(),
         }
+    }
+
+    /// The schema version `system` is at where the tenant lives: the migration's target
+    /// once it is migrated, its source otherwise.
+    pub fn schema_of(&self, system: &str) -> u32 {
+        let version = |label: &str| label.trim_start_matches('v').parse().unwrap_or(1);
+        let before = self
+            .schemas_before
+            .get(system)
+            .copied()
+            .unwrap_or_else(|| match self.kind {
+                // Records from before the carried versions: the labels say it.
+                MigrationKind::SchemaVersion => version(&self.from),
+                _ => 1,
+            });
+        if self.kind == MigrationKind::SchemaVersion
+            && self.phase == Phase::Migrated
+            && self.systems.iter().any(|s| s == system)
+        {
+            version(&self.to)
+        } else {
+            before
+        }
+    }
+
+    /// The schema versions a new migration of the tenant starts from: where `prior` (its
+    /// last migration, if any) left each of `systems`.
+    pub fn carry_schemas(
+        prior: Option<&MigrationRecord>,
+        systems: &[String],
+    ) -> BTreeMap<String, u32> {
+        systems
+            .iter()
+            .map(|s| (s.clone(), prior.map_or(1, |p| p.schema_of(s))))
+            .collect()
     }
 
     /// Moves to `to`, refusing illegal transitions.
@@ -162,5 +203,43 @@ fn drop_nulls(v: &mut Value) {
         }
         Value::Array(a) => a.iter_mut().for_each(drop_nulls),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: MigrationKind, from: &str, to: &str, phase: Phase) -> MigrationRecord {
+        let mut r = crate::migration::testing::record();
+        (r.kind, r.from, r.to, r.phase) = (kind, from.into(), to.into(), phase);
+        r
+    }
+
+    #[test]
+    fn a_move_after_a_schema_migration_keeps_the_schema_it_reached() {
+        let v2 = rec(MigrationKind::SchemaVersion, "v1", "v2", Phase::Migrated);
+        assert_eq!(v2.schema_of("pg"), 2);
+        assert_eq!(v2.schema_of("logs"), 1, "a system it did not move");
+        let running = rec(MigrationKind::SchemaVersion, "v1", "v2", Phase::DualWrite);
+        assert_eq!(
+            running.schema_of("pg"),
+            1,
+            "the source is live until migrated"
+        );
+        let mut bg = rec(MigrationKind::BlueGreen, "blue", "green", Phase::Migrated);
+        bg.schemas_before =
+            MigrationRecord::carry_schemas(Some(&v2), &["pg".into(), "logs".into()]);
+        assert_eq!((bg.schema_of("pg"), bg.schema_of("logs")), (2, 1));
+        let legacy = rec(MigrationKind::BlueGreen, "blue", "green", Phase::Migrated);
+        assert_eq!(
+            legacy.schema_of("pg"),
+            1,
+            "records from before carry nothing"
+        );
+        assert_eq!(
+            MigrationRecord::carry_schemas(None, &["pg".into()])["pg"],
+            1
+        );
     }
 }

@@ -22,7 +22,7 @@ pub use restore::{
 pub use take::{Begun, Exported, Finished, begin, export_step, finish, list, tenants_with_backups};
 
 use lifecycle::erasure::ERASURE_CHAIN;
-use lifecycle::migration::{HOME, MigrationKind, Phase};
+use lifecycle::migration::HOME;
 use lifecycle::{StepError, TenantId};
 use ports::Services;
 use ports::backup::Archive;
@@ -48,19 +48,10 @@ pub async fn live(
             .map_or_else(|| HOME.to_owned(), |r| r.source),
         _ => HOME.to_owned(),
     };
-    let mut schema = 1;
-    if let Ok(m) = svc.migrations()
-        && let Some(rec) = m.get(tenant).await?
-        && rec.kind == MigrationKind::SchemaVersion
-        && rec.systems.iter().any(|s| s == system)
-    {
-        let side = if rec.phase == Phase::Migrated {
-            &rec.to
-        } else {
-            &rec.from
-        };
-        schema = side.trim_start_matches('v').parse().unwrap_or(1);
-    }
+    let schema = match svc.migrations() {
+        Ok(m) => m.get(tenant).await?.map_or(1, |rec| rec.schema_of(system)),
+        Err(_) => 1,
+    };
     Ok((location, schema))
 }
 
