@@ -1029,3 +1029,51 @@ async fn a_v2_tenant_moved_again_is_backed_up_as_v2_and_restores_as_it_is_live()
         "restored as live, not transformed twice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_a_backup_abandoned_mid_export_only_once_it_is_a_week_old() {
+    let w = local_world().await;
+    seed_json(&w.deps, OTHER, &["postgresql"], 4000).await;
+    let begun = step(
+        &w.deps,
+        "begin-backup",
+        json!({"tenant_id": OTHER}),
+        Duration::from_secs(60),
+    )
+    .await;
+    let id = begun["backup_id"].as_str().expect("id").to_owned();
+    step(
+        &w.deps,
+        "backup-system",
+        json!({"tenant_id": OTHER, "backup_id": id, "system": "postgresql"}),
+        Duration::ZERO,
+    )
+    .await;
+    let left = || {
+        files(&archive_dir(&w))
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(&id))
+            .count()
+    };
+    assert!(left() > 1, "pending.json and a chunk");
+    let at = |days| {
+        let dir = w.dir.path().to_owned();
+        async move {
+            tenantctl::world::connect(&dir, None)
+                .await
+                .expect("connect")
+                .with_clock(Arc::new(Later(time::Duration::days(days))))
+        }
+    };
+    let p = steps::backup::prune(&at(1).await, &tid(OTHER))
+        .await
+        .expect("prune");
+    assert!(p.abandoned.is_empty(), "a day old: it may still be running");
+    assert!(left() > 1);
+    let p = steps::backup::prune(&at(8).await, &tid(OTHER))
+        .await
+        .expect("prune");
+    assert_eq!(p.abandoned, [id.clone()]);
+    assert_eq!(left(), 0, "every file of it is gone");
+    assert!(p.certificate_seq.is_some(), "and the prune is certified");
+}

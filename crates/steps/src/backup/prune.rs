@@ -25,7 +25,14 @@ pub struct Pruned {
     /// The certificate's position on `tenant-backup-prune`, when something was deleted
     /// or a hold kept something.
     pub certificate_seq: Option<u64>,
+    /// Backups begun over [`ABANDONED_AFTER_DAYS`] days ago and never finished, deleted.
+    #[serde(default)]
+    pub abandoned: Vec<String>,
 }
+
+/// Days after which a backup that never finished counts as abandoned: far past any run's
+/// retries, so a backup still being taken is never touched.
+pub const ABANDONED_AFTER_DAYS: i64 = 7;
 
 /// Prunes one tenant's backups as of now.
 pub async fn prune(svc: &dyn Services, tenant: &TenantId) -> Result<Pruned, StepError> {
@@ -42,12 +49,22 @@ pub async fn prune(svc: &dyn Services, tenant: &TenantId) -> Result<Pruned, Step
         .into_iter()
         .map(|m| m.backup_id.clone())
         .collect();
+    let abandoned = if holds.is_empty() {
+        super::take::abandoned(
+            svc,
+            tenant,
+            now - time::Duration::days(ABANDONED_AFTER_DAYS),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     let expired_kept = if holds.is_empty() {
         0
     } else {
         prune_plan(&all, false, now).len()
     };
-    for id in &doomed {
+    for id in doomed.iter().chain(&abandoned) {
         let prefix = backup_prefix(tenant, id);
         for a in std::iter::once(svc.archive()?).chain(svc.replicas().iter()) {
             loop {
@@ -61,11 +78,11 @@ pub async fn prune(svc: &dyn Services, tenant: &TenantId) -> Result<Pruned, Step
         }
     }
     let mut seq = None;
-    if !doomed.is_empty() || expired_kept > 0 {
+    if !doomed.is_empty() || !abandoned.is_empty() || expired_kept > 0 {
         let at = stamp(now);
         let draft = Draft {
             kind: PRUNE_CHAIN.into(),
-            outcome: if doomed.is_empty() {
+            outcome: if doomed.is_empty() && abandoned.is_empty() {
                 "kept-by-hold"
             } else {
                 "pruned"
@@ -74,7 +91,7 @@ pub async fn prune(svc: &dyn Services, tenant: &TenantId) -> Result<Pruned, Step
             request_id: format!("prune-{}-{}", tenant, at.replace([':', '.'], "")),
             tenant_id: tenant.to_string(),
             details: serde_json::json!({
-                "deleted": doomed, "kept": all.len() - doomed.len(),
+                "deleted": doomed, "abandoned": abandoned, "kept": all.len() - doomed.len(),
                 "legal_holds": holds, "expired_kept_by_hold": expired_kept, "at": at,
             }),
             unique: false,
@@ -93,5 +110,6 @@ pub async fn prune(svc: &dyn Services, tenant: &TenantId) -> Result<Pruned, Step
         deleted: doomed,
         held_by: holds,
         certificate_seq: seq,
+        abandoned,
     })
 }

@@ -49,6 +49,35 @@ pub struct Begun {
     pub skipped: Vec<Skipped>,
 }
 
+/// Backups that began before `before` and never finished (a run killed for good, with no
+/// retry left): their ids. Their chunks can never be restored, since no manifest is
+/// certified for them.
+pub async fn abandoned(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    before: time::OffsetDateTime,
+) -> Result<Vec<String>, StepError> {
+    let archive = svc.archive()?;
+    let keys = archive.list(&manifest::tenant_prefix(tenant)).await?;
+    let mut out = Vec::new();
+    for k in keys.iter().filter(|k| k.ends_with("/pending.json")) {
+        let dir = k.trim_end_matches("pending.json");
+        if keys
+            .iter()
+            .any(|o| o.starts_with(dir) && o.ends_with("/manifest.json"))
+        {
+            continue;
+        }
+        let p: Pending = get_json(&**archive, k).await?.ok_or_else(|| {
+            StepError::Internal(format!("{k} was listed, then could not be read"))
+        })?;
+        if lifecycle::backup::policy::instant(&p.manifest.created_at)? < before {
+            out.push(p.manifest.backup_id);
+        }
+    }
+    Ok(out)
+}
+
 fn pending_key(tenant: &TenantId, id: &str) -> String {
     format!("{}pending.json", manifest::backup_prefix(tenant, id))
 }

@@ -113,11 +113,12 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
             }
             lifecycle::backup::BackupRequest::parse(&input)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", e.error_type()))?;
-            let name = format!(
-                "backup-{tenant}-{}",
-                time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
-            );
-            let name: String = name.chars().take(80).collect();
+            // An execution name holds 80 characters: shorten the tenant, keep the instant,
+            // so two backups of a long-id tenant keep two histories.
+            let ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let room = 80 - "backup--".len() - ms.to_string().len();
+            let short: String = tenant.chars().take(room).collect();
+            let name = format!("backup-{short}-{ms}");
             if args.aws {
                 return start_on_aws(
                     args.state_machine_arn.as_deref(),
@@ -368,9 +369,14 @@ async fn prune(tenant: Option<&str>, ctx: &Ctx) -> Result<()> {
     for t in tenants {
         let p = steps::backup::prune(&deps, &t).await?;
         println!(
-            "{}: deleted {} backup(s), kept {}{}",
+            "{}: deleted {} backup(s){}, kept {}{}",
             t,
             p.deleted.len(),
+            if p.abandoned.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} abandoned unfinished", p.abandoned.len())
+            },
             p.kept,
             if p.held_by.is_empty() {
                 String::new()
