@@ -384,14 +384,14 @@ async fn prune_deletes_expired_backups_except_under_a_legal_hold() {
         kept.certificate_seq.is_some(),
         "what the hold kept is certified"
     );
-    assert_eq!(backups(&*later, T).await, 1);
+    assert_eq!(backups(&later, T).await, 1);
     let gone = steps::backup::prune(&*later, &tid(OTHER))
         .await
         .expect("prune");
     assert_eq!(gone.deleted.len(), 1);
-    assert!(backups(&*later, OTHER).await == 0);
+    assert!(backups(&later, OTHER).await == 0);
     assert_eq!(
-        backups(&*later, T).await,
+        backups(&later, T).await,
         1,
         "the held tenant's backup survives"
     );
@@ -629,7 +629,7 @@ async fn a_tier_run_backs_up_each_tenant_of_the_tier_in_its_own_execution_and_no
         assert_eq!(listed[0].tier, "gold");
     }
     for t in [T, "tenant_004_departed_customer"] {
-        assert!(backups(&*w.deps, t).await == 0, "{t} is not of the tier");
+        assert!(backups(&w.deps, t).await == 0, "{t} is not of the tier");
     }
 
     // One tenant failing does not stop the other; the run fails and names it.
@@ -651,11 +651,11 @@ async fn a_tier_run_backs_up_each_tenant_of_the_tier_in_its_own_execution_and_no
         Some("1 of 2 tenant(s) failed; the others went through")
     );
     assert_eq!(
-        backups(&*w.deps, "tenant_003_initech").await,
+        backups(&w.deps, "tenant_003_initech").await,
         2,
         "the other tenant's second backup went through"
     );
-    assert_eq!(backups(&*w.deps, "tenant_002_globex").await, 1);
+    assert_eq!(backups(&w.deps, "tenant_002_globex").await, 1);
 
     // A tier the catalog does not have is refused before anything runs.
     let e = execute(
@@ -703,12 +703,12 @@ async fn the_daily_prune_prunes_every_listed_tenant_and_keeps_what_a_hold_covers
         "every tenant the catalog lists, and the one holding backups: {results}"
     );
     assert_eq!(
-        backups(&*later, UNLISTED).await,
+        backups(&later, UNLISTED).await,
         0,
         "its backups are past the default tier's retention"
     );
-    assert_eq!(backups(&*later, T).await, 1, "held");
-    assert!(backups(&*later, OTHER).await == 0);
+    assert_eq!(backups(&later, T).await, 1, "held");
+    assert!(backups(&later, OTHER).await == 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1073,7 +1073,7 @@ async fn prune_removes_a_backup_abandoned_mid_export_only_once_it_is_a_week_old(
     let p = steps::backup::prune(&at(8).await, &tid(OTHER))
         .await
         .expect("prune");
-    assert_eq!(p.abandoned, [id.clone()]);
+    assert_eq!(p.abandoned, std::slice::from_ref(&id));
     assert_eq!(left(), 0, "every file of it is gone");
     assert!(p.certificate_seq.is_some(), "and the prune is certified");
 }
