@@ -922,6 +922,30 @@ async fn an_in_place_restore_cuts_over_through_the_router_and_a_closed_gate_roll
         );
     }
 
+    // Its certificate stands for the restored location only while that holds exactly what
+    // was certified: once written (it is live now), it cannot justify another cutover.
+    let rid = out["restore_id"].as_str().expect("restore id").to_owned();
+    let all: Vec<String> = w
+        .deps
+        .catalog
+        .systems
+        .iter()
+        .filter(|s| s.migratable())
+        .map(|s| s.name.to_string())
+        .collect();
+    ports::migrate::Locator::dataset(&*w.deps, "redis", "restored2")
+        .expect("ds")
+        .write(&t, "rec/00009", Some(b"{\"live\":true}"))
+        .await
+        .expect("write");
+    let stale = steps::backup::certified_restore(&*w.deps, &t, &rid, "restored2", &all).await;
+    assert!(
+        stale
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("no longer holds")),
+        "{stale:?}"
+    );
+
     // A second in-place restore into the live location, or at another schema, is refused.
     for bad in [
         json!({"backup_id": b["backup_id"], "to": "restored2", "in_place": true, "restore_id": "rs-x1"}),
@@ -983,7 +1007,7 @@ async fn an_incremental_after_a_migration_restores_the_live_state_of_every_syste
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tenants_first_incremental_is_taken_in_full() {
+async fn a_first_incremental_and_one_on_an_expired_base_are_taken_in_full() {
     let w = local_world().await;
     seed_json(&w.deps, OTHER, &["postgresql"], 12).await;
     let b = backup(&w.deps, OTHER, "incremental").await;
@@ -994,6 +1018,22 @@ async fn a_tenants_first_incremental_is_taken_in_full() {
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].kind, lifecycle::backup::BackupKind::Full);
     assert_eq!(m[0].base, None);
+    // Past its base's retention (gold: 90 days) an incremental is taken in full as well:
+    // a prune may delete that base at any moment.
+    let later = Arc::new(
+        tenantctl::world::connect(w.dir.path(), None)
+            .await
+            .expect("connect")
+            .with_clock(Arc::new(Later(time::Duration::days(100)))),
+    );
+    backup(&later, OTHER, "incremental").await;
+    let m = steps::backup::list(&*later, &tid(OTHER))
+        .await
+        .expect("list");
+    assert_eq!(
+        (m[1].kind, m[1].base.as_deref()),
+        (lifecycle::backup::BackupKind::Full, None)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1031,7 +1071,7 @@ async fn a_v2_tenant_moved_again_is_backed_up_as_v2_and_restores_as_it_is_live()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prune_removes_a_backup_abandoned_mid_export_only_once_it_is_a_week_old() {
+async fn prune_removes_a_backup_abandoned_mid_export_only_once_it_is_past_the_redrive_window() {
     let w = local_world().await;
     seed_json(&w.deps, OTHER, &["postgresql"], 4000).await;
     let begun = step(
@@ -1065,12 +1105,17 @@ async fn prune_removes_a_backup_abandoned_mid_export_only_once_it_is_a_week_old(
                 .with_clock(Arc::new(Later(time::Duration::days(days))))
         }
     };
-    let p = steps::backup::prune(&at(1).await, &tid(OTHER))
-        .await
-        .expect("prune");
-    assert!(p.abandoned.is_empty(), "a day old: it may still be running");
-    assert!(left() > 1);
-    let p = steps::backup::prune(&at(8).await, &tid(OTHER))
+    for days in [1, 14] {
+        let p = steps::backup::prune(&at(days).await, &tid(OTHER))
+            .await
+            .expect("prune");
+        assert!(
+            p.abandoned.is_empty(),
+            "{days} days: it may still be redriven"
+        );
+        assert!(left() > 1);
+    }
+    let p = steps::backup::prune(&at(16).await, &tid(OTHER))
         .await
         .expect("prune");
     assert_eq!(p.abandoned, std::slice::from_ref(&id));

@@ -44,12 +44,19 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
         // Compare while both sides still receive every write (target first, then the
         // reverse copy): a full scan under a fence would pause writes for as long as the
         // tenant is large. Keys caught mid-write are re-read before they count.
-        catch_up_all(deps, &mut rec, Direction::Backward, budget.deadline()).await?;
+        // A restore's writes went source first to the end: what the target may lack is
+        // on the source's feed. A migration's went target first at 100 %: the other way.
+        let restore = rec.kind == MigrationKind::Restore;
+        let last = if restore {
+            Direction::Forward
+        } else {
+            Direction::Backward
+        };
+        catch_up_all(deps, &mut rec, last, budget.deadline()).await?;
         let page = rec.options.page_size as usize;
         // After a restore the source is what the restore replaced: it differs from the
         // target by design and is kept as it is (its records carry higher revisions, so a
         // repair could not bring them back to the backup's anyway).
-        let restore = rec.kind == MigrationKind::Restore;
         for (fwd, back) in pairs(deps, &rec, Direction::Forward)?
             .into_iter()
             .zip(pairs(deps, &rec, Direction::Backward)?)
@@ -76,9 +83,9 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
         }
         // The switch itself: fence, apply the last reverse copies, route to the target
         // alone. The unfenced catch-up first keeps the fenced one short.
-        catch_up_all(deps, &mut rec, Direction::Backward, budget.deadline()).await?;
+        catch_up_all(deps, &mut rec, last, budget.deadline()).await?;
         fence(deps, tenant, &rec).await?;
-        let lag = catch_up_all(deps, &mut rec, Direction::Backward, budget.deadline()).await?;
+        let lag = catch_up_all(deps, &mut rec, last, budget.deadline()).await?;
         if lag > 0 {
             return Err(StepError::CatchUpTimeout { lag });
         }

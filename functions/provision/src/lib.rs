@@ -34,10 +34,6 @@ pub struct Output {
 /// Creates or resumes the migration and provisions its targets.
 pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Output, StepError> {
     let req = MigrationRequest::parse(&input, &deps.catalog)?;
-    if let Some(id) = &req.restore_id {
-        // The target is already filled, by a restore whose certificate must say so.
-        steps::backup::certified_restore(deps, &req.tenant_id, id, &req.to).await?;
-    }
     let table = deps.migrations()?;
     let tenant = &req.tenant_id;
     let existing = table.get(tenant).await?;
@@ -62,6 +58,13 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
             (e, true)
         }
         prior => {
+            if let Some(id) = &req.restore_id {
+                // The target is already filled, by a restore whose certificate must say
+                // so and whose records are still exactly those (checked once, at the
+                // start: a resumed cutover's target has taken writes since).
+                let systems: Vec<String> = req.systems.iter().map(ToString::to_string).collect();
+                steps::backup::certified_restore(deps, tenant, id, &req.to, &systems).await?;
+            }
             if req.to == source {
                 return Err(StepError::invalid(format!(
                     "tenant {tenant} already lives in {source}"

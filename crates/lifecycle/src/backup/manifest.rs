@@ -205,11 +205,14 @@ pub fn chunk_aad(tenant: &TenantId, backup_id: &str, system: &str, index: u32) -
 /// The longest backup id: a request id (an execution name), 80 characters.
 const MAX_ID: usize = 80;
 /// Characters of a long tenant's id kept in its backup ids (`bl-...`).
-const LONG_PREFIX: usize = 40;
+const LONG_PREFIX: usize = 24;
+/// Hex characters of the SHA-256 of a long tenant's id in its backup ids: 128 bits, so no
+/// two tenants can be made to share one.
+const LONG_DIGEST: usize = 32;
 
 /// A backup id: `bk-<yyyymmddThhmmssmmm>-<tenant>`, so the tenant can be read back from the
 /// id alone (`restore <backup_id>`). Where that is over 80 characters (a tenant id over 58),
-/// `bl-<stamp>-<first 40 characters of the tenant>-<16 hex of its SHA-256>`: a restore then
+/// `bl-<stamp>-<first 24 characters of the tenant>-<32 hex of its SHA-256>`: a restore then
 /// names the tenant, and [`names_tenant`] checks it against the id.
 pub fn backup_id(tenant: &TenantId, created_at: time::OffsetDateTime) -> String {
     let t = created_at.to_offset(time::UtcOffset::UTC);
@@ -235,7 +238,7 @@ pub fn backup_id(tenant: &TenantId, created_at: time::OffsetDateTime) -> String 
 fn long_digest(tenant: &TenantId) -> String {
     use sha2::Digest as _;
     let mut h = hex::encode(sha2::Sha256::digest(tenant.as_str().as_bytes()));
-    h.truncate(16);
+    h.truncate(LONG_DIGEST);
     h
 }
 
@@ -243,7 +246,10 @@ fn long_digest(tenant: &TenantId) -> String {
 fn split_id<'a>(backup_id: &'a str, kind: &str) -> Option<&'a str> {
     let rest = backup_id.strip_prefix(kind)?.strip_prefix('-')?;
     let (stamp, tail) = rest.split_once('-')?;
-    (stamp.len() == 18 && stamp.is_char_boundary(8) && &stamp[8..9] == "t").then_some(tail)
+    // Bytes, not string slices: an id is untrusted input and may hold any character.
+    let b = stamp.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    (b.len() == 18 && b[8] == b't' && digits(0..8) && digits(9..18)).then_some(tail)
 }
 
 /// The tenant a backup id names, if it is shaped like one and holds the whole tenant id
@@ -283,6 +289,8 @@ mod tests {
         crate::RequestId::parse(&a).expect("a backup id is a request id");
         for bad in [
             "bk-x-t",
+            "bk-20260102\u{e9}12345678-t1",
+            "bk-2026010zt030405006-t1",
             "t",
             "bk-20260102t030405006-",
             "bk-20260102t030405006-a/b",

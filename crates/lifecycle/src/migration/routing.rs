@@ -69,6 +69,11 @@ impl Routing {
             Phase::DualWrite | Phase::CatchingUp | Phase::Verified => {
                 (0, WriteMode::DualSourceFirst)
             }
+            // A restore's source keeps revisions past the restored ones, so a target-first
+            // write there could not be copied back; its writes stay source-first to the end.
+            Phase::Cutover(100) if m.kind == super::MigrationKind::Restore => {
+                (100, WriteMode::DualSourceFirst)
+            }
             Phase::Cutover(100) => (100, WriteMode::DualTargetFirst),
             Phase::Cutover(p) => (p, WriteMode::DualSourceFirst),
             Phase::Migrated => return Self::single(&m.tenant_id, epoch, &m.target),
@@ -132,6 +137,19 @@ fn bucket(tenant: &str, key: &str) -> u64 {
 mod tests {
     use super::*;
     use crate::migration::{CUTOVER_STEPS, HOME, testing::record};
+
+    #[test]
+    fn a_restore_writes_source_first_to_the_end_so_a_rollback_loses_nothing() {
+        let mut m = record();
+        let full = Routing::for_phase(&m, 7, Phase::Cutover(100));
+        assert_eq!(full.write_mode, WriteMode::DualTargetFirst);
+        m.kind = crate::migration::MigrationKind::Restore;
+        let r = Routing::for_phase(&m, 7, Phase::Cutover(100));
+        assert_eq!(
+            (r.read_percent, r.write_mode),
+            (100, WriteMode::DualSourceFirst)
+        );
+    }
 
     #[test]
     fn routing_is_deterministic_and_monotonic() {

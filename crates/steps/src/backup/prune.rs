@@ -30,9 +30,9 @@ pub struct Pruned {
     pub abandoned: Vec<String>,
 }
 
-/// Days after which a backup that never finished counts as abandoned: far past any run's
-/// retries, so a backup still being taken is never touched.
-pub const ABANDONED_AFTER_DAYS: i64 = 7;
+/// Days after which a backup that never finished counts as abandoned: past Step
+/// Functions' 14 days of redrive, so a backup that could still be resumed is never touched.
+pub const ABANDONED_AFTER_DAYS: i64 = 15;
 
 /// Prunes one tenant's backups as of now.
 pub async fn prune(svc: &dyn Services, tenant: &TenantId) -> Result<Pruned, StepError> {
@@ -64,6 +64,17 @@ pub async fn prune(svc: &dyn Services, tenant: &TenantId) -> Result<Pruned, Step
     } else {
         prune_plan(&all, false, now).len()
     };
+    // A late finish may have written an abandoned backup's manifest since it was listed.
+    let finished_since: Vec<String> = list(svc, tenant)
+        .await?
+        .into_iter()
+        .map(|m| m.backup_id)
+        .filter(|id| abandoned.contains(id))
+        .collect();
+    let abandoned: Vec<String> = abandoned
+        .into_iter()
+        .filter(|id| !finished_since.contains(id))
+        .collect();
     for id in doomed.iter().chain(&abandoned) {
         let prefix = backup_prefix(tenant, id);
         for a in std::iter::once(svc.archive()?).chain(svc.replicas().iter()) {

@@ -223,6 +223,20 @@ async fn in_place_allowed(
             "tenant {tenant} lives in {live_at}: restore into another location, which the restore then cuts over to"
         )));
     }
+    // Routing is per tenant: once cut over, every migratable system is served from `to`,
+    // so every one of them must have been restored there.
+    if let Some(missing) = svc
+        .catalog()
+        .systems
+        .iter()
+        .filter(|s| s.migratable())
+        .find(|s| !systems.iter().any(|p| p.system == s.name.as_str()))
+    {
+        return Err(StepError::invalid(format!(
+            "system {} is not in the backup, so it could not be served from {} after the cutover; take a new backup, or restore without --in-place",
+            missing.name, req.to
+        )));
+    }
     let mut moved = Vec::new();
     for sp in systems {
         let spec = svc.catalog().system(&sp.system).ok_or_else(|| {
@@ -423,12 +437,15 @@ pub async fn fingerprint(
 }
 
 /// The certificate of a verified restore of `tenant` into `to`, which a migration of kind
-/// `restore` moves the tenant onto; its seq on `tenant-restore`.
+/// `restore` moves the tenant onto; its seq on `tenant-restore`. Each of `systems` must
+/// be in it and hold exactly what it certified: a restore whose location has been
+/// written since (by an earlier cutover, say) cannot be cut over to again.
 pub async fn certified_restore(
     svc: &dyn Services,
     tenant: &TenantId,
     restore_id: &str,
     to: &str,
+    systems: &[String],
 ) -> Result<u64, StepError> {
     let entry = existing(&**svc.ledger(), RESTORE_CHAIN, restore_id)
         .await?
@@ -443,6 +460,26 @@ pub async fn certified_restore(
             "restore {restore_id} wrote tenant {} into {}, not tenant {tenant} into {to}",
             c.tenant_id, c.details["to"]
         )));
+    }
+    let certified = c.details["systems"].as_array().cloned().unwrap_or_default();
+    for system in systems {
+        let want = certified
+            .iter()
+            .find(|e| e["system"] == system.as_str())
+            .map(|e| e["fingerprint"].clone())
+            .ok_or_else(|| {
+                StepError::invalid(format!(
+                    "restore {restore_id} did not restore system {system}; an in-place cutover moves only what was restored"
+                ))
+            })?;
+        let target = svc.dataset(system, to)?;
+        let got = serde_json::to_value(fingerprint(&*target, tenant).await?)
+            .map_err(|e| StepError::Internal(e.to_string()))?;
+        if got != want {
+            return Err(StepError::invalid(format!(
+                "location {to} of system {system} no longer holds what restore {restore_id} certified; restore again into a new location"
+            )));
+        }
     }
     Ok(entry.seq)
 }

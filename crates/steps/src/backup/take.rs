@@ -152,8 +152,15 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
         BackupKind::Incremental => list(svc, tenant).await?.pop(),
     };
     let mut moved: Option<String> = None;
-    if req.kind == BackupKind::Incremental && base.is_none() {
-        moved = Some("(no earlier backup)".into());
+    if req.kind == BackupKind::Incremental {
+        match &base {
+            None => moved = Some("(no earlier backup)".into()),
+            // A prune may delete an expired base at any moment, which would orphan this.
+            Some(b) if lifecycle::backup::policy::instant(&b.expires_at)? <= svc.clock().now() => {
+                moved = Some(format!("(base {} expired)", b.backup_id));
+            }
+            Some(_) => {}
+        }
     }
     let now = svc.clock().now();
     let backup_id = manifest::backup_id(tenant, now);

@@ -272,7 +272,8 @@ async fn run_tier(
         .flatten()
     {
         // The child's own error is inside the Cause of startExecution's failure.
-        let child: Value = f["cause"]
+        let failure = &f["failure"];
+        let child: Value = failure["Cause"]
             .as_str()
             .and_then(|c| serde_json::from_str(c).ok())
             .unwrap_or(Value::Null);
@@ -281,11 +282,11 @@ async fn run_tier(
             f["tenant_id"].as_str().unwrap_or("?"),
             child["Error"]
                 .as_str()
-                .or(f["error"].as_str())
+                .or(failure["Error"].as_str())
                 .unwrap_or("?"),
             child["Cause"]
                 .as_str()
-                .or(f["cause"].as_str())
+                .or(failure["Cause"].as_str())
                 .unwrap_or("?")
         );
     }
