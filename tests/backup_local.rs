@@ -1122,3 +1122,44 @@ async fn prune_removes_a_backup_abandoned_mid_export_only_once_it_is_past_the_re
     assert_eq!(left(), 0, "every file of it is gone");
     assert!(p.certificate_seq.is_some(), "and the prune is certified");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_after_a_rolled_back_migration_is_taken_in_full() {
+    let w = local_world().await;
+    seed_json(&w.deps, T, &["postgresql"], 10).await;
+    backup(&w.deps, T, "full").await;
+    // A migration that rolls back leaves the tenant where it was, but its copies back went
+    // through `apply`, which the home feed does not record.
+    let gate = tenantctl::world::with_shipped_machines(sim::Simulator::new(Arc::new(FailStep {
+        deps: w.deps.clone(),
+        function: "check-health",
+        error: "HealthGateBreached",
+    })));
+    let m = gate
+        .run(
+            &e2e::machine(tenantctl::TENANT_MIGRATION_ASL),
+            "rolled-back",
+            json!({"tenant_id": T, "kind": "blue-green", "from": {"environment": "blue"},
+                   "to": {"environment": "g9"}, "options": {"soak_seconds": 0}}),
+        )
+        .await;
+    assert_eq!(
+        m.error.as_deref(),
+        Some("MigrationRolledBack"),
+        "{:?}",
+        m.cause
+    );
+    backup(&w.deps, T, "incremental").await;
+    let all = steps::backup::list(&*w.deps, &tid(T)).await.expect("list");
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        all[1].kind,
+        lifecycle::backup::BackupKind::Full,
+        "taken in full"
+    );
+    assert!(all[1].migration_version.is_some());
+    // With no migration since, the next one is incremental again.
+    backup(&w.deps, T, "incremental").await;
+    let all = steps::backup::list(&*w.deps, &tid(T)).await.expect("list");
+    assert_eq!(all[2].kind, lifecycle::backup::BackupKind::Incremental);
+}

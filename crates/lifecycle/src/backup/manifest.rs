@@ -114,6 +114,12 @@ pub struct Manifest {
     /// Systems left out, with the reason.
     #[serde(default)]
     pub skipped: Vec<Skipped>,
+    /// The version of the tenant's migration record when it was taken: an incremental on
+    /// a base of another version is taken in full (a migration's copies and rollbacks
+    /// write through `apply`, which no change feed records). Left out when the tenant
+    /// never migrated, so manifests from before keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_version: Option<u64>,
 }
 
 impl Manifest {

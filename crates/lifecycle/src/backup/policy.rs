@@ -377,6 +377,7 @@ mod tests {
             catalog_sha256: String::new(),
             systems: vec![],
             skipped: vec![],
+            migration_version: None,
         }
     }
 

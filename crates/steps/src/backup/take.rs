@@ -151,9 +151,20 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
         // before its first full backup), the first backup is taken in full.
         BackupKind::Incremental => list(svc, tenant).await?.pop(),
     };
+    let migration = match svc.migrations() {
+        Ok(m) => m.get(tenant).await?,
+        Err(_) => None,
+    };
+    let migration_version = migration.as_ref().map(|r| r.version);
     let mut moved: Option<String> = None;
     if req.kind == BackupKind::Incremental {
         match &base {
+            _ if migration.as_ref().is_some_and(|r| !r.phase.is_terminal()) => {
+                moved = Some("(a migration is running)".into());
+            }
+            Some(b) if b.migration_version != migration_version => {
+                moved = Some(format!("(the tenant migrated since base {})", b.backup_id));
+            }
             None => moved = Some("(no earlier backup)".into()),
             // A prune may delete an expired base at any moment, which would orphan this.
             Some(b) if lifecycle::backup::policy::instant(&b.expires_at)? <= svc.clock().now() => {
@@ -243,6 +254,7 @@ pub async fn begin(svc: &dyn Services, req: &BackupRequest) -> Result<Begun, Ste
         catalog_sha256: catalog.digest(),
         systems: parts,
         skipped: skipped.clone(),
+        migration_version,
     };
     put_json(
         &**archive,
