@@ -53,15 +53,23 @@ fn psql(sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tenant_on_redis_and_pgvector_restores_equal_elsewhere() {
+/// Databases of the Redis server the locations use (home 11).
+const PIT_DB: u8 = 14;
+const BROKEN_DB: u8 = 15;
+
+/// A world whose key-value system is Redis (home db 11; locations restore, pit, broken in
+/// dbs 13-15) and whose vectors are pgvector (a schema per location), seeded with 60
+/// sessions and 40 vectors for each of T and OTHER. Returns it, its directory, the pgvector
+/// schema and the Redis key prefix.
+async fn world() -> (Arc<stores::Deps>, tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().expect("dir");
     let schema = testkit::unique("bkp").to_lowercase().replace('-', "_");
     let prefix = format!("{}:", testkit::unique("bkr"));
+    let r = redis_server();
     let text = tenantctl::LOCAL_CATALOG
         .replacen(
             "[[systems]]\nname = \"redis\"\nkind = \"key-value\"\nholds = \"sessions, caches, rate-limit counters, distributed locks\"\nbackend = \"embedded\"",
-            &format!("[[systems]]\nname = \"redis\"\nkind = \"key-value\"\nholds = \"sessions\"\nbackend = \"redis\"\nurl = \"{}/11\"\nprefix = \"{prefix}{{tenant_id}}:\"\nlocations = {{ restore = \"{}/{RESTORE_DB}\" }}", redis_server(), redis_server()),
+            &format!("[[systems]]\nname = \"redis\"\nkind = \"key-value\"\nholds = \"sessions\"\nbackend = \"redis\"\nurl = \"{r}/11\"\nprefix = \"{prefix}{{tenant_id}}:\"\nlocations = {{ restore = \"{r}/{RESTORE_DB}\", pit = \"{r}/{PIT_DB}\", broken = \"{r}/{BROKEN_DB}\" }}"),
             1,
         )
         .replacen(
@@ -99,21 +107,43 @@ async fn a_tenant_on_redis_and_pgvector_restores_equal_elsewhere() {
         let vectors = deps.dataset("pinecone", HOME).expect("pgvector");
         vectors.provision(&t).await.expect("provision");
         let vecs: Vec<Rec> = (0..40u32)
-            .map(|i| Rec {
-                key: format!("chunk-{i:04}"),
-                rev: 0,
-                body: Some(
-                    VectorBody {
-                        values: vec![i as f32, 1.0, -0.5, 0.25],
-                        metadata: Some(json!({"doc": format!("d{}", i % 5)})),
-                    }
-                    .encode()
-                    .expect("vector"),
-                ),
-            })
+            .map(|i| vector(&format!("chunk-{i:04}"), i as f32))
             .collect();
         vectors.apply_many(&t, &vecs).await.expect("seed pgvector");
     }
+    (deps, dir, schema, prefix)
+}
+
+fn vector(key: &str, x: f32) -> Rec {
+    Rec {
+        key: key.into(),
+        rev: 0,
+        body: Some(
+            VectorBody {
+                values: vec![x, 1.0, -0.5, 0.25],
+                metadata: Some(json!({"doc": format!("d{}", x as u32 % 5)})),
+            }
+            .encode()
+            .expect("vector"),
+        ),
+    }
+}
+
+/// Leaves the servers as found: the schemas and the keys of this world.
+fn clean(schema: &str, prefix: &str) {
+    for loc in ["", "__restore", "__pit", "__broken"] {
+        psql(&format!("DROP SCHEMA IF EXISTS \"{schema}{loc}\" CASCADE"));
+    }
+    for db in [11, RESTORE_DB, PIT_DB, BROKEN_DB] {
+        for k in redis_cli(db, &["--scan", "--pattern", &format!("{prefix}*")]).lines() {
+            redis_cli(db, &["DEL", k]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_on_redis_and_pgvector_restores_equal_elsewhere() {
+    let (deps, _dir, schema, prefix) = world().await;
     let before = (
         fp(&deps, "redis", HOME, T).await,
         fp(&deps, "pinecone", HOME, T).await,
@@ -176,13 +206,161 @@ async fn a_tenant_on_redis_and_pgvector_restores_equal_elsewhere() {
         ),
         "production unchanged"
     );
-    // Leave the servers as found.
-    psql(&format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; DROP SCHEMA IF EXISTS \"{schema}__restore\" CASCADE"
-    ));
-    for db in [11, RESTORE_DB] {
-        for k in redis_cli(db, &["--scan", "--pattern", &format!("{prefix}*")]).lines() {
-            redis_cli(db, &["DEL", k]);
+    clean(&schema, &prefix);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_in_time_a_changed_byte_and_no_readable_record_on_redis_and_pgvector() {
+    let (deps, dir, schema, prefix) = world().await;
+    let t = TenantId::parse(T).expect("t");
+    let backup = |kind: &'static str| {
+        let deps = deps.clone();
+        async move {
+            let b = execute(
+                &deps,
+                tenantctl::TENANT_BACKUP_ASL,
+                "b",
+                json!({"tenant_id": T, "kind": kind}),
+            )
+            .await;
+            assert_eq!(b.status, Status::Succeeded, "{}", e2e::task_cause(&b));
+            b.output.expect("out")
+        }
+    };
+    let full = backup("full").await;
+    let redis = deps.dataset("redis", HOME).expect("redis");
+    let vectors = deps.dataset("pinecone", HOME).expect("pgvector");
+    redis
+        .write(&t, "first", Some(b"{\"n\":1}"))
+        .await
+        .expect("write");
+    redis.write(&t, "session:0003", None).await.expect("delete");
+    let v = vector("chunk-first", 7.0);
+    vectors
+        .write(&t, &v.key, v.body.as_deref())
+        .await
+        .expect("write");
+    vectors.write(&t, "chunk-0003", None).await.expect("delete");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let inc1 = backup("incremental").await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = lifecycle::backup::policy::stamp(time::OffsetDateTime::now_utc());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    redis
+        .write(&t, "second", Some(b"{\"n\":2}"))
+        .await
+        .expect("write");
+    let v2 = vector("chunk-second", 8.0);
+    vectors
+        .write(&t, &v2.key, v2.body.as_deref())
+        .await
+        .expect("write");
+    backup("incremental").await;
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "pit",
+        json!({"backup_id": inc1["backup_id"], "to": "pit", "to_time": between}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    let at = |s: &'static str, key: &'static str| {
+        let deps = deps.clone();
+        async move {
+            deps.dataset(s, "pit")
+                .expect("ds")
+                .read(&TenantId::parse(T).expect("t"), key)
+                .await
+                .expect("read")
+                .and_then(|r| r.body)
+        }
+    };
+    for (s, first, second, gone) in [
+        ("redis", "first", "second", "session:0003"),
+        ("pinecone", "chunk-first", "chunk-second", "chunk-0003"),
+    ] {
+        assert!(
+            at(s, first).await.is_some(),
+            "{s}: the first write is there"
+        );
+        assert!(at(s, second).await.is_none(), "{s}: the second is not");
+        assert!(at(s, gone).await.is_none(), "{s}: the delete was replayed");
+    }
+    assert_eq!(fp(&deps, "redis", "pit", T).await.count, 60);
+    assert_eq!(fp(&deps, "pinecone", "pit", T).await.count, 40);
+
+    // No archive file holds a session's body or a vector's metadata in the clear.
+    let mut files = Vec::new();
+    let mut stack = vec![dir.path().join("backups")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path());
+            }
         }
     }
+    assert!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|x| x == "chunk"))
+    );
+    for p in &files {
+        let bytes = std::fs::read(p).expect("read");
+        for needle in [&b"\"user\""[..], b"session:00", b"\"doc\""] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds {:?} in the clear",
+                p.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+    // One changed byte in a Redis chunk: caught before anything is written anywhere.
+    let chunk = files
+        .iter()
+        .find(|p| {
+            p.to_string_lossy()
+                .contains(full["backup_id"].as_str().expect("id"))
+                && p.to_string_lossy().contains("/redis/")
+                && p.extension().is_some_and(|x| x == "chunk")
+        })
+        .expect("a redis chunk of the full backup");
+    let mut bytes = std::fs::read(chunk).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(chunk, bytes).expect("write");
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "broken",
+        json!({"backup_id": full["backup_id"], "to": "broken"}),
+    )
+    .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("BackupCorrupt"),
+        "{}",
+        e2e::task_cause(&e)
+    );
+    assert!(
+        redis_cli(BROKEN_DB, &["--scan", "--pattern", &format!("{prefix}*")])
+            .trim()
+            .is_empty(),
+        "nothing written to Redis"
+    );
+    let written = psql(&format!(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{schema}__broken'"
+    ));
+    if written != "0" {
+        assert_eq!(
+            psql(&format!(
+                "SELECT COUNT(*) FROM \"{schema}__broken\".vectors"
+            )),
+            "0",
+            "nothing written to pgvector"
+        );
+    }
+    clean(&schema, &prefix);
 }
