@@ -364,3 +364,91 @@ async fn point_in_time_a_changed_byte_and_no_readable_record_on_redis_and_pgvect
     }
     clean(&schema, &prefix);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_redis_killed_mid_export_resumes_in_a_new_process() {
+    let (deps, dir, schema, prefix) = world().await;
+    const BIG: &str = "tenant_backup_big_12";
+    let t = TenantId::parse(BIG).expect("t");
+    let sessions: Vec<Rec> = (0..2500)
+        .map(|i| Rec {
+            key: format!("session:{i:05}"),
+            rev: 0,
+            body: Some(format!("{{\"n\":{i}}}").into_bytes()),
+        })
+        .collect();
+    deps.dataset("redis", HOME)
+        .expect("redis")
+        .apply_many(&t, &sessions)
+        .await
+        .expect("seed");
+    let step = |deps: Arc<stores::Deps>, f: &'static str, input: serde_json::Value, secs: u64| async move {
+        tenantctl::registry::call(
+            f,
+            input,
+            &deps,
+            tenant_runtime::Budget::of(std::time::Duration::from_secs(secs)),
+        )
+        .await
+        .expect(f)
+    };
+    let begun = step(deps.clone(), "begin-backup", json!({"tenant_id": BIG}), 60).await;
+    let id = begun["backup_id"].as_str().expect("id").to_owned();
+    let input = json!({"tenant_id": BIG, "backup_id": id, "system": "redis"});
+    let first = step(deps.clone(), "backup-system", input.clone(), 0).await;
+    assert_eq!(
+        (first["done"].clone(), first["chunks"].clone()),
+        (json!(false), json!(1))
+    );
+    // Killed: a new process, with its own connections, picks the work up.
+    let catalog = (*deps.catalog).clone();
+    drop(deps);
+    let again = Arc::new(
+        stores::Deps::connect(
+            catalog,
+            stores::ConnectOptions {
+                world: Some(dir.path().join("w.db")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("reconnect"),
+    );
+    let mut out = step(again.clone(), "backup-system", input.clone(), 0).await;
+    assert_eq!(out["chunks"], 2, "resumed after the recorded chunk");
+    while out["done"] == false {
+        out = step(again.clone(), "backup-system", input.clone(), 60).await;
+    }
+    assert_eq!(out["records"], 2500);
+    for s in begun["systems"].as_array().expect("systems") {
+        if s != "redis" {
+            step(
+                again.clone(),
+                "backup-system",
+                json!({"tenant_id": BIG, "backup_id": id, "system": s}),
+                60,
+            )
+            .await;
+        }
+    }
+    step(
+        again.clone(),
+        "finish-backup",
+        json!({"tenant_id": BIG, "backup_id": id}),
+        60,
+    )
+    .await;
+    let e = execute(
+        &again,
+        tenantctl::TENANT_RESTORE_ASL,
+        "resumed",
+        json!({"backup_id": id, "to": "restore"}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    assert_eq!(
+        fp(&again, "redis", "restore", BIG).await,
+        fp(&again, "redis", HOME, BIG).await
+    );
+    clean(&schema, &prefix);
+}
