@@ -8,7 +8,7 @@
 
 use e2e::migration::seed_json;
 use e2e::{
-    execute, fingerprint as fp, kms_key, moto_config, moto_s3, request, run, table,
+    Later, execute, fingerprint as fp, kms_key, moto_config, moto_s3, request, run, table,
     versioned_bucket,
 };
 use lifecycle::TenantId;
@@ -275,15 +275,6 @@ async fn a_tenant_backed_up_on_s3_dynamodb_and_postgres_restores_equal_and_erasu
         "{}",
         e2e::task_cause(&again)
     );
-}
-
-#[derive(Debug)]
-struct Later(time::Duration);
-
-impl ports::Clock for Later {
-    fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + self.0
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

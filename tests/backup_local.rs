@@ -4,7 +4,7 @@
 //! written, prune under a legal hold, and erasure reaching every backup and its key.
 
 use e2e::migration::seed_json;
-use e2e::{execute, fingerprint as fp, local_world, request, run};
+use e2e::{Later, execute, fingerprint as fp, local_world, request, run};
 use lifecycle::TenantId;
 use lifecycle::migration::{HOME, Transform};
 use ports::Services;
@@ -344,15 +344,6 @@ async fn one_changed_byte_in_a_chunk_is_caught_before_anything_is_written() {
     }
 }
 
-#[derive(Debug)]
-struct Later(time::Duration);
-
-impl ports::Clock for Later {
-    fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + self.0
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_deletes_expired_backups_except_under_a_legal_hold() {
     let w = local_world().await;
@@ -567,32 +558,6 @@ async fn no_backup_file_holds_a_readable_record_or_key() {
     }
 }
 
-/// A task that fails for one tenant, and runs the real handler for every other.
-#[derive(Debug)]
-struct FailFor {
-    deps: Arc<Deps>,
-    tenant: &'static str,
-}
-
-#[async_trait::async_trait]
-impl sim::TaskInvoker for FailFor {
-    async fn invoke(
-        &self,
-        resource: &str,
-        input: Value,
-        budget: Duration,
-    ) -> Result<Value, sim::TaskError> {
-        let f = tenantctl::registry::function_for(resource).unwrap_or_default();
-        if f == "begin-backup" && input["tenant_id"] == self.tenant {
-            return Err(sim::TaskError {
-                error: "StoreUnavailable".into(),
-                cause: "injected: the tenant's database is down".into(),
-            });
-        }
-        call(&f, input, &self.deps, Budget::of(budget)).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tier_run_backs_up_each_tenant_of_the_tier_in_its_own_execution_and_no_other() {
     let w = local_world().await;
@@ -633,9 +598,11 @@ async fn a_tier_run_backs_up_each_tenant_of_the_tier_in_its_own_execution_and_no
     }
 
     // One tenant failing does not stop the other; the run fails and names it.
-    let sim = tenantctl::world::with_shipped_machines(sim::Simulator::new(Arc::new(FailFor {
+    let sim = tenantctl::world::with_shipped_machines(sim::Simulator::new(Arc::new(FailStep {
         deps: w.deps.clone(),
-        tenant: "tenant_002_globex",
+        function: "begin-backup",
+        error: "StoreUnavailable",
+        tenant: Some("tenant_002_globex"),
     })));
     let e = sim
         .run(
@@ -756,12 +723,14 @@ async fn a_tenant_id_of_100_characters_is_backed_up_and_restored_when_the_restor
     assert_eq!(other.error.as_deref(), Some("InvalidRequest"));
 }
 
-/// A task that fails one function with one error, and runs the real handler otherwise.
+/// A task that fails one function with one error (for one tenant, or for all), and runs
+/// the real handler otherwise.
 #[derive(Debug)]
 struct FailStep {
     deps: Arc<Deps>,
     function: &'static str,
     error: &'static str,
+    tenant: Option<&'static str>,
 }
 
 #[async_trait::async_trait]
@@ -773,7 +742,7 @@ impl sim::TaskInvoker for FailStep {
         budget: Duration,
     ) -> Result<Value, sim::TaskError> {
         let f = tenantctl::registry::function_for(resource).unwrap_or_default();
-        if f == self.function {
+        if f == self.function && self.tenant.is_none_or(|t| input["tenant_id"] == t) {
             return Err(sim::TaskError {
                 error: self.error.into(),
                 cause: format!("injected: {} fails", self.function),
@@ -815,6 +784,7 @@ async fn an_in_place_restore_cuts_over_through_the_router_and_a_closed_gate_roll
         deps: w.deps.clone(),
         function: "check-health",
         error: "HealthGateBreached",
+        tenant: None,
     })));
     let e = gate
         .run(
@@ -1134,6 +1104,7 @@ async fn an_incremental_after_a_rolled_back_migration_is_taken_in_full() {
         deps: w.deps.clone(),
         function: "check-health",
         error: "HealthGateBreached",
+        tenant: None,
     })));
     let m = gate
         .run(

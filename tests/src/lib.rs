@@ -296,3 +296,14 @@ pub async fn ledger_is_empty(deps: &Deps) -> bool {
         .expect("head")
         .is_none()
 }
+
+/// A clock ahead of now by a span: retention, prune and abandoned backups without
+/// waiting.
+#[derive(Debug)]
+pub struct Later(pub time::Duration);
+
+impl ports::Clock for Later {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + self.0
+    }
+}

@@ -209,6 +209,30 @@ pub async fn restore(a: RestoreArgs, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Runs a shipped machine in the simulator on the data dir's world and writes its history;
+/// the caller may read the execution before [`conclude`] turns a failure into an error.
+async fn simulate_local(
+    ctx: &Ctx,
+    asl: &str,
+    origin: &str,
+    name: &str,
+    input: Value,
+) -> Result<(Arc<stores::Deps>, sim::Execution)> {
+    let machine = load_machine(asl, origin)?;
+    let deps = Arc::new(connect(&ctx.data_dir, ctx.catalog()).await?);
+    let exec = simulate(deps.clone(), &machine, name, input, true).await;
+    let hist = ctx.data_dir.join("history").join(format!("{name}.json"));
+    write_history(&hist, &exec)?;
+    Ok((deps, exec))
+}
+
+/// The execution's output, or its failure as the error; publishes the checkpoints.
+async fn conclude(deps: &stores::Deps, exec: sim::Execution) -> Result<Value> {
+    finish(&exec)?;
+    super::ledger::publish_all(deps, None).await?;
+    exec.output.context("the execution returned no output")
+}
+
 pub(super) async fn run_local(
     ctx: &Ctx,
     asl: &str,
@@ -216,14 +240,8 @@ pub(super) async fn run_local(
     name: &str,
     input: Value,
 ) -> Result<Value> {
-    let machine = load_machine(asl, origin)?;
-    let deps = Arc::new(connect(&ctx.data_dir, ctx.catalog()).await?);
-    let exec = simulate(deps.clone(), &machine, name, input, true).await;
-    let hist = ctx.data_dir.join("history").join(format!("{name}.json"));
-    write_history(&hist, &exec)?;
-    finish(&exec)?;
-    super::ledger::publish_all(&deps, None).await?;
-    exec.output.context("the execution returned no output")
+    let (deps, exec) = simulate_local(ctx, asl, origin, name, input).await?;
+    conclude(&deps, exec).await
 }
 
 async fn run_tier(
@@ -247,16 +265,14 @@ async fn run_tier(
     if aws {
         return start_on_aws(arn, "TENANT_BACKUP_TIER_STATE_MACHINE_ARN", &name, &input).await;
     }
-    let machine = load_machine(
+    let (deps, exec) = simulate_local(
+        ctx,
         crate::TENANT_BACKUP_TIER_ASL,
         "statemachines/tenant-backup-tier.asl.json",
-    )?;
-    let deps = Arc::new(connect(&ctx.data_dir, ctx.catalog()).await?);
-    let exec = simulate(deps.clone(), &machine, &name, input, true).await;
-    write_history(
-        &ctx.data_dir.join("history").join(format!("{name}.json")),
-        &exec,
-    )?;
+        &name,
+        input,
+    )
+    .await?;
     // A run that failed for some tenants: say which, and why, before the one-line error.
     let summary = exec
         .history
@@ -290,9 +306,7 @@ async fn run_tier(
                 .unwrap_or("?")
         );
     }
-    finish(&exec)?;
-    super::ledger::publish_all(&deps, None).await?;
-    let out = exec.output.context("the execution returned no output")?;
+    let out = conclude(&deps, exec).await?;
     let results = out["results"].as_array().cloned().unwrap_or_default();
     for e in out["erased"].as_array().into_iter().flatten() {
         println!(
