@@ -633,30 +633,44 @@ async fn a_backup_killed_mid_export_of_postgres_resumes_in_a_new_process_from_it
     );
 }
 
-/// The tenant's embeddings in an S3 Vectors index and its log events in CloudWatch Logs
-/// (both on moto) back up into the S3 archive and restore equal into locations of their
-/// own (another vector bucket, other log groups); production keeps every record.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tenant_on_s3_vectors_and_cloudwatch_logs_restores_equal_in_new_locations() {
-    const DIM: u32 = 8;
+/// A world whose systems are an S3 Vectors index and CloudWatch Logs (both on moto), the
+/// archive in S3, chunks of `chunk` records, and a vector bucket and log groups for each
+/// of `locations`; T holds 60 vectors and 80 log events. Returns it, its directory (the
+/// world file), its catalog, the archive bucket and the seeded vectors.
+async fn vectors_and_logs_world(
+    locations: &[&str],
+    chunk: usize,
+) -> (
+    Arc<Deps>,
+    tempfile::TempDir,
+    lifecycle::Catalog,
+    String,
+    Vec<ports::migrate::Rec>,
+) {
     let cfg = moto_config().await;
     let s3 = moto_s3(&cfg);
     let base = steps::testkit::unique("bkv").replace('_', "-");
     let archive = format!("{base}-archive");
     versioned_bucket(&s3, &archive).await;
     let vectors = aws_sdk_s3vectors::Client::new(&cfg);
-    let (vb, vb_r) = (format!("{base}-vec"), format!("{base}-vec-r"));
-    for b in [&vb, &vb_r] {
+    let mut vector_locations = Vec::new();
+    let mut log_locations = Vec::new();
+    let g = format!("/{base}");
+    for b in std::iter::once("home").chain(locations.iter().copied()) {
+        let bucket = format!("{base}-vec-{b}");
         vectors
             .create_vector_bucket()
-            .vector_bucket_name(b)
+            .vector_bucket_name(&bucket)
             .send()
             .await
             .expect("vector bucket");
+        if b != "home" {
+            vector_locations.push(format!("{b} = \"{bucket}\""));
+            log_locations.push(format!("{b} = \"{g}/{b}/{{tenant_id}}\""));
+        }
     }
-    let g = format!("/{base}");
     let dir = tempfile::tempdir().expect("dir");
-    let catalog = format!(
+    let text = format!(
         r#"
 environment = "moto"
 ledger = {{ backend = "embedded" }}
@@ -665,26 +679,30 @@ signer = {{ backend = "local" }}
 [backup]
 archive = {{ backend = "s3", bucket = "{archive}" }}
 keys = {{ backend = "local" }}
+chunk_records = {chunk}
 [[systems]]
 name = "vectors"
 kind = "vectors"
 backend = "s3vectors"
-vector_bucket = "{vb}"
+vector_bucket = "{base}-vec-home"
 index = "emb-{{tenant_id}}"
 dimension = {DIM}
 distance = "cosine"
-locations = {{ restore = "{vb_r}" }}
+locations = {{ {} }}
 [[systems]]
 name = "cloudwatch"
 kind = "logs"
 backend = "cloudwatch"
 groups = ["{g}/home/{{tenant_id}}"]
-locations = {{ restore = "{g}/restore/{{tenant_id}}" }}
-"#
+locations = {{ {} }}
+"#,
+        vector_locations.join(", "),
+        log_locations.join(", ")
     );
+    let catalog = lifecycle::Catalog::from_toml(&text).expect("catalog");
     let deps = Arc::new(
         Deps::connect(
-            lifecycle::Catalog::from_toml(&catalog).expect("catalog"),
+            catalog.clone(),
             ConnectOptions {
                 world: Some(dir.path().join("world.db")),
                 aws: Some(cfg.clone()),
@@ -697,24 +715,39 @@ locations = {{ restore = "{g}/restore/{{tenant_id}}" }}
     let t = TenantId::parse(T).expect("t");
     let v = deps.dataset("vectors", HOME).expect("ds");
     v.provision(&t).await.expect("provision");
-    let recs: Vec<ports::migrate::Rec> = (0..60u32)
-        .map(|i| ports::migrate::Rec {
-            key: format!("doc-{i:03}#0"),
-            rev: 0,
-            body: Some(
-                stores::pgvector::VectorBody {
-                    values: (0..DIM).map(|d| (i * DIM + d + 1) as f32 / 7.0).collect(),
-                    metadata: Some(json!({"doc": format!("d{i}"), "chunk": i % 5})),
-                }
-                .encode()
-                .expect("encode"),
-            ),
-        })
-        .collect();
+    let recs: Vec<ports::migrate::Rec> = (0..60u32).map(embedding).collect();
     v.apply_many(&t, &recs).await.expect("seed vectors");
     let logs = deps.dataset("cloudwatch", HOME).expect("ds");
     logs.provision(&t).await.expect("provision");
     seed_json(&deps, T, &["cloudwatch"], 80).await;
+    (deps, dir, catalog, archive, recs)
+}
+
+const DIM: u32 = 8;
+
+/// Vector `doc-<i>#0`: its values and metadata depend on `i`.
+fn embedding(i: u32) -> ports::migrate::Rec {
+    ports::migrate::Rec {
+        key: format!("doc-{i:03}#0"),
+        rev: 0,
+        body: Some(
+            stores::pgvector::VectorBody {
+                values: (0..DIM).map(|d| (i * DIM + d + 1) as f32 / 7.0).collect(),
+                metadata: Some(json!({"doc": format!("d{i}"), "chunk": i % 5})),
+            }
+            .encode()
+            .expect("encode"),
+        ),
+    }
+}
+
+/// The tenant's embeddings in an S3 Vectors index and its log events in CloudWatch Logs
+/// (both on moto) back up into the S3 archive and restore equal into locations of their
+/// own (another vector bucket, other log groups); production keeps every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_on_s3_vectors_and_cloudwatch_logs_restores_equal_in_new_locations() {
+    let (deps, _dir, _, _, recs) = vectors_and_logs_world(&["restore"], 2000).await;
+    let t = TenantId::parse(T).expect("t");
     let b = execute(
         &deps,
         tenantctl::TENANT_BACKUP_ASL,
@@ -752,4 +785,186 @@ locations = {{ restore = "{g}/restore/{{tenant_id}}" }}
         recs[7].body.clone().expect("body"),
         "values and metadata exact"
     );
+}
+
+/// On S3 Vectors and CloudWatch Logs: an export killed after its first chunk resumes in a
+/// new process; no archive object holds a seeded value in the clear; a point-in-time
+/// restore holds the write before the instant and not the one after; one changed byte in
+/// a chunk is caught before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_s3_vectors_and_cloudwatch_a_killed_export_resumes_point_in_time_holds_and_a_changed_byte_is_caught()
+ {
+    const SECRET: &str = "jane.roe.4711@example.com";
+    let (deps, dir, catalog, _, _) = vectors_and_logs_world(&["pit", "broken"], 25).await;
+    let t = TenantId::parse(T).expect("t");
+    let owner = |key: &str, x: f32| ports::migrate::Rec {
+        key: key.into(),
+        rev: 0,
+        body: Some(
+            stores::pgvector::VectorBody {
+                values: vec![x; DIM as usize],
+                metadata: Some(json!({"owner": SECRET})),
+            }
+            .encode()
+            .expect("encode"),
+        ),
+    };
+    let secret = owner("doc-secret#0", 0.5);
+    deps.dataset("vectors", HOME)
+        .expect("ds")
+        .write(&t, &secret.key, secret.body.as_deref())
+        .await
+        .expect("write");
+    deps.dataset("cloudwatch", HOME)
+        .expect("ds")
+        .write(
+            &t,
+            "login/1",
+            Some(format!("{{\"user\":\"{SECRET}\"}}").as_bytes()),
+        )
+        .await
+        .expect("write");
+
+    // A full backup whose vector export is killed after its first chunk (25 records).
+    let step = |deps: Arc<Deps>, f: &'static str, input: serde_json::Value, budget: u64| async move {
+        tenantctl::registry::call(
+            f,
+            input,
+            &deps,
+            tenant_runtime::Budget::of(std::time::Duration::from_secs(budget)),
+        )
+        .await
+        .expect(f)
+    };
+    let begun = step(deps.clone(), "begin-backup", json!({"tenant_id": T}), 60).await;
+    let id = begun["backup_id"].as_str().expect("id").to_owned();
+    let input = |s: &str| json!({"tenant_id": T, "backup_id": id, "system": s});
+    for s in ["vectors", "cloudwatch"] {
+        let first = step(deps.clone(), "backup-system", input(s), 0).await;
+        assert_eq!(
+            (first["done"].clone(), first["chunks"].clone()),
+            (json!(false), json!(1)),
+            "{s}"
+        );
+    }
+    drop(deps);
+    let deps = Arc::new(
+        Deps::connect(
+            catalog,
+            ConnectOptions {
+                world: Some(dir.path().join("world.db")),
+                aws: Some(moto_config().await),
+                read_only: false,
+            },
+        )
+        .await
+        .expect("reconnect"),
+    );
+    for (s, n) in [("vectors", 61), ("cloudwatch", 81)] {
+        let mut out = step(deps.clone(), "backup-system", input(s), 0).await;
+        assert_eq!(out["chunks"], 2, "{s} resumed after the recorded chunk");
+        while out["done"] == false {
+            out = step(deps.clone(), "backup-system", input(s), 60).await;
+        }
+        assert_eq!(out["records"], n, "{s}");
+    }
+    step(
+        deps.clone(),
+        "finish-backup",
+        json!({"tenant_id": T, "backup_id": id}),
+        60,
+    )
+    .await;
+
+    // Point in time: one write of each product before the instant, one after.
+    let vectors = deps.dataset("vectors", HOME).expect("ds");
+    let logs = deps.dataset("cloudwatch", HOME).expect("ds");
+    let (first, second) = (embedding(100), embedding(200));
+    vectors
+        .write(&t, &first.key, first.body.as_deref())
+        .await
+        .expect("write");
+    logs.write(&t, "event/first", Some(b"{\"n\":1}"))
+        .await
+        .expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let inc = backup(&deps, "incremental").await;
+    assert_eq!(inc["records"], 2, "{inc}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = lifecycle::backup::policy::stamp(time::OffsetDateTime::now_utc());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    vectors
+        .write(&t, &second.key, second.body.as_deref())
+        .await
+        .expect("write");
+    logs.write(&t, "event/second", Some(b"{\"n\":2}"))
+        .await
+        .expect("write");
+    backup(&deps, "incremental").await;
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "pit",
+        json!({"backup_id": id, "to": "pit", "to_time": between}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    assert_eq!(body(&deps, "vectors", "pit", &first.key).await, first.body);
+    assert_eq!(body(&deps, "vectors", "pit", &second.key).await, None);
+    assert!(
+        body(&deps, "cloudwatch", "pit", "event/first")
+            .await
+            .is_some()
+    );
+    assert_eq!(body(&deps, "cloudwatch", "pit", "event/second").await, None);
+    assert_eq!(fp(&deps, "vectors", "pit", T).await.count, 62);
+    assert_eq!(fp(&deps, "cloudwatch", "pit", T).await.count, 82);
+
+    // Nothing readable in the archive: no seeded value, no record key.
+    let archive = deps.archive().expect("archive").clone();
+    let keys = archive.list(&format!("tenants/{T}/")).await.expect("list");
+    assert!(
+        keys.iter().filter(|k| k.ends_with(".chunk")).count() >= 9,
+        "{keys:?}"
+    );
+    for k in &keys {
+        let bytes = archive.get(k).await.expect("get").expect("object");
+        for needle in [SECRET.as_bytes(), b"doc-0", b"rec/000"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{k} holds {} in the clear",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+
+    // One changed byte in a vector chunk: refused, and nothing at the location.
+    let chunk = keys
+        .iter()
+        .find(|k| k.contains(&format!("{id}/vectors/")) && k.ends_with(".chunk"))
+        .expect("a vectors chunk");
+    let mut bytes = archive.get(chunk).await.expect("get").expect("object");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    archive.put(chunk, bytes).await.expect("put");
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "broken",
+        json!({"backup_id": id, "to": "broken"}),
+    )
+    .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("BackupCorrupt"),
+        "{}",
+        e2e::task_cause(&e)
+    );
+    for s in ["vectors", "cloudwatch"] {
+        assert_eq!(
+            fp(&deps, s, "broken", T).await.count,
+            0,
+            "{s}: nothing written"
+        );
+    }
 }

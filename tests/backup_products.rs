@@ -6,7 +6,7 @@
 
 use e2e::{execute, fingerprint as fp};
 use lifecycle::TenantId;
-use lifecycle::migration::HOME;
+use lifecycle::migration::{HOME, Transform};
 use ports::migrate::{Locator, Rec};
 use serde_json::json;
 use sim::Status;
@@ -365,23 +365,16 @@ async fn point_in_time_a_changed_byte_and_no_readable_record_on_redis_and_pgvect
     clean(&schema, &prefix);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_of_redis_killed_mid_export_resumes_in_a_new_process() {
+/// Backs up a tenant of 2,500 records on `system` (more than one chunk), kills the export
+/// after its first chunk, picks it up in a new process and restores it equal.
+async fn killed_mid_export_resumes(system: &str, rec: impl Fn(usize) -> Rec) {
     let (deps, dir, schema, prefix) = world().await;
     const BIG: &str = "tenant_backup_big_12";
     let t = TenantId::parse(BIG).expect("t");
-    let sessions: Vec<Rec> = (0..2500)
-        .map(|i| Rec {
-            key: format!("session:{i:05}"),
-            rev: 0,
-            body: Some(format!("{{\"n\":{i}}}").into_bytes()),
-        })
-        .collect();
-    deps.dataset("redis", HOME)
-        .expect("redis")
-        .apply_many(&t, &sessions)
-        .await
-        .expect("seed");
+    let ds = deps.dataset(system, HOME).expect("dataset");
+    ds.provision(&t).await.expect("provision");
+    let recs: Vec<Rec> = (0..2500).map(rec).collect();
+    ds.apply_many(&t, &recs).await.expect("seed");
     let step = |deps: Arc<stores::Deps>, f: &'static str, input: serde_json::Value, secs: u64| async move {
         tenantctl::registry::call(
             f,
@@ -394,7 +387,7 @@ async fn a_backup_of_redis_killed_mid_export_resumes_in_a_new_process() {
     };
     let begun = step(deps.clone(), "begin-backup", json!({"tenant_id": BIG}), 60).await;
     let id = begun["backup_id"].as_str().expect("id").to_owned();
-    let input = json!({"tenant_id": BIG, "backup_id": id, "system": "redis"});
+    let input = json!({"tenant_id": BIG, "backup_id": id, "system": system});
     let first = step(deps.clone(), "backup-system", input.clone(), 0).await;
     assert_eq!(
         (first["done"].clone(), first["chunks"].clone()),
@@ -402,7 +395,7 @@ async fn a_backup_of_redis_killed_mid_export_resumes_in_a_new_process() {
     );
     // Killed: a new process, with its own connections, picks the work up.
     let catalog = (*deps.catalog).clone();
-    drop(deps);
+    drop((ds, deps));
     let again = Arc::new(
         stores::Deps::connect(
             catalog,
@@ -421,7 +414,7 @@ async fn a_backup_of_redis_killed_mid_export_resumes_in_a_new_process() {
     }
     assert_eq!(out["records"], 2500);
     for s in begun["systems"].as_array().expect("systems") {
-        if s != "redis" {
+        if s != system {
             step(
                 again.clone(),
                 "backup-system",
@@ -446,9 +439,102 @@ async fn a_backup_of_redis_killed_mid_export_resumes_in_a_new_process() {
     )
     .await;
     assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    let restored = fp(&again, system, "restore", BIG).await;
+    assert_eq!(restored.count, 2500);
+    assert_eq!(restored, fp(&again, system, HOME, BIG).await);
+    clean(&schema, &prefix);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_redis_killed_mid_export_resumes_in_a_new_process() {
+    killed_mid_export_resumes("redis", |i| Rec {
+        key: format!("session:{i:05}"),
+        rev: 0,
+        body: Some(format!("{{\"n\":{i}}}").into_bytes()),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_pgvector_killed_mid_export_resumes_in_a_new_process() {
+    killed_mid_export_resumes("pinecone", |i| vector(&format!("chunk-{i:05}"), i as f32)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_backup_restored_at_v2_transforms_redis_keeps_vectors_and_refuses_v7() {
+    let (deps, _dir, schema, prefix) = world().await;
+    let t = TenantId::parse(T).expect("t");
+    let b = execute(
+        &deps,
+        tenantctl::TENANT_BACKUP_ASL,
+        "b",
+        json!({"tenant_id": T, "kind": "full"}),
+    )
+    .await;
+    assert_eq!(b.status, Status::Succeeded, "{}", e2e::task_cause(&b));
+    let id = b.output.expect("out")["backup_id"].clone();
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "v2",
+        json!({"backup_id": id, "to": "restore", "schema_version": 2}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    // Redis at v2, read back with redis-cli: each session wrapped in the v2 envelope.
+    let key = format!("{prefix}{T}:session:0007");
+    let home = redis_cli(11, &["GET", &key]);
+    let restored = redis_cli(RESTORE_DB, &["GET", &key]);
+    let want = Transform::SchemaV1ToV2
+        .forward(home.trim().as_bytes())
+        .expect("forward");
+    assert_eq!(restored.trim().as_bytes(), want.as_slice(), "session at v2");
+    assert_eq!(fp(&deps, "redis", "restore", T).await.count, 60);
+    // pgvector: the embeddings as they were (a schema version governs documents).
     assert_eq!(
-        fp(&again, "redis", "restore", BIG).await,
-        fp(&again, "redis", HOME, BIG).await
+        fp(&deps, "pinecone", "restore", T).await,
+        fp(&deps, "pinecone", HOME, T).await,
+        "vectors restored as backed up"
+    );
+    let v = deps
+        .dataset("pinecone", "restore")
+        .expect("ds")
+        .read(&t, "chunk-0007")
+        .await
+        .expect("read")
+        .and_then(|r| r.body)
+        .expect("vector");
+    assert_eq!(
+        VectorBody::decode(&v)
+            .expect("decode")
+            .expect("a vector")
+            .values,
+        vec![7.0, 1.0, -0.5, 0.25]
+    );
+    // No path from v1 to v7: refused before anything is written, in either product.
+    let bad = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "v7",
+        json!({"backup_id": id, "to": "broken", "schema_version": 7}),
+    )
+    .await;
+    assert_eq!(bad.status, Status::Failed);
+    assert!(
+        e2e::task_cause(&bad).contains("no migration path"),
+        "{}",
+        e2e::task_cause(&bad)
+    );
+    assert_eq!(
+        redis_cli(BROKEN_DB, &["--scan", "--pattern", &format!("{prefix}*")]).trim(),
+        ""
+    );
+    assert_eq!(
+        psql(&format!(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = '{schema}__broken'"
+        ))
+        .trim(),
+        "0"
     );
     clean(&schema, &prefix);
 }

@@ -468,3 +468,83 @@ async fn illegal_transitions_and_malformed_inputs_change_nothing() {
         (json!(true), p["migration_id"].clone())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_version_migration_moves_vectors_as_they_are() {
+    // A schema version governs documents; an embedding's body is the vector store's own
+    // shape, so under v1 -> v2 the vectors must arrive (and be written through the
+    // router) byte for byte, while the documents beside them are transformed.
+    let w = local_world().await;
+    let tenant = "tenant_002_globex";
+    let t = TenantId::parse(tenant).expect("t");
+    seed_json(&w.deps, tenant, &["postgresql"], 30).await;
+    let vector = |i: usize| {
+        json!({"values_milli": [i, 1000, -500], "metadata": {"doc": format!("d{i}")}})
+            .to_string()
+            .into_bytes()
+    };
+    let vectors: Vec<ports::migrate::Rec> = (0..30)
+        .map(|i| ports::migrate::Rec {
+            key: format!("chunk-{i:04}"),
+            rev: 0,
+            body: Some(vector(i)),
+        })
+        .collect();
+    let home = ports::migrate::Locator::dataset(&*w.deps, "pinecone", HOME).expect("ds");
+    home.apply_many(&t, &vectors).await.expect("seed vectors");
+    let req = json!({"tenant_id": tenant, "kind": "schema-version", "from": {"schema_version": 1},
+        "to": {"schema_version": 2}, "systems": ["postgresql", "pinecone"], "options": fast()});
+    let p = step(&w.deps, "provision", req).await.expect("provision");
+    let m = json!({"tenant_id": tenant, "migration_id": p["migration_id"]});
+    let with = |extra: Value| {
+        let mut v = m.clone();
+        v.as_object_mut()
+            .expect("obj")
+            .extend(extra.as_object().expect("obj").clone());
+        v
+    };
+    assert_eq!(
+        step(&w.deps, "sync", with(json!({"mode": "bulk"})))
+            .await
+            .expect("bulk")["done"],
+        true
+    );
+    step(&w.deps, "cutover", with(json!({"to": "DUAL_WRITE"})))
+        .await
+        .expect("dual");
+    // A vector written through the router while both sides are written.
+    let r = router(&w.deps, tenant).await.expect("router");
+    r.put("pinecone", "chunk-9999", &vector(9999))
+        .await
+        .expect("write");
+    assert_eq!(
+        r.get("pinecone", "chunk-0003").await.expect("read"),
+        Some(vector(3)),
+        "read through the router as written"
+    );
+    r.shutdown().await.expect("shutdown");
+    step(&w.deps, "sync", with(json!({"mode": "catch-up"})))
+        .await
+        .expect("catch-up");
+    let v2 = ports::migrate::Locator::dataset(&*w.deps, "pinecone", "v2").expect("ds");
+    for (key, want) in [("chunk-0007", vector(7)), ("chunk-9999", vector(9999))] {
+        let got = v2.read(&t, key).await.expect("read").and_then(|r| r.body);
+        assert_eq!(
+            got.as_deref().map(String::from_utf8_lossy),
+            Some(String::from_utf8_lossy(&want)),
+            "{key} at v2 is the vector as written"
+        );
+    }
+    let doc = ports::migrate::Locator::dataset(&*w.deps, "postgresql", "v2")
+        .expect("ds")
+        .read(&t, "rec/00007")
+        .await
+        .expect("read")
+        .and_then(|r| r.body)
+        .expect("doc");
+    assert!(String::from_utf8_lossy(&doc).starts_with("{\"schema_version\":2,"));
+    let verified = step(&w.deps, "verify", with(json!({"mode": "HASH"})))
+        .await
+        .expect("verify");
+    assert_eq!(verified["systems"].as_array().map(Vec::len), Some(2));
+}

@@ -76,6 +76,18 @@ pub trait Dataset: Send + Sync + Debug {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Rec>, StoreError>;
+    /// A full export of every current record with a key after `after`, in key order and
+    /// pages of up to `page`, read in one statement where the product has a bulk read
+    /// (PostgreSQL's COPY); `None` when the backend has none and [`ScanExport`] pages
+    /// through [`Dataset::scan`] instead.
+    async fn export(
+        &self,
+        _tenant: &TenantId,
+        _after: Option<&str>,
+        _page: usize,
+    ) -> Result<Option<Box<dyn Export>>, StoreError> {
+        Ok(None)
+    }
     /// This dataset as `Any`, for a backend that can copy from its own kind server-side.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
@@ -91,6 +103,59 @@ pub trait Dataset: Send + Sync + Debug {
         _limit: usize,
     ) -> Result<Option<CopiedPage>, StoreError> {
         Ok(None)
+    }
+}
+
+/// A full export under way: pages of current records in key order.
+#[async_trait]
+pub trait Export: Send {
+    /// The next page; shorter than the page size only at the end, empty after it.
+    async fn next_page(&mut self) -> Result<Vec<Rec>, StoreError>;
+}
+
+/// The export of a backend without a bulk read: one [`Dataset::scan`] per page.
+#[derive(Debug)]
+pub struct ScanExport<'a> {
+    dataset: &'a dyn Dataset,
+    tenant: &'a TenantId,
+    cursor: Option<String>,
+    page: usize,
+    done: bool,
+}
+
+impl<'a> ScanExport<'a> {
+    /// Pages of `dataset` after `after`.
+    pub fn new(
+        dataset: &'a dyn Dataset,
+        tenant: &'a TenantId,
+        after: Option<&str>,
+        page: usize,
+    ) -> Self {
+        Self {
+            dataset,
+            tenant,
+            cursor: after.map(str::to_owned),
+            page: page.max(1),
+            done: false,
+        }
+    }
+}
+
+#[async_trait]
+impl Export for ScanExport<'_> {
+    async fn next_page(&mut self) -> Result<Vec<Rec>, StoreError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let recs = self
+            .dataset
+            .scan(self.tenant, self.cursor.as_deref(), self.page)
+            .await?;
+        self.done = recs.len() < self.page;
+        if let Some(r) = recs.last() {
+            self.cursor = Some(r.key.clone());
+        }
+        Ok(recs)
     }
 }
 
@@ -196,6 +261,8 @@ pub trait Locator: Send + Sync + Debug {
     fn dataset(&self, system: &str, location: &str) -> Result<Arc<dyn Dataset>, StepError>;
     /// The change feed of `system` at `location`.
     fn feed(&self, system: &str, location: &str) -> Result<Arc<dyn ChangeFeed>, StepError>;
+    /// The catalog kind of `system` (which decides whether a schema transform applies).
+    fn kind(&self, system: &str) -> Result<lifecycle::SystemKind, StepError>;
 }
 
 /// How long a router may go without a heartbeat before it is presumed gone.

@@ -259,6 +259,7 @@ impl Router {
                     return match rec.and_then(|r| r.body) {
                         Some(b) => routing
                             .transform
+                            .for_kind(self.inner.locator.kind(system)?)
                             .backward(&b)
                             .map(Some)
                             .map_err(RouterError::Invalid),
@@ -380,7 +381,13 @@ impl Inner {
     ) -> Result<(), RouterError> {
         let tenant = &self.tenant;
         let target_body = match (routing.target.is_some(), body) {
-            (true, Some(b)) => Some(routing.transform.forward(b).map_err(RouterError::Invalid)?),
+            (true, Some(b)) => Some(
+                routing
+                    .transform
+                    .for_kind(self.locator.kind(system)?)
+                    .forward(b)
+                    .map_err(RouterError::Invalid)?,
+            ),
             _ => None,
         };
         let source = self

@@ -60,7 +60,7 @@ pub fn pairs(
                 from: deps.dataset(s, from)?,
                 to: deps.dataset(s, to)?,
                 feed: deps.feed(s, from)?,
-                transform: rec.transform,
+                transform: rec.transform.for_kind(deps.kind(s)?),
                 direction: dir,
             })
         })

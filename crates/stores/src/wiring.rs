@@ -5,7 +5,7 @@
 
 use crate::embedded::{LocalHolds, LocalLedger, LocalMigrations, LocalRouting, LocalSigner, World};
 use lifecycle::catalog::{CheckpointBackend, ControlBackend, SignerBackend, SystemSpec};
-use lifecycle::{Catalog, StepError};
+use lifecycle::{Catalog, StepError, SystemKind};
 use ports::backup::{Archive, TenantKeys};
 use ports::migrate::{ChangeFeed, Dataset, Locator, Migrations, RoutingStore};
 use ports::{
@@ -653,6 +653,13 @@ impl Locator for Deps {
 
     fn feed(&self, system: &str, location: &str) -> Result<Arc<dyn ChangeFeed>, StepError> {
         Ok(self.system(system)?.dataset(location)?.1)
+    }
+
+    fn kind(&self, system: &str) -> Result<SystemKind, StepError> {
+        self.catalog
+            .system(system)
+            .map(|s| s.kind)
+            .ok_or_else(|| StepError::invalid(format!("system {system} is not in the catalog")))
     }
 }
 

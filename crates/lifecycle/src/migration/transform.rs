@@ -15,6 +15,16 @@ pub enum Transform {
 }
 
 impl Transform {
+    /// The transform as it applies to a system of `kind`. A schema version governs the
+    /// tenant's documents; an embedding's body has the shape its vector store fixes
+    /// (values and metadata), so vector systems move as they are under any schema change.
+    pub fn for_kind(self, kind: crate::SystemKind) -> Self {
+        match kind {
+            crate::SystemKind::Vectors => Self::None,
+            _ => self,
+        }
+    }
+
     /// Source body to target body.
     pub fn forward(self, body: &[u8]) -> Result<Vec<u8>, String> {
         match self {

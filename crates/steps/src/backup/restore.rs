@@ -137,7 +137,8 @@ pub async fn plan_restore(
             if !systems.iter().any(|s| s.system == part.system) {
                 let (_, live_schema) = live(svc, tenant, &part.system).await?;
                 let to_schema = req.schema_version.unwrap_or(live_schema);
-                let transform = schema_path(&part.system, part.schema_version, to_schema)?;
+                let transform = schema_path(&part.system, part.schema_version, to_schema)?
+                    .for_kind(svc.kind(&part.system)?);
                 svc.dataset(&part.system, &req.to)?;
                 systems.push(SystemPlan {
                     system: part.system.clone(),

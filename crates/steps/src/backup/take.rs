@@ -14,7 +14,7 @@ use lifecycle::migration::Fingerprint;
 use lifecycle::{StepError, SystemKind, TenantId};
 use ports::Services;
 use ports::backup::Archive;
-use ports::migrate::Rec;
+use ports::migrate::{ChangeFeed, Dataset, Export, Rec, ScanExport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -353,18 +353,146 @@ pub async fn export_step(
         let recs = read_chunk(svc, &m, &key, system, last).await?;
         cursor = recs.last().map(|r| r.key.clone());
     }
+    let mut source = match m.kind {
+        BackupKind::Full if !p.done => Source::Full(
+            match dataset.export(tenant, cursor.as_deref(), page).await? {
+                Some(e) => e,
+                None => Box::new(ScanExport::new(&*dataset, tenant, cursor.as_deref(), page)),
+            },
+        ),
+        _ => Source::Feed {
+            feed: &*feed,
+            dataset: &*dataset,
+            cursor: p.feed_cursor,
+            upto: p.part.feed_position,
+        },
+    };
+    let mut next = if p.done {
+        Page::default()
+    } else {
+        source.next(tenant, page).await?
+    };
+    // Each turn writes one chunk while the next page is read and the progress of the
+    // chunks before it is saved: the three round trips overlap, and a saved progress
+    // only ever names chunks already written.
+    let saved_as = |p: &Progress| (p.part.chunks.len(), p.done);
+    let mut saved = saved_as(&p);
     while !p.done {
-        let recs: Vec<Rec> = match m.kind {
-            BackupKind::Full => dataset.scan(tenant, cursor.as_deref(), page).await?,
-            BackupKind::Incremental => {
-                let changes = feed.read(tenant, p.feed_cursor, page).await?;
-                let changes: Vec<_> = changes
-                    .into_iter()
-                    .take_while(|c| c.seq <= p.part.feed_position)
-                    .collect();
-                if let Some(c) = changes.last() {
-                    p.feed_cursor = c.seq;
+        let here = std::mem::take(&mut next);
+        if here.recs.is_empty() {
+            p.done = true;
+            break;
+        }
+        let index = u32::try_from(p.part.chunks.len())
+            .map_err(|_| StepError::Internal("too many chunks".into()))?;
+        let plain = frame::encode(&here.recs).map_err(|e| StepError::Internal(e.to_string()))?;
+        let aad = manifest::chunk_aad(tenant, backup_id, system, index);
+        let sealed =
+            seal::seal(&key, &aad, &plain).map_err(|e| StepError::Internal(e.to_string()))?;
+        let digest = hex_sha256(&sealed);
+        let bytes = sealed.len() as u64;
+        let last = ends_export(m.kind, here.recs.len(), page);
+        let snapshot = (saved != saved_as(&p))
+            .then(|| serde_json::to_vec(&p))
+            .transpose()
+            .map_err(|e| StepError::Internal(e.to_string()))?;
+        let snapshot_as = saved_as(&p);
+        let ckey = manifest::chunk_key(tenant, backup_id, system, index);
+        let (put, save, read) = tokio::join!(
+            archive.put(&ckey, sealed),
+            async {
+                match snapshot {
+                    Some(bytes) => archive.put(&pkey, bytes).await,
+                    None => Ok(()),
                 }
+            },
+            async {
+                if last {
+                    Ok(Page::default())
+                } else {
+                    source.next(tenant, page).await
+                }
+            },
+        );
+        put?;
+        save?;
+        saved = snapshot_as;
+        for r in &here.recs {
+            match &r.body {
+                Some(b) => {
+                    p.part.fingerprint.add(&r.key, b);
+                    p.part.records += 1;
+                }
+                None => p.part.tombstones += 1,
+            }
+        }
+        p.part.chunks.push(ChunkRef {
+            index,
+            records: here.recs.len() as u64,
+            bytes,
+            sha256: digest,
+        });
+        p.feed_cursor = here.feed_cursor.unwrap_or(p.feed_cursor);
+        p.done = last;
+        next = read?;
+        crate::progress::records("backup", system, p.part.records + p.part.tombstones);
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    if saved != saved_as(&p) {
+        put_json(&**archive, &pkey, &p).await?;
+    }
+    Ok(Exported {
+        system: system.to_owned(),
+        records: p.part.records,
+        chunks: p.part.chunks.len() as u64,
+        done: p.done,
+    })
+}
+
+/// One page read for a chunk, with the feed position it reads up to (incremental).
+#[derive(Debug, Default)]
+struct Page {
+    recs: Vec<Rec>,
+    feed_cursor: Option<u64>,
+}
+
+/// Where an export's pages come from: the dataset (a full backup) or its change feed up
+/// to the backup's instant (an incremental one).
+enum Source<'a> {
+    Full(Box<dyn Export + 'a>),
+    Feed {
+        feed: &'a dyn ChangeFeed,
+        dataset: &'a dyn Dataset,
+        cursor: u64,
+        upto: u64,
+    },
+}
+
+impl Source<'_> {
+    async fn next(&mut self, tenant: &TenantId, page: usize) -> Result<Page, StepError> {
+        match self {
+            Self::Full(e) => Ok(Page {
+                recs: e.next_page().await?,
+                feed_cursor: None,
+            }),
+            Self::Feed {
+                feed,
+                dataset,
+                cursor,
+                upto,
+            } => {
+                let changes: Vec<_> = feed
+                    .read(tenant, *cursor, page)
+                    .await?
+                    .into_iter()
+                    .take_while(|c| c.seq <= *upto)
+                    .collect();
+                let Some(last) = changes.last().map(|c| c.seq) else {
+                    return Ok(Page::default());
+                };
+                *cursor = last;
                 let keys: BTreeSet<String> = changes.into_iter().map(|c| c.key).collect();
                 let mut recs = Vec::with_capacity(keys.len());
                 for k in keys {
@@ -374,58 +502,18 @@ pub async fn export_step(
                         body: None,
                     }));
                 }
-                recs
+                Ok(Page {
+                    recs,
+                    feed_cursor: Some(last),
+                })
             }
-        };
-        if recs.is_empty() {
-            p.done = true;
-        } else {
-            let index = u32::try_from(p.part.chunks.len())
-                .map_err(|_| StepError::Internal("too many chunks".into()))?;
-            let plain = frame::encode(&recs).map_err(|e| StepError::Internal(e.to_string()))?;
-            let aad = manifest::chunk_aad(tenant, backup_id, system, index);
-            let sealed =
-                seal::seal(&key, &aad, &plain).map_err(|e| StepError::Internal(e.to_string()))?;
-            let digest = hex_sha256(&sealed);
-            let bytes = sealed.len() as u64;
-            archive
-                .put(
-                    &manifest::chunk_key(tenant, backup_id, system, index),
-                    sealed,
-                )
-                .await?;
-            for r in &recs {
-                match &r.body {
-                    Some(b) => {
-                        p.part.fingerprint.add(&r.key, b);
-                        p.part.records += 1;
-                    }
-                    None => p.part.tombstones += 1,
-                }
-            }
-            p.part.chunks.push(ChunkRef {
-                index,
-                records: recs.len() as u64,
-                bytes,
-                sha256: digest,
-            });
-            cursor = recs.last().map(|r| r.key.clone());
-            if m.kind == BackupKind::Full && recs.len() < page {
-                p.done = true;
-            }
-        }
-        put_json(&**archive, &pkey, &p).await?;
-        crate::progress::records("backup", system, p.part.records + p.part.tombstones);
-        if Instant::now() >= deadline {
-            break;
         }
     }
-    Ok(Exported {
-        system: system.to_owned(),
-        records: p.part.records,
-        chunks: p.part.chunks.len() as u64,
-        done: p.done,
-    })
+}
+
+/// True when a page ends the export: a full export's short page is its last.
+fn ends_export(kind: BackupKind, len: usize, page: usize) -> bool {
+    kind == BackupKind::Full && len < page
 }
 
 /// Reads, checks and opens one chunk.

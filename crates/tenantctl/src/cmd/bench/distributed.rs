@@ -57,17 +57,57 @@ async fn bucket(s3: &aws_sdk_s3::Client, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Empties moto (`POST /moto-api/reset`): it keeps every object of every bucket in one
-/// process, about 57 KB each, so 400,000 objects and their deletions outgrow 24 GiB.
-fn reset_moto(endpoint: &str) -> Result<()> {
-    let out = std::process::Command::new("curl")
-        .args(["-sf", "-X", "POST", &format!("{endpoint}/moto-api/reset")])
-        .output()
-        .context("curl (to reset moto)")?;
-    if !out.status.success() {
-        bail!("moto did not reset at {endpoint}");
+/// A moto server of the bench's own, started with one tenant's objects already in it and
+/// stopped (with all it holds) when dropped.
+///
+/// moto keeps every object in one Python process and does not give memory back after
+/// `/moto-api/reset` (200,000 objects and their deletions grew it past 23 GB), so each row
+/// gets a fresh process; seeding inside that process (scripts/moto_server.py `--seed`)
+/// takes seconds where 200,000 PutObject calls take 40 minutes.
+struct FreshMoto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl FreshMoto {
+    async fn start(bucket: &str, prefix: &str, objects: usize) -> Result<Self> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log =
+            std::fs::File::create(std::env::temp_dir().join(format!("moto-bench-{port}.log")))?;
+        let child = std::process::Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("scripts/moto_server.py"))
+            .arg(port.to_string())
+            .arg("--seed")
+            .arg(format!("{bucket},{prefix},{objects}"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting moto (run scripts/bootstrap first)")?;
+        let moto = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let b = bar(1, &format!("starting moto with {objects} objects"));
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("moto did not start with {objects} objects in 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        b.finish_and_clear();
+        Ok(moto)
     }
-    Ok(())
+}
+
+impl Drop for FreshMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Runs the shipped Distributed Map machine over `bucket` with `workers` children at once
@@ -136,21 +176,20 @@ async fn dmap(
     Ok(took)
 }
 
+/// Where each row's tenant lives: one shared moto (each tenant seeded through the API
+/// into a bucket of its own first), or a fresh pre-seeded moto per row.
+pub enum Moto {
+    /// An already running moto at this URL.
+    Shared(String),
+    /// A moto process of the bench's own per row.
+    Fresh,
+}
+
 /// Erases equal tenants three ways (the Distributed Map with `workers` children, the same
 /// machine with one, and the inline erasure's single loop) and prints the times and their
 /// ratios; `cap` stops the single loop early (its row then says what it erased and the
-/// ratios are lower bounds). With `reset`, each tenant is seeded just before its erasure and moto is emptied
-/// between them, so only one tenant's objects are ever held (everything else on that moto
-/// is lost).
-pub async fn run(
-    endpoint: &str,
-    objects: usize,
-    workers: usize,
-    reset: bool,
-    cap: Option<Duration>,
-) -> Result<()> {
-    let cfg = moto_config(endpoint).await;
-    let s3 = moto_s3(&cfg);
+/// ratios are lower bounds).
+pub async fn run(moto: Moto, objects: usize, workers: usize, cap: Option<Duration>) -> Result<()> {
     let pid = std::process::id();
     let buckets = [
         format!("bench-dmap-{pid}"),
@@ -159,37 +198,53 @@ pub async fn run(
     ];
     let tenant = TenantId::parse("bench_dmap")?;
     let prefix = format!("tenants/{tenant}/");
-    let prepare = |i: usize| {
-        let (s3, b, prefix) = (s3.clone(), buckets[i].clone(), prefix.clone());
+    if let Moto::Shared(endpoint) = &moto {
+        let s3 = moto_s3(&moto_config(endpoint).await);
+        for b in &buckets {
+            bucket(&s3, b).await?;
+            seed(&s3, b, &prefix, objects).await?;
+        }
+    }
+    // Each row runs on its moto (kept alive by `_fresh` for the row's duration).
+    let at = |i: usize| {
+        let (b, prefix) = (buckets[i].clone(), prefix.clone());
+        let moto = &moto;
         async move {
-            if reset && i > 0 {
-                reset_moto(endpoint)?;
-            }
-            bucket(&s3, &b).await?;
-            seed(&s3, &b, &prefix, objects).await
+            let (fresh, url) = match moto {
+                Moto::Shared(url) => (None, url.clone()),
+                Moto::Fresh => {
+                    let m = FreshMoto::start(&b, &prefix, objects).await?;
+                    let url = m.url.clone();
+                    (Some(m), url)
+                }
+            };
+            let cfg = moto_config(&url).await;
+            anyhow::Ok((fresh, url, cfg))
         }
     };
-    if !reset {
-        for i in 0..buckets.len() {
-            prepare(i).await?;
-        }
-    }
-    println!("each tenant: {objects} objects under {prefix} (unversioned buckets)");
+    let where_ = match &moto {
+        Moto::Shared(url) => url.clone(),
+        Moto::Fresh => "a fresh moto per row, seeded in its own process".into(),
+    };
+    println!("each tenant: {objects} objects under {prefix} (unversioned buckets), on {where_}");
 
     // The Distributed Map, in the simulator, on the real delete-objects handler.
-    if reset {
-        prepare(0).await?;
-    }
-    let dist = dmap(&cfg, &s3, &buckets[0], &tenant, workers).await?;
-    if reset {
-        prepare(1).await?;
-    }
-    let one = dmap(&cfg, &s3, &buckets[1], &tenant, 1).await?;
-    if reset {
-        prepare(2).await?;
-    }
+    let (_fresh, _, cfg) = at(0).await?;
+    let dist = dmap(&cfg, &moto_s3(&cfg), &buckets[0], &tenant, workers).await?;
+    drop(_fresh);
+    // Each row is printed as it ends, so a later row's failure does not lose it.
+    println!(
+        "Distributed Map, {workers} workers: {:.2} s",
+        dist.as_secs_f64()
+    );
+    let (_fresh, _, cfg) = at(1).await?;
+    let one = dmap(&cfg, &moto_s3(&cfg), &buckets[1], &tenant, 1).await?;
+    drop(_fresh);
+    println!("Distributed Map, 1 worker: {:.2} s", one.as_secs_f64());
 
     // The single loop: the inline erasure's S3 store, one call at a time.
+    let (_fresh, _, cfg) = at(2).await?;
+    let s3 = moto_s3(&cfg);
     let store = S3TenantStore::new(
         s3.clone(),
         "s3",
@@ -218,7 +273,8 @@ pub async fn run(
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     // Capped, the loop had not finished: its time is a floor, and so is every ratio to it.
     let at_least = if capped { "≥ " } else { "" };
-    println!("erase {objects} objects of one tenant on {endpoint} (moto):");
+    drop(_fresh);
+    println!("erase {objects} objects of one tenant on {where_} (moto):");
     println!("| path | time | objects/s | single loop / this |");
     println!("| --- | ---: | ---: | ---: |");
     println!(

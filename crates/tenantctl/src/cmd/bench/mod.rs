@@ -102,20 +102,21 @@ pub enum BenchCmd {
     /// Erase one tenant's S3 prefix on moto with the Distributed Map machine (N parallel
     /// map workers) against the inline erasure's single loop.
     DistributedErase {
-        /// API endpoint (moto's URL).
-        #[arg(long, env = "MOTO_URL")]
-        endpoint: String,
+        /// API endpoint (moto's URL); ignored with `--fresh-moto`.
+        #[arg(long, env = "MOTO_URL", required_unless_present = "fresh_moto")]
+        endpoint: Option<String>,
         /// Objects of the tenant.
         #[arg(long, default_value_t = 200_000)]
         objects: usize,
         /// Child executions at once (the map's MaxConcurrency).
         #[arg(long, default_value_t = 8)]
         workers: usize,
-        /// Seed each tenant just before its erasure and empty moto between the two
-        /// (`/moto-api/reset`: loses everything else on that moto), so moto holds one
-        /// tenant's objects at a time.
+        /// Start a moto process of the bench's own for each row, with the tenant's objects
+        /// seeded inside it (scripts/moto_server.py `--seed`), and stop it after the row,
+        /// so only one tenant's objects are ever held and each row starts on an empty
+        /// process.
         #[arg(long)]
-        reset_moto: bool,
+        fresh_moto: bool,
         /// Stop the single loop after this many seconds and report what it erased by then
         /// (on moto its version listing copies the whole bucket per page, so 200,000
         /// objects take hours); the ratio is then a lower bound.
@@ -296,11 +297,15 @@ pub async fn run(cmd: BenchCmd, ctx: &Ctx) -> Result<()> {
             endpoint,
             objects,
             workers,
-            reset_moto,
+            fresh_moto,
             loop_cap_secs,
         } => {
             let cap = loop_cap_secs.map(std::time::Duration::from_secs);
-            distributed::run(&endpoint, objects, workers, reset_moto, cap).await
+            let moto = match endpoint {
+                Some(url) if !fresh_moto => distributed::Moto::Shared(url),
+                _ => distributed::Moto::Fresh,
+            };
+            distributed::run(moto, objects, workers, cap).await
         }
         BenchCmd::S3Copy {
             endpoint,
