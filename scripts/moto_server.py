@@ -100,15 +100,18 @@ def cheap_transaction_backups():
     DynamoDBBackend.transact_write_items = transact_write_items
 
 
-def lean_version_listing():
-    """Makes moto's ListObjectVersions cost one page, as S3's does.
+def lean_listings():
+    """Makes moto's ListObjectVersions and ListObjectsV2 cost about one page, as S3's do.
 
-    moto deep-copies every version of every key of the bucket on each call (to mark the
-    latest ones), so paging through a bucket of 200,000 objects copied 200,000 objects
-    per page: hours of work, and garbage that grew the process past 22 GB until the
-    kernel killed it. The listing now sees only the names a page can reach (those under
-    the prefix from the key marker on, one more than a page holds), so its result is the
-    same and its cost is a page's.
+    moto deep-copies every version of every key of the bucket on each ListObjectVersions
+    call (to mark the latest ones), so paging through a bucket of 200,000 objects copied
+    200,000 objects per page: hours of work, and garbage that grew the process past 22 GB
+    until the kernel killed it; ListObjectsV2 sorts every key object of the bucket per
+    page. Both listings now see only the names a page can reach (those under the prefix
+    past the marker, one more than a page holds), found by one sort of the names, so their
+    results are the same and both cost the same per page. (A version page starts at the
+    marker's name, whose listed versions it skips, then needs one name past the page to
+    know it is truncated: hence two names more than the page.)
     """
     from moto.s3 import models as s3_models
     from moto.s3.utils import _VersionedKeyStore
@@ -144,7 +147,7 @@ def lean_version_listing():
             n
             for n in keys.keys()
             if n.startswith(prefix or "") and (key_marker is None or n >= key_marker)
-        )[: max_keys + 1]
+        )[: max_keys + 2]
         small = _VersionedKeyStore()
         for n in names:
             dict.__setitem__(small, n, keys.getlist(n))
@@ -154,8 +157,37 @@ def lean_version_listing():
         finally:
             local.window = None
 
+    original_v2 = s3_models.S3Backend.list_objects_v2
+
+    def list_objects_v2(
+        self, bucket, prefix, delimiter, continuation_token, start_after, max_keys
+    ):
+        if delimiter or max_keys is None or max_keys < 1:
+            return original_v2(
+                self, bucket, prefix, delimiter, continuation_token, start_after, max_keys
+            )
+        limit = (
+            self._pagination_tokens.get(continuation_token)
+            if continuation_token
+            else start_after
+        )
+        found = []
+        for n in sorted(
+            n
+            for n in bucket.keys.keys()
+            if n.startswith(prefix or "") and (not limit or n > limit)
+        ):
+            key = bucket.keys[n]
+            if isinstance(key, s3_models.FakeDeleteMarker):
+                continue
+            found.append(key)
+            if len(found) > max_keys:
+                break
+        return self._truncate_result(found, max_keys)
+
     s3_models.S3Backend.get_bucket = get_bucket
     s3_models.S3Backend.list_object_versions = list_object_versions
+    s3_models.S3Backend.list_objects_v2 = list_objects_v2
 
 
 def seed(spec):
@@ -180,7 +212,7 @@ def seed(spec):
 
 def main():
     cheap_transaction_backups()
-    lean_version_listing()
+    lean_listings()
     port = int(sys.argv[1])
     # --seed BUCKET,PREFIX,COUNT (benchmarks only)
     if len(sys.argv) > 3 and sys.argv[2] == "--seed":

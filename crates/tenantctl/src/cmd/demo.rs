@@ -654,15 +654,15 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<()> {
         }
     );
     println!(
-        "  {env}cargo run -q --{dd} ledger verify --trust {}",
+        "  {env}cargo run -q -p tenantctl --{dd} ledger verify --trust {}",
         pem_path.display()
     );
     println!(
-        "  {env}cargo run -q --{dd} cert verify {0}/certificates/{first}.json --trust {1} --receipt {0}/certificates/{first}.tlog-proof",
+        "  {env}cargo run -q -p tenantctl --{dd} cert verify {0}/certificates/{first}.json --trust {1} --receipt {0}/certificates/{first}.tlog-proof",
         dir.display(),
         pem_path.display()
     );
-    println!("  {env}cargo run -q --{dd} count --tenant tenant_004_departed_customer");
+    println!("  {env}cargo run -q -p tenantctl --{dd} count --tenant tenant_004_departed_customer");
     println!("check a certificate with openssl alone:");
     println!("  cert={}/certificates/{first}.json", dir.display());
     println!(
