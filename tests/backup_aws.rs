@@ -8,8 +8,8 @@
 
 use e2e::migration::seed_json;
 use e2e::{
-    Later, execute, fingerprint as fp, kms_key, moto_config, moto_s3, request, run, table,
-    versioned_bucket,
+    Later, call_step, execute, fingerprint as fp, kms_key, moto_config, moto_s3, request, run,
+    table, versioned_bucket,
 };
 use lifecycle::TenantId;
 use lifecycle::migration::HOME;
@@ -540,10 +540,11 @@ async fn no_s3_backup_object_holds_a_readable_record_and_one_changed_byte_is_cau
         .iter()
         .find(|k| k.contains("/analytics/") && k.ends_with(".chunk"))
         .expect("an analytics chunk");
-    let mut bytes = archive.get(chunk).await.expect("get").expect("object");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    archive.put(chunk, bytes).await.expect("put");
+    let bytes = archive.get(chunk).await.expect("get").expect("object");
+    archive
+        .put(chunk, e2e::flip_middle_byte(bytes))
+        .await
+        .expect("put");
     let e = execute(
         &deps,
         tenantctl::TENANT_RESTORE_ASL,
@@ -564,20 +565,10 @@ async fn no_s3_backup_object_holds_a_readable_record_and_one_changed_byte_is_cau
 async fn a_backup_killed_mid_export_of_postgres_resumes_in_a_new_process_from_its_last_chunk() {
     let (deps, catalog, cfg) = provisioned_world().await;
     seed_json(&deps, T, &["postgresql"], 5000).await;
-    let step = |deps: Arc<Deps>, f: &'static str, input: serde_json::Value, budget: u64| async move {
-        tenantctl::registry::call(
-            f,
-            input,
-            &deps,
-            tenant_runtime::Budget::of(std::time::Duration::from_secs(budget)),
-        )
-        .await
-        .expect(f)
-    };
-    let begun = step(deps.clone(), "begin-backup", json!({"tenant_id": T}), 60).await;
+    let begun = call_step(deps.clone(), "begin-backup", json!({"tenant_id": T}), 60).await;
     let id = begun["backup_id"].as_str().expect("id").to_owned();
     let input = json!({"tenant_id": T, "backup_id": id, "system": "postgresql"});
-    let first = step(deps.clone(), "backup-system", input.clone(), 0).await;
+    let first = call_step(deps.clone(), "backup-system", input.clone(), 0).await;
     assert_eq!(
         (first["done"].clone(), first["chunks"].clone()),
         (json!(false), json!(1))
@@ -596,14 +587,14 @@ async fn a_backup_killed_mid_export_of_postgres_resumes_in_a_new_process_from_it
         .await
         .expect("reconnect"),
     );
-    let mut out = step(again.clone(), "backup-system", input.clone(), 0).await;
+    let mut out = call_step(again.clone(), "backup-system", input.clone(), 0).await;
     assert_eq!(out["chunks"], 2, "resumed after the recorded chunk");
     while out["done"] == false {
-        out = step(again.clone(), "backup-system", input.clone(), 60).await;
+        out = call_step(again.clone(), "backup-system", input.clone(), 60).await;
     }
     assert_eq!(out["records"], 5000);
     for s in ["s3", "analytics"] {
-        step(
+        call_step(
             again.clone(),
             "backup-system",
             json!({"tenant_id": T, "backup_id": id, "system": s}),
@@ -611,7 +602,7 @@ async fn a_backup_killed_mid_export_of_postgres_resumes_in_a_new_process_from_it
         )
         .await;
     }
-    let fin = step(
+    let fin = call_step(
         again.clone(),
         "finish-backup",
         json!({"tenant_id": T, "backup_id": id}),
@@ -746,7 +737,7 @@ fn embedding(i: u32) -> ports::migrate::Rec {
 /// own (another vector bucket, other log groups); production keeps every record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_on_s3_vectors_and_cloudwatch_logs_restores_equal_in_new_locations() {
-    let (deps, _dir, _, _, recs) = vectors_and_logs_world(&["restore"], 2000).await;
+    let (deps, _dir, _, _, recs) = vectors_and_logs_world(&["restore", "v2", "v7"], 2000).await;
     let t = TenantId::parse(T).expect("t");
     let b = execute(
         &deps,
@@ -785,6 +776,51 @@ async fn a_tenant_on_s3_vectors_and_cloudwatch_logs_restores_equal_in_new_locati
         recs[7].body.clone().expect("body"),
         "values and metadata exact"
     );
+
+    // At schema v2: log events take the v2 envelope, embeddings stay as they are; no path
+    // to v7 is refused before anything is written.
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "v2",
+        json!({"backup_id": b["backup_id"], "to": "v2", "schema_version": 2}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{}", e2e::task_cause(&e));
+    let home_event = body(&deps, "cloudwatch", HOME, "rec/00007")
+        .await
+        .expect("home");
+    assert_eq!(
+        body(&deps, "cloudwatch", "v2", "rec/00007").await,
+        Some(
+            lifecycle::migration::Transform::SchemaV1ToV2
+                .forward(&home_event)
+                .expect("forward")
+        ),
+        "a log event at v2"
+    );
+    assert_eq!(fp(&deps, "cloudwatch", "v2", T).await.count, 80);
+    assert_eq!(
+        fp(&deps, "vectors", "v2", T).await,
+        fp(&deps, "vectors", HOME, T).await,
+        "embeddings restored as backed up"
+    );
+    let bad = execute(
+        &deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "v7",
+        json!({"backup_id": b["backup_id"], "to": "v7", "schema_version": 7}),
+    )
+    .await;
+    assert_eq!(bad.status, Status::Failed);
+    assert!(
+        e2e::task_cause(&bad).contains("no migration path"),
+        "{}",
+        e2e::task_cause(&bad)
+    );
+    for s in ["vectors", "cloudwatch"] {
+        assert_eq!(fp(&deps, s, "v7", T).await.count, 0, "{s}: nothing written");
+    }
 }
 
 /// On S3 Vectors and CloudWatch Logs: an export killed after its first chunk resumes in a
@@ -826,21 +862,11 @@ async fn on_s3_vectors_and_cloudwatch_a_killed_export_resumes_point_in_time_hold
         .expect("write");
 
     // A full backup whose vector export is killed after its first chunk (25 records).
-    let step = |deps: Arc<Deps>, f: &'static str, input: serde_json::Value, budget: u64| async move {
-        tenantctl::registry::call(
-            f,
-            input,
-            &deps,
-            tenant_runtime::Budget::of(std::time::Duration::from_secs(budget)),
-        )
-        .await
-        .expect(f)
-    };
-    let begun = step(deps.clone(), "begin-backup", json!({"tenant_id": T}), 60).await;
+    let begun = call_step(deps.clone(), "begin-backup", json!({"tenant_id": T}), 60).await;
     let id = begun["backup_id"].as_str().expect("id").to_owned();
     let input = |s: &str| json!({"tenant_id": T, "backup_id": id, "system": s});
     for s in ["vectors", "cloudwatch"] {
-        let first = step(deps.clone(), "backup-system", input(s), 0).await;
+        let first = call_step(deps.clone(), "backup-system", input(s), 0).await;
         assert_eq!(
             (first["done"].clone(), first["chunks"].clone()),
             (json!(false), json!(1)),
@@ -861,14 +887,14 @@ async fn on_s3_vectors_and_cloudwatch_a_killed_export_resumes_point_in_time_hold
         .expect("reconnect"),
     );
     for (s, n) in [("vectors", 61), ("cloudwatch", 81)] {
-        let mut out = step(deps.clone(), "backup-system", input(s), 0).await;
+        let mut out = call_step(deps.clone(), "backup-system", input(s), 0).await;
         assert_eq!(out["chunks"], 2, "{s} resumed after the recorded chunk");
         while out["done"] == false {
-            out = step(deps.clone(), "backup-system", input(s), 60).await;
+            out = call_step(deps.clone(), "backup-system", input(s), 60).await;
         }
         assert_eq!(out["records"], n, "{s}");
     }
-    step(
+    call_step(
         deps.clone(),
         "finish-backup",
         json!({"tenant_id": T, "backup_id": id}),
@@ -943,10 +969,11 @@ async fn on_s3_vectors_and_cloudwatch_a_killed_export_resumes_point_in_time_hold
         .iter()
         .find(|k| k.contains(&format!("{id}/vectors/")) && k.ends_with(".chunk"))
         .expect("a vectors chunk");
-    let mut bytes = archive.get(chunk).await.expect("get").expect("object");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    archive.put(chunk, bytes).await.expect("put");
+    let bytes = archive.get(chunk).await.expect("get").expect("object");
+    archive
+        .put(chunk, e2e::flip_middle_byte(bytes))
+        .await
+        .expect("put");
     let e = execute(
         &deps,
         tenantctl::TENANT_RESTORE_ASL,

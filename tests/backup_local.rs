@@ -325,10 +325,8 @@ async fn one_changed_byte_in_a_chunk_is_caught_before_anything_is_written() {
             p.to_string_lossy().contains("/s3/") && p.extension().is_some_and(|e| e == "chunk")
         })
         .expect("a chunk");
-    let mut bytes = std::fs::read(&chunk).expect("read");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&chunk, bytes).expect("write");
+    let bytes = std::fs::read(&chunk).expect("read");
+    std::fs::write(&chunk, e2e::flip_middle_byte(bytes)).expect("write");
     let e = restore(
         &w.deps,
         json!({"backup_id": b["backup_id"], "to": "broken"}),

@@ -4,7 +4,7 @@
 //! many keys and vectors as production, with equal fingerprints, and nothing of the other
 //! tenant; production is unchanged.
 
-use e2e::{execute, fingerprint as fp};
+use e2e::{call_step, execute, fingerprint as fp};
 use lifecycle::TenantId;
 use lifecycle::migration::{HOME, Transform};
 use ports::migrate::{Locator, Rec};
@@ -327,10 +327,8 @@ async fn point_in_time_a_changed_byte_and_no_readable_record_on_redis_and_pgvect
                 && p.extension().is_some_and(|x| x == "chunk")
         })
         .expect("a redis chunk of the full backup");
-    let mut bytes = std::fs::read(chunk).expect("read");
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(chunk, bytes).expect("write");
+    let bytes = std::fs::read(chunk).expect("read");
+    std::fs::write(chunk, e2e::flip_middle_byte(bytes)).expect("write");
     let e = execute(
         &deps,
         tenantctl::TENANT_RESTORE_ASL,
@@ -375,20 +373,10 @@ async fn killed_mid_export_resumes(system: &str, rec: impl Fn(usize) -> Rec) {
     ds.provision(&t).await.expect("provision");
     let recs: Vec<Rec> = (0..2500).map(rec).collect();
     ds.apply_many(&t, &recs).await.expect("seed");
-    let step = |deps: Arc<stores::Deps>, f: &'static str, input: serde_json::Value, secs: u64| async move {
-        tenantctl::registry::call(
-            f,
-            input,
-            &deps,
-            tenant_runtime::Budget::of(std::time::Duration::from_secs(secs)),
-        )
-        .await
-        .expect(f)
-    };
-    let begun = step(deps.clone(), "begin-backup", json!({"tenant_id": BIG}), 60).await;
+    let begun = call_step(deps.clone(), "begin-backup", json!({"tenant_id": BIG}), 60).await;
     let id = begun["backup_id"].as_str().expect("id").to_owned();
     let input = json!({"tenant_id": BIG, "backup_id": id, "system": system});
-    let first = step(deps.clone(), "backup-system", input.clone(), 0).await;
+    let first = call_step(deps.clone(), "backup-system", input.clone(), 0).await;
     assert_eq!(
         (first["done"].clone(), first["chunks"].clone()),
         (json!(false), json!(1))
@@ -407,15 +395,15 @@ async fn killed_mid_export_resumes(system: &str, rec: impl Fn(usize) -> Rec) {
         .await
         .expect("reconnect"),
     );
-    let mut out = step(again.clone(), "backup-system", input.clone(), 0).await;
+    let mut out = call_step(again.clone(), "backup-system", input.clone(), 0).await;
     assert_eq!(out["chunks"], 2, "resumed after the recorded chunk");
     while out["done"] == false {
-        out = step(again.clone(), "backup-system", input.clone(), 60).await;
+        out = call_step(again.clone(), "backup-system", input.clone(), 60).await;
     }
     assert_eq!(out["records"], 2500);
     for s in begun["systems"].as_array().expect("systems") {
         if s != system {
-            step(
+            call_step(
                 again.clone(),
                 "backup-system",
                 json!({"tenant_id": BIG, "backup_id": id, "system": s}),
@@ -424,7 +412,7 @@ async fn killed_mid_export_resumes(system: &str, rec: impl Fn(usize) -> Rec) {
             .await;
         }
     }
-    step(
+    call_step(
         again.clone(),
         "finish-backup",
         json!({"tenant_id": BIG, "backup_id": id}),

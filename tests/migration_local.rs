@@ -47,6 +47,32 @@ async fn certificates(deps: &Deps) -> Vec<Value> {
         .collect()
 }
 
+/// `m` with the fields of `extra` added.
+fn with(m: &Value, extra: Value) -> Value {
+    let mut v = m.clone();
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    v
+}
+
+/// Provisions the migration `req`, bulk-copies it and starts dual-write, step by step;
+/// returns the migration's reference (tenant and migration id).
+async fn to_dual_write(deps: &Deps, req: Value) -> Value {
+    let p = step(deps, "provision", req).await.expect("provision");
+    let m = json!({"tenant_id": p["tenant_id"], "migration_id": p["migration_id"]});
+    assert_eq!(
+        step(deps, "sync", with(&m, json!({"mode": "bulk"})))
+            .await
+            .expect("bulk")["done"],
+        true
+    );
+    step(deps, "cutover", with(&m, json!({"to": "DUAL_WRITE"})))
+        .await
+        .expect("dual");
+    m
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_migration_under_load_loses_no_write_and_ends_equal() {
     let w = local_world().await;
@@ -224,24 +250,8 @@ async fn a_checksum_mismatch_is_repaired_record_by_record() {
     seed_json(&w.deps, tenant, &["postgresql"], 150).await;
     let req = json!({"tenant_id": tenant, "kind": "schema-version", "from": {"schema_version": 1},
         "to": {"schema_version": 2}, "systems": ["postgresql"], "options": fast()});
-    let p = step(&w.deps, "provision", req).await.expect("provision");
-    let m = json!({"tenant_id": tenant, "migration_id": p["migration_id"]});
-    let with = |extra: Value| {
-        let mut v = m.clone();
-        v.as_object_mut()
-            .expect("obj")
-            .extend(extra.as_object().expect("obj").clone());
-        v
-    };
-    assert_eq!(
-        step(&w.deps, "sync", with(json!({"mode": "bulk"})))
-            .await
-            .expect("bulk")["done"],
-        true
-    );
-    step(&w.deps, "cutover", with(json!({"to": "DUAL_WRITE"})))
-        .await
-        .expect("dual");
+    let m = to_dual_write(&w.deps, req).await;
+    let with = |extra: Value| with(&m, extra);
     step(&w.deps, "sync", with(json!({"mode": "catch-up"})))
         .await
         .expect("catch-up");
@@ -494,24 +504,8 @@ async fn a_schema_version_migration_moves_vectors_as_they_are() {
     home.apply_many(&t, &vectors).await.expect("seed vectors");
     let req = json!({"tenant_id": tenant, "kind": "schema-version", "from": {"schema_version": 1},
         "to": {"schema_version": 2}, "systems": ["postgresql", "pinecone"], "options": fast()});
-    let p = step(&w.deps, "provision", req).await.expect("provision");
-    let m = json!({"tenant_id": tenant, "migration_id": p["migration_id"]});
-    let with = |extra: Value| {
-        let mut v = m.clone();
-        v.as_object_mut()
-            .expect("obj")
-            .extend(extra.as_object().expect("obj").clone());
-        v
-    };
-    assert_eq!(
-        step(&w.deps, "sync", with(json!({"mode": "bulk"})))
-            .await
-            .expect("bulk")["done"],
-        true
-    );
-    step(&w.deps, "cutover", with(json!({"to": "DUAL_WRITE"})))
-        .await
-        .expect("dual");
+    let m = to_dual_write(&w.deps, req).await;
+    let with = |extra: Value| with(&m, extra);
     // A vector written through the router while both sides are written.
     let r = router(&w.deps, tenant).await.expect("router");
     r.put("pinecone", "chunk-9999", &vector(9999))

@@ -102,6 +102,26 @@ pub async fn execute(deps: &Arc<Deps>, asl: &str, name: &str, input: Value) -> E
     .await
 }
 
+/// Calls one step function on the plain handlers with a budget of `secs` (0: one unit of
+/// work, then a continuation), as a Lambda invocation would; panics on its error.
+pub async fn call_step(deps: Arc<Deps>, f: &'static str, input: Value, secs: u64) -> Value {
+    tenantctl::registry::call(
+        f,
+        input,
+        &deps,
+        tenant_runtime::Budget::of(std::time::Duration::from_secs(secs)),
+    )
+    .await
+    .expect(f)
+}
+
+/// `bytes` with one bit of its middle byte flipped: a corrupted chunk.
+pub fn flip_middle_byte(mut bytes: Vec<u8>) -> Vec<u8> {
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    bytes
+}
+
 /// The fingerprint of the tenant's live records of `system` at `location`.
 pub async fn fingerprint(
     deps: &Deps,
