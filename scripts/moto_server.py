@@ -140,17 +140,25 @@ def lean_listings():
         version_id_marker=None,
     ):
         args = (bucket_name, delimiter, key_marker, max_keys, prefix, version_id_marker)
-        if delimiter or max_keys is None:
+        prefix = prefix or ""
+        # Only what the callers here send is narrowed (a page from the start, or from a
+        # marker under the prefix); anything else is moto's own listing.
+        if delimiter or max_keys is None or (
+            key_marker is not None and not key_marker.startswith(prefix)
+        ):
             return original_list(self, *args)
         keys = original_get(self, bucket_name).keys
+        # A copy of the names first: other threads write the bucket while this lists.
         names = sorted(
             n
-            for n in keys.keys()
-            if n.startswith(prefix or "") and (key_marker is None or n >= key_marker)
+            for n in list(dict.keys(keys))
+            if n.startswith(prefix) and (key_marker is None or n >= key_marker)
         )[: max_keys + 2]
         small = _VersionedKeyStore()
         for n in names:
-            dict.__setitem__(small, n, keys.getlist(n))
+            versions = keys.getlist(n)
+            if versions:
+                dict.__setitem__(small, n, list(versions))
         local.window = (bucket_name, Window(small))
         try:
             return original_list(self, *args)
@@ -162,10 +170,14 @@ def lean_listings():
     def list_objects_v2(
         self, bucket, prefix, delimiter, continuation_token, start_after, max_keys
     ):
-        if delimiter or max_keys is None or max_keys < 1:
-            return original_v2(
-                self, bucket, prefix, delimiter, continuation_token, start_after, max_keys
-            )
+        args = (bucket, prefix, delimiter, continuation_token, start_after, max_keys)
+        if (
+            delimiter
+            or max_keys is None
+            or max_keys < 1
+            or (continuation_token and continuation_token not in self._pagination_tokens)
+        ):
+            return original_v2(self, *args)
         limit = (
             self._pagination_tokens.get(continuation_token)
             if continuation_token
@@ -174,11 +186,11 @@ def lean_listings():
         found = []
         for n in sorted(
             n
-            for n in bucket.keys.keys()
+            for n in list(dict.keys(bucket.keys))
             if n.startswith(prefix or "") and (not limit or n > limit)
         ):
-            key = bucket.keys[n]
-            if isinstance(key, s3_models.FakeDeleteMarker):
+            key = bucket.keys.get(n)
+            if key is None or isinstance(key, s3_models.FakeDeleteMarker):
                 continue
             found.append(key)
             if len(found) > max_keys:

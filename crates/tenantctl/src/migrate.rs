@@ -155,9 +155,11 @@ pub async fn lost_writes(
             .read(&t, &key)
             .await?
             .and_then(|r| r.body);
+        let transform = transform.for_kind(ports::migrate::Locator::kind(deps, &sys)?);
         let held = match (&want, &have) {
             (None, None) => true,
-            (Some(w), Some(h)) => h == w || transform.forward(w).map_err(anyhow::Error::msg)? == *h,
+            // A body the transform refuses was not written through it: compared as is.
+            (Some(w), Some(h)) => h == w || transform.forward(w).is_ok_and(|f| f == *h),
             _ => false,
         };
         if !held {

@@ -392,6 +392,9 @@ pub async fn export_step(
         let digest = hex_sha256(&sealed);
         let bytes = sealed.len() as u64;
         let last = ends_export(m.kind, here.recs.len(), page);
+        // Past the deadline the call ends after this chunk: no page is read ahead, since
+        // it would be thrown away (and a bulk export cut off mid-stream).
+        let read_ahead = !last && Instant::now() < deadline;
         let snapshot = (saved != saved_as(&p))
             .then(|| serde_json::to_vec(&p))
             .transpose()
@@ -407,10 +410,10 @@ pub async fn export_step(
                 }
             },
             async {
-                if last {
-                    Ok(Page::default())
-                } else {
+                if read_ahead {
                     source.next(tenant, page).await
+                } else {
+                    Ok(Page::default())
                 }
             },
         );
@@ -436,7 +439,7 @@ pub async fn export_step(
         p.done = last;
         next = read?;
         crate::progress::records("backup", system, p.part.records + p.part.tombstones);
-        if Instant::now() >= deadline {
+        if !read_ahead || Instant::now() >= deadline {
             break;
         }
     }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use lifecycle::TenantId;
 use ports::StoreError;
-use ports::migrate::{Change, ChangeFeed, Dataset, Export, Rec};
+use ports::migrate::{Change, ChangeFeed, CopiedPage, Dataset, Export, Rec};
 use std::pin::Pin;
 use tokio_postgres::binary_copy::BinaryCopyOutStream;
 use tokio_postgres::types::Type;
@@ -49,15 +49,20 @@ const APPLY: &str = "INSERT INTO {s}.records VALUES ($1, $2, $3, $4)
     WHERE records.rev < EXCLUDED.rev
        OR ($5 AND records.rev = EXCLUDED.rev AND records.body IS DISTINCT FROM EXCLUDED.body)";
 
-/// A full export as one `COPY (SELECT ...) TO STDOUT (FORMAT binary)`: the rows stream in
-/// key order at the server's own copy speed instead of one keyset query per page.
+/// A full export as one `COPY (SELECT ...) TO STDOUT (FORMAT binary)` in a read-only
+/// transaction: the rows stream in key order at the server's own copy speed, from one
+/// snapshot, instead of one keyset query per page.
 struct CopyExport {
     /// The connection the COPY runs on; taken out of the pool when the export stops early,
-    /// so closing it ends the COPY instead of the next user draining the rest of it.
+    /// so closing it ends the COPY (and its transaction) instead of the next user draining
+    /// the rest of it.
     client: Option<deadpool_postgres::Object>,
     rows: Pin<Box<BinaryCopyOutStream>>,
     page: usize,
     done: bool,
+    /// A row failed to arrive or decode: every later call fails too, so no caller can
+    /// continue past a gap.
+    failed: Option<String>,
 }
 
 impl Drop for CopyExport {
@@ -73,20 +78,32 @@ impl Drop for CopyExport {
 #[async_trait]
 impl Export for CopyExport {
     async fn next_page(&mut self) -> Result<Vec<Rec>, StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(StoreError::Unavailable(format!("postgres export: {e}")));
+        }
         let mut out = Vec::with_capacity(self.page);
         while !self.done && out.len() < self.page {
-            match self.rows.next().await {
-                None => self.done = true,
-                Some(row) => {
-                    let row = row.map_err(|e| pg_err("export", e))?;
-                    let field = |e| pg_err("export", e);
-                    out.push(rec(
-                        row.try_get(0).map_err(field)?,
-                        row.try_get(1).map_err(field)?,
-                        row.try_get(2).map_err(field)?,
-                    ));
+            let row = match self.rows.next().await {
+                None => break,
+                Some(row) => row,
+            };
+            let got =
+                row.and_then(|row| Ok(rec(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)));
+            match got {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    self.failed = Some(e.to_string());
+                    return Err(pg_err("export", e));
                 }
             }
+        }
+        if out.len() < self.page && !self.done {
+            if let Some(c) = &self.client {
+                c.batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| pg_err("export", e))?;
+            }
+            self.done = true;
         }
         Ok(out)
     }
@@ -210,6 +227,54 @@ impl Dataset for PgDataset {
         .map_err(|e| pg_err("apply", e))
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    /// A bulk-copy page between two schemas of one database, as one statement in the
+    /// server (the page never travels through the client), with `apply`'s revision rule.
+    async fn copy_page_from(
+        &self,
+        tenant: &TenantId,
+        source: &dyn Dataset,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<CopiedPage>, StoreError> {
+        let Some(src) = source
+            .as_any()
+            .and_then(|a| a.downcast_ref::<PgDataset>())
+            .filter(|s| s.pg.same_database(&self.pg))
+        else {
+            return Ok(None);
+        };
+        let c = self.pg.client().await?;
+        let row = c
+            .query_one(
+                &self.sql(&format!(
+                    "WITH page AS (
+                        SELECT key, rev, body FROM \"{}\".records
+                        WHERE tenant = $1 AND ($2::text IS NULL OR key > $2)
+                        ORDER BY key LIMIT $3),
+                     copied AS (
+                        INSERT INTO {{s}}.records SELECT $1, key, rev, body FROM page
+                        ON CONFLICT (tenant, key) DO UPDATE SET rev = EXCLUDED.rev, body = EXCLUDED.body
+                        WHERE records.rev < EXCLUDED.rev
+                        RETURNING 1)
+                     SELECT (SELECT count(*) FROM page), (SELECT count(*) FROM copied),
+                            (SELECT max(key) FROM page)",
+                    src.schema
+                )),
+                &[&tenant.as_str(), &after, &(limit as i64)],
+            )
+            .await
+            .map_err(|e| pg_err("copy", e))?;
+        Ok(Some(CopiedPage {
+            listed: row.get::<_, i64>(0).max(0) as usize,
+            copied: row.get::<_, i64>(1).max(0) as u64,
+            last: row.get(2),
+        }))
+    }
+
     async fn export(
         &self,
         tenant: &TenantId,
@@ -217,28 +282,35 @@ impl Dataset for PgDataset {
         page: usize,
     ) -> Result<Option<Box<dyn Export>>, StoreError> {
         let c = self.pg.client().await?;
-        // COPY takes no bind parameters: the tenant and the cursor travel as session
-        // settings, so no value is ever spliced into the statement's text.
-        c.query_one(
-            "SELECT set_config('tenant_lifecycle.export_tenant', $1, false),
-                    set_config('tenant_lifecycle.export_after', $2, false)",
-            &[&tenant.as_str(), &after.unwrap_or_default()],
-        )
-        .await
-        .map_err(|e| pg_err("export", e))?;
-        let after_clause = if after.is_some() {
-            "AND key > current_setting('tenant_lifecycle.export_after')"
-        } else {
-            ""
-        };
-        let stream = c
-            .copy_out(&self.sql(&format!(
-                "COPY (SELECT key, rev, body FROM {{s}}.records
-                 WHERE tenant = current_setting('tenant_lifecycle.export_tenant') {after_clause}
-                 ORDER BY key) TO STDOUT (FORMAT binary)"
-            )))
+        // COPY takes no bind parameters, so the server quotes the tenant and the cursor
+        // into the statement itself (`format` with %L: its own literal quoting); the
+        // planner then sees the values, as it would a bound query's. The COPY waits on
+        // this step's uploads between pages, so it must not fall to a role's
+        // statement_timeout; the read-only transaction keeps that setting to itself.
+        let template = self.sql(&format!(
+            "COPY (SELECT key, rev, body FROM {{s}}.records WHERE tenant = %L {} ORDER BY key)
+             TO STDOUT (FORMAT binary)",
+            if after.is_some() { "AND key > %L" } else { "" }
+        ));
+        let stmt: String = c
+            .query_one(
+                "SELECT format($1::text, $2::text, $3::text)",
+                &[&template, &tenant.as_str(), &after],
+            )
+            .await
+            .map_err(|e| pg_err("export", e))?
+            .get(0);
+        c.batch_execute("BEGIN READ ONLY; SET LOCAL statement_timeout = 0")
             .await
             .map_err(|e| pg_err("export", e))?;
+        let stream = match c.copy_out(&stmt).await {
+            Ok(s) => s,
+            Err(e) => {
+                // The transaction is open: this connection does not go back to the pool.
+                drop(deadpool_postgres::Object::take(c));
+                return Err(pg_err("export", e));
+            }
+        };
         Ok(Some(Box::new(CopyExport {
             client: Some(c),
             rows: Box::pin(BinaryCopyOutStream::new(
@@ -247,6 +319,7 @@ impl Dataset for PgDataset {
             )),
             page: page.max(1),
             done: false,
+            failed: None,
         })))
     }
 

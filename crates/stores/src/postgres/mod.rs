@@ -29,6 +29,9 @@ const POOL_SIZE: usize = 8;
 #[derive(Clone)]
 pub struct Pg {
     pool: deadpool_postgres::Pool,
+    /// The connection string, to tell two systems on one server and database apart from
+    /// others (never logged: `Debug` prints nothing of it).
+    url: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Pg {
@@ -80,7 +83,10 @@ impl Pg {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Config(format!("PostgreSQL pool: {e}")))?;
-        let pg = Self { pool };
+        let pg = Self {
+            pool,
+            url: url.into(),
+        };
         // One connection now, so a wrong URL or a server that is down fails at start.
         drop(
             pg.client()
@@ -88,6 +94,12 @@ impl Pg {
                 .map_err(|e| StoreError::Config(format!("cannot connect to PostgreSQL: {e}")))?,
         );
         Ok(pg)
+    }
+
+    /// True when `other` reaches the same server and database, so one statement can read
+    /// the schemas of both.
+    pub(crate) fn same_database(&self, other: &Pg) -> bool {
+        self.url == other.url
     }
 
     /// A connection of the pool, for one statement or one transaction.
