@@ -548,3 +548,133 @@ async fn two_clones_begun_at_once_into_one_target_cannot_both_write() {
     let loser = if ra.is_ok() { rb } else { ra };
     assert_eq!(loser.expect_err("refused").error_type(), "InvalidRequest");
 }
+
+/// The handlers, with each clone-system call given no budget (one page per call) and the
+/// `hang_at`-th such call never returning, as a process killed mid-copy.
+struct OnePageACall {
+    inner: tenantctl::registry::LocalFunctions,
+    calls: std::sync::atomic::AtomicUsize,
+    hang_at: usize,
+}
+
+#[async_trait::async_trait]
+impl sim::TaskInvoker for OnePageACall {
+    async fn invoke(
+        &self,
+        resource: &str,
+        input: Value,
+        budget: std::time::Duration,
+    ) -> Result<Value, sim::TaskError> {
+        if tenantctl::registry::function_for(resource).as_deref() != Some("clone-system") {
+            return self.inner.invoke(resource, input, budget).await;
+        }
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if n == self.hang_at {
+            std::future::pending::<()>().await;
+        }
+        self.inner
+            .invoke(resource, input, std::time::Duration::ZERO)
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_killed_mid_copy_resumes_in_a_new_process_to_the_same_clone_and_a_limit_holds_across_pages()
+ {
+    let w = local_world().await;
+    // 1,300 documents: three pages of the copy.
+    put(
+        &w.deps,
+        "postgresql",
+        T,
+        (0..1300)
+            .map(|i| {
+                (
+                    format!("documents/{i:05}"),
+                    json!({"owner": email(i % 40), "title": format!("report {i}")}),
+                )
+            })
+            .collect(),
+    )
+    .await;
+    let run = |deps: Arc<Deps>, as_: &'static str, hang_at: usize, extra: Value| async move {
+        let invoker = Arc::new(OnePageACall {
+            inner: tenantctl::registry::LocalFunctions::new(deps.clone()),
+            calls: Default::default(),
+            hang_at,
+        });
+        let mut input = json!({"tenant_id": T, "as": as_, "key": "k1", "systems": ["postgresql"]});
+        if let (Some(o), Some(e)) = (input.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        let sim = tenantctl::world::with_shipped_machines(sim::Simulator::new(invoker));
+        // A hung run is given 3 s to reach its hang; any other, time to finish.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(if hang_at > 0 { 3 } else { 300 }),
+            sim.run(&e2e::machine(tenantctl::TENANT_CLONE_ASL), as_, input),
+        )
+        .await
+    };
+    let whole = run(w.deps.clone(), "c_whole", 0, json!({}))
+        .await
+        .expect("ends");
+    assert_eq!(
+        whole.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        whole.error,
+        whole.cause
+    );
+    // Killed during its second page; a new process runs the same request again.
+    assert!(
+        run(w.deps.clone(), "c_killed", 2, json!({})).await.is_err(),
+        "hung"
+    );
+    let again = Arc::new(
+        tenantctl::world::connect(w.dir.path(), None)
+            .await
+            .expect("a new process"),
+    );
+    let resumed = run(again.clone(), "c_killed", 0, json!({}))
+        .await
+        .expect("ends");
+    assert_eq!(
+        resumed.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        resumed.error,
+        resumed.cause
+    );
+    let norm = |v: Vec<(String, Value)>, id: &str| {
+        v.into_iter()
+            .map(|(k, b)| (k, b.to_string().replace(id, "X")))
+            .collect::<Vec<_>>()
+    };
+    let a = norm(
+        body_map(&again, "postgresql", "staging", "c_whole").await,
+        "c_whole",
+    );
+    let b = norm(
+        body_map(&again, "postgresql", "staging", "c_killed").await,
+        "c_killed",
+    );
+    assert_eq!(a.len(), 1300);
+    assert_eq!(a, b, "the resumed clone is the uninterrupted one");
+    // A limit counts across pages.
+    let limited = run(again.clone(), "c_limit", 0, json!({"limit": 700}))
+        .await
+        .expect("ends");
+    assert_eq!(
+        limited.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        limited.error,
+        limited.cause
+    );
+    assert_eq!(
+        records(&again, "postgresql", "staging", "c_limit")
+            .await
+            .len(),
+        700
+    );
+}

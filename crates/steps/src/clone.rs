@@ -472,6 +472,74 @@ fn system_kind(svc: &dyn Services, system: &str) -> Result<SystemKind, StepError
         .ok_or_else(|| StepError::invalid(format!("system {system} is not in the catalog")))
 }
 
+/// One source page, transformed: what to write, its tags, and its counts.
+struct Batch {
+    out: Vec<Rec>,
+    /// The page's tags, sorted, deduplicated, as little-endian bytes.
+    tags: Vec<u8>,
+    listed: usize,
+    last: Option<String>,
+    read: u64,
+    skipped: u64,
+    dropped: u64,
+    fields: u64,
+}
+
+/// Transforms one page of source records; `limit_base` is how many records the clone
+/// holds (or dropped) before this page, for the request's limit.
+fn transform_page(
+    tr: &Transformer<'_>,
+    sel: &Selector,
+    plan: &Plan,
+    system: &str,
+    kind: SystemKind,
+    recs: Vec<Rec>,
+    limit_base: u64,
+) -> Result<Batch, StepError> {
+    let mut b = Batch {
+        out: Vec::new(),
+        tags: Vec::new(),
+        listed: recs.len(),
+        last: recs.last().map(|r| r.key.clone()),
+        read: 0,
+        skipped: 0,
+        dropped: 0,
+        fields: 0,
+    };
+    let mut tags = Vec::new();
+    for r in &recs {
+        b.read += 1;
+        let Some(body) = &r.body else { continue };
+        if !sel.selects(&r.key) {
+            b.skipped += 1;
+            continue;
+        }
+        if plan
+            .request
+            .limit
+            .is_some_and(|l| limit_base + b.dropped + b.out.len() as u64 >= l)
+        {
+            b.skipped += 1;
+            continue;
+        }
+        match tr.record(system, kind, &r.key, body, &mut tags)? {
+            Outcome::Copy { key, body, fields } => {
+                b.fields += fields;
+                b.out.push(Rec {
+                    key,
+                    rev: r.rev.max(1),
+                    body: Some(body),
+                });
+            }
+            Outcome::Dropped => b.dropped += 1,
+        }
+    }
+    tags.sort_unstable();
+    tags.dedup();
+    b.tags = tags.iter().flat_map(|t| t.to_le_bytes()).collect();
+    Ok(b)
+}
+
 /// Copies pages of one system into the target until it is done or `deadline` passes.
 pub async fn copy_step(
     svc: &dyn Services,
@@ -512,55 +580,56 @@ pub async fn copy_step(
         Some(c) => Some(open_cursor(&key, &aad, c)?),
         None => None,
     };
-    while !p.done {
-        let recs = source.scan(tenant, cursor.as_deref(), PAGE).await?;
-        let mut out = Vec::new();
-        let mut tags = Vec::new();
-        for r in &recs {
-            p.read += 1;
-            let Some(body) = &r.body else { continue };
-            if !sel.selects(&r.key) {
-                p.skipped += 1;
-                continue;
-            }
-            if plan
-                .request
-                .limit
-                .is_some_and(|l| p.copied + p.dropped + out.len() as u64 >= l)
-            {
-                p.skipped += 1;
-                continue;
-            }
-            match tr.record(system, kind, &r.key, body, &mut tags)? {
-                Outcome::Copy { key, body, fields } => {
-                    p.fields += fields;
-                    out.push(Rec {
-                        key,
-                        rev: r.rev.max(1),
-                        body: Some(body),
-                    });
-                }
-                Outcome::Dropped => p.dropped += 1,
-            }
+    // A page is read and transformed while the page before it is written (target,
+    // tags, progress), so the transforms' CPU time overlaps the writes' round trips. A
+    // page's counts join the progress only with the write that records it.
+    let page = |cursor: Option<String>, limit_base: u64| {
+        let (source, tr, sel, plan) = (&source, &tr, sel, &plan);
+        async move {
+            let recs = source.scan(tenant, cursor.as_deref(), PAGE).await?;
+            transform_page(tr, sel, plan, system, kind, recs, limit_base)
         }
-        target.apply_many(&plan.target, &out).await?;
-        p.copied += out.len() as u64;
-        tags.sort_unstable();
-        tags.dedup();
-        let bytes: Vec<u8> = tags.iter().flat_map(|t| t.to_le_bytes()).collect();
-        let path = format!("{base}tags-{:08}.bin", p.pages);
-        archive.put(&path, seal_at(&key, &path, &bytes)?).await?;
-        p.pages += 1;
-        cursor = recs.last().map(|r| r.key.clone());
-        if recs.len() < PAGE {
-            p.done = true;
-        }
-        p.cursor = match &cursor {
+    };
+    let mut next = if p.done {
+        None
+    } else {
+        Some(page(cursor.clone(), p.copied + p.dropped).await?)
+    };
+    while let Some(b) = next.take() {
+        let mut q = p.clone();
+        q.read += b.read;
+        q.skipped += b.skipped;
+        q.dropped += b.dropped;
+        q.fields += b.fields;
+        q.copied += b.out.len() as u64;
+        let path = format!("{base}tags-{:08}.bin", q.pages);
+        q.pages += 1;
+        cursor = b.last.clone().or(cursor);
+        q.done = b.listed < PAGE;
+        q.cursor = match &cursor {
             Some(c) => Some(seal_cursor(&key, &aad, c)?),
             None => None,
         };
-        put_sealed(&**archive, &key, &progress, &p).await?;
+        let tags = seal_at(&key, &path, &b.tags)?;
+        let read_ahead = !q.done && Instant::now() < deadline;
+        let (written, ahead) = tokio::join!(
+            async {
+                target.apply_many(&plan.target, &b.out).await?;
+                archive.put(&path, tags).await?;
+                put_sealed(&**archive, &key, &progress, &q).await
+            },
+            async {
+                if read_ahead {
+                    page(cursor.clone(), q.copied + q.dropped).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+        );
+        written?;
+        p = q;
         crate::progress::records("clone", system, p.read);
+        next = ahead?;
         if Instant::now() >= deadline {
             break;
         }
