@@ -420,7 +420,12 @@ pub async fn run(data_dir: &Path, plan: Plan) -> Result<()> {
         },
     )
     .await?;
-    let (_, pg_alone, _) = backup(&pg_only, "full", &totals[..1]).await?;
+    // The best of three, for it and for the raw COPY it is held against: each takes a
+    // fraction of a second, so one run is at the mercy of whatever else the machine does.
+    let mut pg_alone = Duration::MAX;
+    for _ in 0..3 {
+        pg_alone = pg_alone.min(backup(&pg_only, "full", &totals[..1]).await?.1);
+    }
     let (pg_bytes, pg_records) = part_bytes("postgresql");
     let (s3_bytes, s3_records) = part_bytes("s3");
     if pg_records != plan.rows as u64 || s3_records != plan.objects as u64 {
@@ -434,11 +439,14 @@ pub async fn run(data_dir: &Path, plan: Plan) -> Result<()> {
     let dump = dir.join("rows.copy.zst");
     let dump_s = dump.display().to_string();
     let pg_env = [("PGURL", plan.pg_url.as_str()), ("DUMP", dump_s.as_str())];
-    let raw_copy = shell(
-        "psql COPY TO STDOUT",
-        &format!(r#"psql "$PGURL" -qAt -c "COPY ({select}) TO STDOUT" > /dev/null"#),
-        &pg_env,
-    )?;
+    let mut raw_copy = Duration::MAX;
+    for _ in 0..3 {
+        raw_copy = raw_copy.min(shell(
+            "psql COPY TO STDOUT",
+            &format!(r#"psql "$PGURL" -qAt -c "COPY ({select}) TO STDOUT" > /dev/null"#),
+            &pg_env,
+        )?);
+    }
     let copy_zstd = shell(
         "psql COPY | zstd",
         &format!(r#"psql "$PGURL" -qAt -c "COPY ({select}) TO STDOUT" | zstd -q -f -o "$DUMP""#),
@@ -591,7 +599,7 @@ pub async fn run(data_dir: &Path, plan: Plan) -> Result<()> {
         ours,
     );
     line(
-        "tenantctl backup of the PostgreSQL system alone",
+        "tenantctl backup of the PostgreSQL system alone (best of 3)",
         pg_alone,
         plan.rows as f64,
         ours,
@@ -611,7 +619,7 @@ pub async fn run(data_dir: &Path, plan: Plan) -> Result<()> {
     );
     line("the peers together (in series)", peers_backup, recs, ours);
     line(
-        "psql COPY TO STDOUT > /dev/null (the raw export)",
+        "psql COPY TO STDOUT > /dev/null (the raw export, best of 3)",
         raw_copy,
         plan.rows as f64,
         ours,
