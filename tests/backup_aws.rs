@@ -484,19 +484,7 @@ async fn a_v1_backup_restored_at_v2_on_the_products_is_transformed_and_an_unknow
             "{s}"
         );
     }
-    let bad = execute(
-        &deps,
-        tenantctl::TENANT_RESTORE_ASL,
-        "v7",
-        json!({"backup_id": b["backup_id"], "to": "v7", "schema_version": 7}),
-    )
-    .await;
-    assert_eq!(bad.status, Status::Failed);
-    assert!(
-        e2e::task_cause(&bad).contains("no migration path"),
-        "{}",
-        e2e::task_cause(&bad)
-    );
+    e2e::assert_restore_at_v7_refused(&deps, &b["backup_id"], "v7").await;
     nothing_at(&deps, "v7").await;
 }
 
@@ -805,19 +793,7 @@ async fn a_tenant_on_s3_vectors_and_cloudwatch_logs_restores_equal_in_new_locati
         fp(&deps, "vectors", HOME, T).await,
         "embeddings restored as backed up"
     );
-    let bad = execute(
-        &deps,
-        tenantctl::TENANT_RESTORE_ASL,
-        "v7",
-        json!({"backup_id": b["backup_id"], "to": "v7", "schema_version": 7}),
-    )
-    .await;
-    assert_eq!(bad.status, Status::Failed);
-    assert!(
-        e2e::task_cause(&bad).contains("no migration path"),
-        "{}",
-        e2e::task_cause(&bad)
-    );
+    e2e::assert_restore_at_v7_refused(&deps, &b["backup_id"], "v7").await;
     for s in ["vectors", "cloudwatch"] {
         assert_eq!(fp(&deps, s, "v7", T).await.count, 0, "{s}: nothing written");
     }

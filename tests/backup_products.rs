@@ -500,19 +500,7 @@ async fn a_v1_backup_restored_at_v2_transforms_redis_keeps_vectors_and_refuses_v
         vec![7.0, 1.0, -0.5, 0.25]
     );
     // No path from v1 to v7: refused before anything is written, in either product.
-    let bad = execute(
-        &deps,
-        tenantctl::TENANT_RESTORE_ASL,
-        "v7",
-        json!({"backup_id": id, "to": "broken", "schema_version": 7}),
-    )
-    .await;
-    assert_eq!(bad.status, Status::Failed);
-    assert!(
-        e2e::task_cause(&bad).contains("no migration path"),
-        "{}",
-        e2e::task_cause(&bad)
-    );
+    e2e::assert_restore_at_v7_refused(&deps, &id, "broken").await;
     assert_eq!(
         redis_cli(BROKEN_DB, &["--scan", "--pattern", &format!("{prefix}*")]).trim(),
         ""

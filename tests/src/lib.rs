@@ -115,6 +115,25 @@ pub async fn call_step(deps: Arc<Deps>, f: &'static str, input: Value, secs: u64
     .expect(f)
 }
 
+/// Restores `backup_id` into `to` at schema v7, which nothing migrates to, and checks the
+/// shipped restore machine refuses it for want of a migration path (the caller then checks
+/// that nothing was written).
+pub async fn assert_restore_at_v7_refused(deps: &Arc<Deps>, backup_id: &Value, to: &str) {
+    let bad = execute(
+        deps,
+        tenantctl::TENANT_RESTORE_ASL,
+        "v7",
+        json!({"backup_id": backup_id, "to": to, "schema_version": 7}),
+    )
+    .await;
+    assert_eq!(bad.status, sim::Status::Failed);
+    assert!(
+        task_cause(&bad).contains("no migration path"),
+        "{}",
+        task_cause(&bad)
+    );
+}
+
 /// `bytes` with one bit of its middle byte flipped: a corrupted chunk.
 pub fn flip_middle_byte(mut bytes: Vec<u8>) -> Vec<u8> {
     let mid = bytes.len() / 2;
