@@ -395,17 +395,14 @@ pub async fn export_step(
         // Past the deadline the call ends after this chunk: no page is read ahead, since
         // it would be thrown away (and a bulk export cut off mid-stream).
         let read_ahead = !last && Instant::now() < deadline;
-        let snapshot = (saved != saved_as(&p))
-            .then(|| serde_json::to_vec(&p))
-            .transpose()
-            .map_err(|e| StepError::Internal(e.to_string()))?;
+        let snapshot = (saved != saved_as(&p)).then(|| p.clone());
         let snapshot_as = saved_as(&p);
         let ckey = manifest::chunk_key(tenant, backup_id, system, index);
         let (put, save, read) = tokio::join!(
             archive.put(&ckey, sealed),
             async {
-                match snapshot {
-                    Some(bytes) => archive.put(&pkey, bytes).await,
+                match &snapshot {
+                    Some(s) => put_json(&**archive, &pkey, s).await,
                     None => Ok(()),
                 }
             },
