@@ -678,3 +678,214 @@ async fn a_clone_killed_mid_copy_resumes_in_a_new_process_to_the_same_clone_and_
         700
     );
 }
+
+/// The target's PostgreSQL and Redis records of a clone, by key.
+async fn cloned(deps: &Deps, target: &str) -> (Vec<(String, Value)>, Vec<(String, Value)>) {
+    (
+        body_map(deps, "postgresql", "staging", target).await,
+        body_map(deps, "redis", "staging", target).await,
+    )
+}
+
+fn keys(v: &[(String, Value)], prefix: &str) -> Vec<String> {
+    v.iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_subset_clone_keeps_every_reference_whole_across_systems() {
+    let w = local_world().await;
+    seed(&w.deps, T).await;
+    let before = fingerprints(&w.deps).await;
+    // Five orders and the customers they name; sessions and embeddings refer to records
+    // left out, so none comes along; objects take no part in a reference: all of them.
+    let e = clone(
+        &w.deps,
+        json!({"tenant_id": T, "as": "sub_orders", "subset": {"from": "postgresql:orders/", "first": 5}}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
+    let (pg, redis) = cloned(&w.deps, "sub_orders").await;
+    assert_eq!(
+        keys(&pg, "orders/"),
+        (0..5).map(|i| format!("orders/{i:05}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        keys(&pg, "customers/"),
+        (0..5)
+            .map(|i| format!("customers/{i:04}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        keys(&pg, "tenant_registry/").len(),
+        10,
+        "configs take no part: whole"
+    );
+    assert!(redis.is_empty(), "sessions of customers left out stay out");
+    assert!(
+        records(&w.deps, "pinecone", "staging", "sub_orders")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        records(&w.deps, "s3", "staging", "sub_orders").await.len(),
+        15
+    );
+    let emails: Vec<&Value> = pg
+        .iter()
+        .filter(|(k, _)| k.starts_with("customers/"))
+        .map(|(_, v)| &v["email"])
+        .collect();
+    for (k, v) in pg.iter().filter(|(k, _)| k.starts_with("orders/")) {
+        assert!(
+            emails.contains(&&v["customer_email"]),
+            "{k} points at a cloned customer"
+        );
+    }
+    // Three customers with their dependants: their orders (two each) and their sessions,
+    // in another system; every reference of the clone lands inside it.
+    let e = clone(
+        &w.deps,
+        json!({"tenant_id": T, "as": "sub_customers", "subset": {"from": "postgresql:customers/", "first": 3, "dependants": true}}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
+    let (pg, redis) = cloned(&w.deps, "sub_customers").await;
+    assert_eq!(keys(&pg, "customers/").len(), 3);
+    assert_eq!(
+        keys(&pg, "orders/"),
+        [0, 1, 2, 30, 31, 32].map(|i| format!("orders/{i:05}"))
+    );
+    assert_eq!(
+        keys(&redis, "session:"),
+        (0..3)
+            .map(|i| format!("session:{i:04}"))
+            .collect::<Vec<_>>()
+    );
+    let emails: Vec<&Value> = pg
+        .iter()
+        .filter(|(k, _)| k.starts_with("customers/"))
+        .map(|(_, v)| &v["email"])
+        .collect();
+    for (k, v) in &redis {
+        assert!(
+            emails.contains(&&v["user_email"]),
+            "{k} points at a cloned customer"
+        );
+    }
+    // Still anonymised and certified with the subset named.
+    let all = format!("{pg:?}{redis:?}");
+    assert!(!all.to_lowercase().contains("acme-corp.example"), "{all}");
+    let entries = w
+        .deps
+        .ledger()
+        .entries(lifecycle::clone::CLONE_CHAIN, 0, 10)
+        .await
+        .expect("ledger");
+    assert_eq!(entries.len(), 2);
+    assert!(
+        entries[1].json.contains("\"dependants\":true"),
+        "{}",
+        entries[1].json
+    );
+    assert_eq!(before, fingerprints(&w.deps).await, "production unchanged");
+    // Refused in one line, nothing begun: a limit beside a subset, roots the clone does
+    // not copy, a class that names no system.
+    for (input, says) in [
+        (
+            json!({"tenant_id": T, "as": "x1", "limit": 3, "subset": {"from": "postgresql:orders/", "first": 5}}),
+            "limit and subset",
+        ),
+        (
+            json!({"tenant_id": T, "as": "x2", "sync": ["configs"], "subset": {"from": "postgresql:orders/", "first": 5}}),
+            "not among what the clone copies",
+        ),
+        (
+            json!({"tenant_id": T, "as": "x3", "subset": {"from": "../etc:x", "first": 5}}),
+            "does not name a system",
+        ),
+    ] {
+        let e = clone(&w.deps, input).await;
+        assert_eq!(e.status, Status::Failed);
+        assert_eq!(e.error.as_deref(), Some("InvalidRequest"), "{:?}", e.cause);
+        assert!(
+            e.cause.as_deref().unwrap_or_default().contains(says),
+            "{:?}",
+            e.cause
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subset_search_cut_after_every_page_and_resumed_by_new_processes_finds_the_same_subset() {
+    let w = local_world().await;
+    // 1,200 orders over 400 customers: pages of 500, so the search needs many passes.
+    put(
+        &w.deps,
+        "postgresql",
+        T,
+        (0..400)
+            .map(|i| (format!("customers/{i:04}"), json!({"email": email(i), "name": "Jane Q Public", "phone": "+1 415 555 0000", "born": "1990-04-01", "tier": "gold"})))
+            .chain((0..1200).map(|i| {
+                (
+                    format!("orders/{i:05}"),
+                    json!({"customer_email": email(i % 400).to_lowercase(), "note": "n", "total": i}),
+                )
+            }))
+            .collect(),
+    )
+    .await;
+    let begin = |as_: &str| {
+        lifecycle::clone::CloneRequest::parse(&json!({"tenant_id": T, "as": as_, "systems": ["postgresql"], "subset": {"from": "postgresql:customers/", "first": 150, "dependants": true}}))
+            .expect("request")
+    };
+    let svc: &dyn Services = &*w.deps;
+    let whole = steps::clone::begin(svc, &begin("s_whole"))
+        .await
+        .expect("begin");
+    let far = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let one = steps::clone::subset_step(svc, &tid(T), &whole.clone_id, far)
+        .await
+        .expect("whole");
+    assert!(one.done);
+    // The same search, every call out of time after its first page, each in a new process.
+    let cut = steps::clone::begin(svc, &begin("s_cut"))
+        .await
+        .expect("begin");
+    let mut calls = 0;
+    let last = loop {
+        let fresh = tenantctl::world::connect(w.dir.path(), None)
+            .await
+            .expect("a new process");
+        let s =
+            steps::clone::subset_step(&fresh, &tid(T), &cut.clone_id, std::time::Instant::now())
+                .await
+                .expect("a pass");
+        calls += 1;
+        assert!(calls < 100, "the search ends");
+        if s.done {
+            break s;
+        }
+    };
+    assert!(calls > 3, "it was cut: {calls} passes");
+    assert_eq!((last.members, last.rounds), (one.members, one.rounds));
+    // 150 customers, each with three orders.
+    assert_eq!(one.members, 600);
+    for id in [&whole.clone_id, &cut.clone_id] {
+        let far = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        let c = steps::clone::copy_step(svc, &tid(T), id, "postgresql", far)
+            .await
+            .expect("copy");
+        assert_eq!(c.copied, 600);
+    }
+    let norm = |as_: &str| async move {
+        body_map(&w.deps, "postgresql", "staging", as_)
+            .await
+            .into_iter()
+            .map(|(k, b)| (k, b.to_string().replace(as_, "X")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(norm("s_whole").await, norm("s_cut").await);
+}

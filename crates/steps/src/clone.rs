@@ -13,11 +13,12 @@ use crate::certify::{Draft, certify};
 use base64::Engine as _;
 use lifecycle::clone::anon::Anonymiser;
 use lifecycle::clone::scan::{Findings, Scanner};
+use lifecycle::clone::subset::{Closure, Judge};
 use lifecycle::clone::transform::{Outcome, Transformer};
 use lifecycle::clone::{CLONE_CHAIN, CloneRequest, CloneSpec, Selector};
 use lifecycle::{StepError, SystemKind, TenantId};
 use ports::backup::Archive;
-use ports::migrate::Rec;
+use ports::migrate::{Export, Rec, ScanExport};
 use ports::{Claim, Services};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,9 @@ pub struct Plan {
     pub rules_sha256: String,
     /// When it began.
     pub created_at: String,
+    /// The catalog's references when it began (what a subset follows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<lifecycle::clone::subset::Reference>,
 }
 
 /// What `begin` returns: the clone and the systems its Map copies and scans.
@@ -91,6 +95,32 @@ pub struct Begun {
     pub target: TenantId,
     /// The systems.
     pub systems: Vec<String>,
+    /// True when the request asks for a subset: the machine selects it before copying.
+    #[serde(default)]
+    pub subset: bool,
+}
+
+/// Where the search for a subset stands (sealed in the archive): the closure so far and
+/// the place in the round under way.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubsetState {
+    closure: Closure,
+    /// The index of the system the round reads now.
+    system: usize,
+    /// The last key read there.
+    cursor: Option<String>,
+}
+
+/// What a pass of the subset's search did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selected {
+    /// Rounds over the source so far.
+    pub rounds: u32,
+    /// Records in the subset so far.
+    pub members: u64,
+    /// True when the subset is whole.
+    pub done: bool,
 }
 
 /// One system's copy progress.
@@ -414,6 +444,11 @@ pub async fn begin(svc: &dyn Services, req: &CloneRequest) -> Result<Begun, Step
         wrapped_b64,
         rules_sha256: rules_digest(&spec)?,
         created_at: svc.clock().now_rfc3339(),
+        references: if req.subset.is_some() {
+            spec.references.clone()
+        } else {
+            Vec::new()
+        },
     };
     store_plan(svc, &plan).await?;
     tracing::info!(clone_id, tenant = %tenant, systems = plan.selectors.len(), "clone begun");
@@ -426,6 +461,7 @@ fn begun(p: &Plan) -> Begun {
         tenant_id: p.request.tenant_id.clone(),
         target: p.target.clone(),
         systems: p.selectors.iter().map(|s| s.system.clone()).collect(),
+        subset: p.request.subset.is_some(),
     }
 }
 
@@ -495,6 +531,7 @@ fn transform_page(
     kind: SystemKind,
     recs: Vec<Rec>,
     limit_base: u64,
+    in_subset: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Batch, StepError> {
     let mut b = Batch {
         out: Vec::new(),
@@ -510,7 +547,7 @@ fn transform_page(
     for r in &recs {
         b.read += 1;
         let Some(body) = &r.body else { continue };
-        if !sel.selects(&r.key) {
+        if !sel.selects(&r.key) || !in_subset(&r.key) {
             b.skipped += 1;
             continue;
         }
@@ -583,17 +620,29 @@ pub async fn copy_step(
     // A page is read and transformed while the page before it is written (target,
     // tags, progress), so the transforms' CPU time overlaps the writes' round trips. A
     // page's counts join the progress only with the write that records it.
-    let page = |cursor: Option<String>, limit_base: u64| {
-        let (source, tr, sel, plan) = (&source, &tr, sel, &plan);
-        async move {
-            let recs = source.scan(tenant, cursor.as_deref(), PAGE).await?;
-            transform_page(tr, sel, plan, system, kind, recs, limit_base)
-        }
+    let subset = subset_of(svc, &plan, &anon, &key).await?;
+    let in_subset = |k: &str| {
+        subset
+            .as_ref()
+            .is_none_or(|(j, c)| !j.governs(system, k) || c.members.contains(&j.member(system, k)))
     };
-    let mut next = if p.done {
-        None
-    } else {
-        Some(page(cursor.clone(), p.copied + p.dropped).await?)
+    // One export per call: PostgreSQL streams the pages from one COPY, which costs the
+    // server less than a keyset query per page (the CPU the transforms run beside).
+    let mut export: Option<Box<dyn Export + '_>> = None;
+    if !p.done {
+        export = Some(
+            match source.export(tenant, cursor.as_deref(), PAGE).await? {
+                Some(e) => e,
+                None => Box::new(ScanExport::new(&*source, tenant, cursor.as_deref(), PAGE)),
+            },
+        );
+    }
+    let page = |recs: Vec<Rec>, limit_base: u64| {
+        transform_page(&tr, sel, &plan, system, kind, recs, limit_base, &in_subset)
+    };
+    let mut next = match export.as_mut() {
+        Some(e) => Some(page(e.next_page().await?, p.copied + p.dropped)?),
+        None => None,
     };
     while let Some(b) = next.take() {
         let mut q = p.clone();
@@ -612,21 +661,28 @@ pub async fn copy_step(
         };
         let tags = seal_at(&key, &path, &b.tags)?;
         let read_ahead = !q.done && Instant::now() < deadline;
-        let (written, ahead) = tokio::join!(
-            async {
-                target.apply_many(&plan.target, &b.out).await?;
+        // The write runs as a task of its own, so on a multi-threaded runtime the next
+        // page's transforms (CPU) run beside it rather than between its round trips.
+        let write = {
+            let (target, to, out) = (target.clone(), plan.target.clone(), b.out);
+            let (archive, key, progress, q) =
+                (archive.clone(), key.clone(), progress.clone(), q.clone());
+            tokio::spawn(async move {
+                target.apply_many(&to, &out).await?;
                 archive.put(&path, tags).await?;
-                put_sealed(&**archive, &key, &progress, &q).await
+                put_sealed(&*archive, &key, &progress, &q).await
+            })
+        };
+        let ahead = match export.as_mut().filter(|_| read_ahead) {
+            Some(e) => match e.next_page().await {
+                Ok(recs) => page(recs, q.copied + q.dropped).map(Some),
+                Err(err) => Err(err.into()),
             },
-            async {
-                if read_ahead {
-                    page(cursor.clone(), q.copied + q.dropped).await.map(Some)
-                } else {
-                    Ok(None)
-                }
-            }
-        );
-        written?;
+            None => Ok(None),
+        };
+        write
+            .await
+            .map_err(|e| StepError::Internal(format!("a clone page's write: {e}")))??;
         p = q;
         crate::progress::records("clone", system, p.read);
         next = ahead?;
@@ -635,6 +691,119 @@ pub async fn copy_step(
         }
     }
     Ok(p)
+}
+
+/// The day a subset's `since_days` counts back from: the clone's own beginning, so every
+/// round and every retry judge the same roots.
+fn plan_day(plan: &Plan) -> Result<time::Date, StepError> {
+    time::OffsetDateTime::parse(
+        &plan.created_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| t.date())
+    .map_err(|e| StepError::Internal(format!("clone plan date {}: {e}", plan.created_at)))
+}
+
+fn subset_path(plan: &Plan) -> String {
+    format!(
+        "{}subset.json",
+        root(&plan.request.tenant_id, &plan.clone_id)
+    )
+}
+
+/// The whole subset of a clone that asks for one (its judge and closure); `None` for a
+/// clone of everything selected.
+async fn subset_of<'a>(
+    svc: &dyn Services,
+    plan: &'a Plan,
+    anon: &'a Anonymiser,
+    key: &[u8; 32],
+) -> Result<Option<(Judge<'a>, Closure)>, StepError> {
+    let Some(sub) = &plan.request.subset else {
+        return Ok(None);
+    };
+    let st: SubsetState = get_sealed(&**svc.archive()?, key, &plan.clone_id, &subset_path(plan))
+        .await?
+        .filter(|s: &SubsetState| s.closure.done)
+        .ok_or_else(|| {
+            StepError::VerificationIncomplete(format!(
+                "clone {}: its subset is not selected yet (select-subset runs before the copy)",
+                plan.clone_id
+            ))
+        })?;
+    // The references are the plan's, so a catalog changed mid-clone cannot move them.
+    let judge = Judge::new(sub, &plan.references, anon, plan_day(plan)?)?;
+    Ok(Some((judge, st.closure)))
+}
+
+/// Searches the subset of a clone (rounds over the source until one adds nothing) until
+/// it is whole or `deadline` passes; a clone without a subset is whole at once.
+pub async fn subset_step(
+    svc: &dyn Services,
+    tenant: &TenantId,
+    clone_id: &str,
+    deadline: Instant,
+) -> Result<Selected, StepError> {
+    let Opened { plan, anon, key } = opened(svc, tenant, clone_id).await?;
+    let Some(sub) = &plan.request.subset else {
+        return Ok(Selected {
+            done: true,
+            ..Selected::default()
+        });
+    };
+    let archive = svc.archive()?;
+    let path = subset_path(&plan);
+    let mut st: SubsetState = get_sealed(&**archive, &key, clone_id, &path)
+        .await?
+        .unwrap_or_default();
+    let judge = Judge::new(sub, &plan.references, &anon, plan_day(&plan)?)?;
+    // Only what the clone copies takes part: a record it would not copy cannot hold a
+    // reference of the clone, nor be the record one points at.
+    let systems: Vec<&Selector> = judge
+        .systems()
+        .iter()
+        .filter_map(|s| plan.selectors.iter().find(|x| &x.system == s))
+        .collect();
+    let mut saved = Instant::now();
+    while !st.closure.done {
+        let Some(sel) = systems.get(st.system) else {
+            judge.end_round(&mut st.closure);
+            (st.system, st.cursor) = (0, None);
+            put_sealed(&**archive, &key, &path, &st).await?;
+            saved = Instant::now();
+            continue;
+        };
+        let location = plan.sources.get(&sel.system).cloned().unwrap_or_default();
+        let source = svc.dataset(&sel.system, &location)?;
+        let recs = source.scan(tenant, st.cursor.as_deref(), PAGE).await?;
+        for r in &recs {
+            if let Some(b) = &r.body
+                && sel.selects(&r.key)
+            {
+                judge.visit(&mut st.closure, &sel.system, &r.key, b);
+            }
+        }
+        if recs.len() < PAGE {
+            (st.system, st.cursor) = (st.system + 1, None);
+        } else {
+            st.cursor = recs.last().map(|r| r.key.clone());
+        }
+        crate::progress::records("subset", &sel.system, st.closure.members.len() as u64);
+        // The closure is saved every few seconds, not every page: a killed pass repeats
+        // at most those seconds, and visiting a record twice changes nothing.
+        if Instant::now() >= deadline || saved.elapsed().as_secs() >= 2 {
+            put_sealed(&**archive, &key, &path, &st).await?;
+            saved = Instant::now();
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+    }
+    Ok(Selected {
+        rounds: st.closure.rounds,
+        members: st.closure.members.len() as u64,
+        done: st.closure.done,
+    })
 }
 
 async fn originals(
@@ -803,6 +972,7 @@ pub async fn finish(
         "rules_sha256": plan.rules_sha256,
         "strict": svc.catalog().clone_spec().strict,
         "vector_approval": plan.request.vector_approval,
+        "subset": plan.request.subset,
         "scan": {"scanned": total.scanned, "originals": total.originals, "emails": total.emails, "phones": total.phones},
         "systems": systems.iter().map(|(c, s)| serde_json::json!({
             "system": c.system, "read": c.read, "copied": c.copied, "skipped": c.skipped,

@@ -37,6 +37,7 @@ pub const FUNCTIONS: &[&str] = &[
     "list-tenants",
     "begin-clone",
     "clone-system",
+    "select-subset",
     "scan-clone",
     "finish-clone",
 ];
@@ -152,6 +153,7 @@ pub async fn call(
         "list-tenants" => done(list_tenants::handler(input, deps, budget).await),
         "begin-clone" => done(begin_clone::handler(input, deps, budget).await),
         "clone-system" => done(clone_system::handler(input, deps, budget).await),
+        "select-subset" => done(select_subset::handler(input, deps, budget).await),
         "scan-clone" => done(scan_clone::handler(input, deps, budget).await),
         "finish-clone" => done(finish_clone::handler(input, deps, budget).await),
 

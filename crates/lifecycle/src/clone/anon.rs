@@ -189,15 +189,26 @@ impl Anonymiser {
         u64::from_be_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]])
     }
 
+    /// `fake(kind, value)` and `tag(value)` from one MAC (the fake draws on the bytes the
+    /// tag does not use), for the clone's hot path where a faked value is also tagged.
+    pub fn fake_tagged(&self, kind: FakeKind, value: &str) -> (String, u64) {
+        let norm = normalise(value);
+        let m = self.mac("original", &norm);
+        let tag = u64::from_be_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]);
+        (self.fake_from(kind, &norm, m), tag)
+    }
+
     /// The scan's tag of an original value in one record of the target (`record_key`,
     /// as written): for values whose anonymised form lives in the same space as the
     /// originals (a shifted date, a masked PIN), where only "still here, unchanged" is
     /// a leak and "equal to some other record's original" is chance.
     pub fn tag_in(&self, record_key: &str, value: &str) -> u64 {
-        let m = self.mac(
-            "original-in",
-            &format!("{record_key}\0{}", normalise(value)),
-        );
+        let mut m = self.keyed.clone();
+        for part in ["original-in".as_bytes(), &[0], record_key.as_bytes(), &[0]] {
+            m.update(part);
+        }
+        m.update(normalise(value).as_bytes());
+        let m: [u8; 32] = m.finalize().into_bytes().into();
         u64::from_be_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]])
     }
 
@@ -253,15 +264,25 @@ impl Anonymiser {
     /// without case).
     pub fn fake(&self, kind: FakeKind, value: &str) -> String {
         let norm = normalise(value);
-        // A real "Grace Hopper" could draw herself; the next round draws someone else.
-        let mut round = 0u8;
-        loop {
-            let f = self.fake_round(kind, &norm, round);
-            if normalise(&f) != norm || round == 3 {
-                return f;
-            }
-            round += 1;
+        let m = self.mac("original", &norm);
+        self.fake_from(kind, &norm, m)
+    }
+
+    /// The fake of `norm` (normalised) whose first round draws on `first` (its MAC).
+    fn fake_from(&self, kind: FakeKind, norm: &str, first: [u8; 32]) -> String {
+        let f = draw(kind, &first);
+        if !f.eq_ignore_ascii_case(norm) {
+            return f;
         }
+        // A real "Grace Hopper" could draw herself; the next rounds draw someone else.
+        let mut last = f;
+        for round in 1..=3u8 {
+            last = draw(kind, &self.mac(kind.domain(), &format!("{norm}\0{round}")));
+            if !last.eq_ignore_ascii_case(norm) {
+                break;
+            }
+        }
+        last
     }
 
     /// True when `value` is something `fake` of `kind` makes (so meeting it in the
@@ -276,51 +297,6 @@ impl Anonymiser {
             FakeKind::Address => {
                 STREETS.iter().any(|st| value.contains(st))
                     && CITIES.iter().any(|c| value.contains(c))
-            }
-        }
-    }
-
-    fn fake_round(&self, kind: FakeKind, norm: &str, round: u8) -> String {
-        let salted;
-        let norm = if round == 0 {
-            norm
-        } else {
-            salted = format!("{norm}\0{round}");
-            &salted
-        };
-        let pick = |m: &[u8; 32], i: usize, list: &[&'static str]| list[m[i] as usize % list.len()];
-        match kind {
-            FakeKind::Name => {
-                let m = self.mac("fake-name", norm);
-                format!("{} {}", pick(&m, 0, FIRST), pick(&m, 1, LAST))
-            }
-            FakeKind::Email => {
-                let m = self.mac("fake-email", norm);
-                format!(
-                    "{}.{}.{}@{FAKE_EMAIL_DOMAIN}",
-                    pick(&m, 0, FIRST).to_ascii_lowercase(),
-                    pick(&m, 1, LAST).to_ascii_lowercase(),
-                    hex::encode(&m[2..5])
-                )
-            }
-            FakeKind::Phone => {
-                let m = self.mac("fake-phone", norm);
-                let d = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
-                format!(
-                    "{FAKE_PHONE_PREFIX}{:02}-{:04}",
-                    d % 100,
-                    (d / 100) % 10_000
-                )
-            }
-            FakeKind::Address => {
-                let m = self.mac("fake-address", norm);
-                format!(
-                    "{} {}, {} {:05}",
-                    1 + u16::from_be_bytes([m[0], m[1]]) % 999,
-                    pick(&m, 2, STREETS),
-                    pick(&m, 3, CITIES),
-                    u32::from_be_bytes([0, m[4], m[5], m[6]]) % 100_000
-                )
             }
         }
     }
@@ -379,12 +355,14 @@ impl Anonymiser {
     }
 
     fn stream(&self, domain: &str, value: &str) -> Stream<'_> {
+        let seed = self.mac(domain, value);
         Stream {
             a: self,
-            seed: self.mac(domain, value),
-            block: [0; 32],
-            counter: 0,
-            at: 32,
+            seed_hex: String::new(),
+            block: seed,
+            seed,
+            counter: 1,
+            at: 0,
         }
     }
 }
@@ -396,8 +374,57 @@ fn unreachable_hmac() -> Hmac<Sha256> {
 
 /// True for an address `fake` made (its reserved domain).
 pub fn is_fake_email(s: &str) -> bool {
-    s.to_ascii_lowercase()
-        .ends_with(&format!("@{FAKE_EMAIL_DOMAIN}"))
+    const AT_DOMAIN: &str = "@anon.invalid";
+    let (s, d) = (s.as_bytes(), AT_DOMAIN.as_bytes());
+    s.len() >= d.len() && s[s.len() - d.len()..].eq_ignore_ascii_case(d)
+}
+
+impl FakeKind {
+    /// The MAC domain of a fake's later rounds.
+    fn domain(self) -> &'static str {
+        match self {
+            Self::Name => "fake-name",
+            Self::Email => "fake-email",
+            Self::Phone => "fake-phone",
+            Self::Address => "fake-address",
+        }
+    }
+}
+
+/// A fake of `kind` drawn from the MAC `m`, on the bytes after the first eight (those
+/// are the value's scan tag when `m` is its `original` MAC).
+fn draw(kind: FakeKind, m: &[u8; 32]) -> String {
+    let pick = |i: usize, list: &[&'static str]| list[m[8 + i] as usize % list.len()];
+    let r = &m[8..];
+    match kind {
+        FakeKind::Name => format!("{} {}", pick(0, FIRST), pick(1, LAST)),
+        FakeKind::Email => {
+            let mut e = String::with_capacity(48);
+            e.extend(pick(0, FIRST).chars().map(|c| c.to_ascii_lowercase()));
+            e.push('.');
+            e.extend(pick(1, LAST).chars().map(|c| c.to_ascii_lowercase()));
+            e.push('.');
+            e.push_str(&hex::encode(&r[2..5]));
+            e.push('@');
+            e.push_str(FAKE_EMAIL_DOMAIN);
+            e
+        }
+        FakeKind::Phone => {
+            let d = u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
+            format!(
+                "{FAKE_PHONE_PREFIX}{:02}-{:04}",
+                d % 100,
+                (d / 100) % 10_000
+            )
+        }
+        FakeKind::Address => format!(
+            "{} {}, {} {:05}",
+            1 + u16::from_be_bytes([r[0], r[1]]) % 999,
+            pick(2, STREETS),
+            pick(3, CITIES),
+            u32::from_be_bytes([0, r[4], r[5], r[6]]) % 100_000
+        ),
+    }
 }
 
 /// True for a number `fake` made, or one too short to be a phone number.
@@ -410,14 +437,21 @@ fn digits(s: &str) -> usize {
 }
 
 /// What two occurrences of one value have in common: no surrounding space, no case.
-pub fn normalise(value: &str) -> String {
-    value.trim().to_lowercase()
+pub fn normalise(value: &str) -> std::borrow::Cow<'_, str> {
+    let t = value.trim();
+    if t.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(t)
+    } else {
+        std::borrow::Cow::Owned(t.to_lowercase())
+    }
 }
 
-/// A keyed byte stream (HMAC in counter mode) for masks and vectors.
+/// A keyed byte stream for masks and vectors: the seed's MAC itself, then HMAC in
+/// counter mode under the seed (a short mask costs one MAC).
 struct Stream<'a> {
     a: &'a Anonymiser,
     seed: [u8; 32],
+    seed_hex: String,
     block: [u8; 32],
     counter: u64,
     at: usize,
@@ -426,9 +460,10 @@ struct Stream<'a> {
 impl Stream<'_> {
     fn next_byte(&mut self) -> u8 {
         if self.at == 32 {
-            self.block = self
-                .a
-                .mac(&hex::encode(self.seed), &self.counter.to_string());
+            if self.seed_hex.is_empty() {
+                self.seed_hex = hex::encode(self.seed);
+            }
+            self.block = self.a.mac(&self.seed_hex, &self.counter.to_string());
             self.counter += 1;
             self.at = 0;
         }

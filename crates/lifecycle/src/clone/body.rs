@@ -6,6 +6,7 @@
 //! let through.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Marks a vector envelope (the pgvector and S3 Vectors products' body format).
 pub const VECTOR_MAGIC: &[u8] = b"\x00tenant-lifecycle:vector\x01";
@@ -222,7 +223,11 @@ pub fn leaves(v: &Value) -> Vec<(String, &Value)> {
                 for (k, x) in m {
                     let len = path.len();
                     path.push('/');
-                    path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    if k.contains(['~', '/']) {
+                        path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    } else {
+                        path.push_str(k);
+                    }
                     walk(x, path, out);
                     path.truncate(len);
                 }
@@ -249,6 +254,11 @@ pub fn covers(pattern: &str, path: &str) -> bool {
     if pattern.is_empty() {
         return true;
     }
+    if !pattern.contains('*') {
+        return path
+            .strip_prefix(pattern)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    }
     let mut p = pattern.split('/').skip(1);
     let mut q = path.split('/').skip(1);
     loop {
@@ -263,19 +273,19 @@ pub fn covers(pattern: &str, path: &str) -> bool {
 
 /// Calls `f` on every value `pattern` names in `v` (`*` matches every member).
 pub fn for_each_match(v: &mut Value, pattern: &str, f: &mut dyn FnMut(&mut Value)) {
-    fn walk(v: &mut Value, segs: &[String], f: &mut dyn FnMut(&mut Value)) {
+    fn walk(v: &mut Value, segs: &[Cow<'_, str>], f: &mut dyn FnMut(&mut Value)) {
         let Some((first, rest)) = segs.split_first() else {
             f(v);
             return;
         };
         match v {
-            Value::Object(m) if first == "*" => m.values_mut().for_each(|x| walk(x, rest, f)),
+            Value::Object(m) if *first == "*" => m.values_mut().for_each(|x| walk(x, rest, f)),
             Value::Object(m) => {
-                if let Some(x) = m.get_mut(first.as_str()) {
+                if let Some(x) = m.get_mut(first.as_ref()) {
                     walk(x, rest, f);
                 }
             }
-            Value::Array(a) if first == "*" => a.iter_mut().for_each(|x| walk(x, rest, f)),
+            Value::Array(a) if *first == "*" => a.iter_mut().for_each(|x| walk(x, rest, f)),
             Value::Array(a) => {
                 if let Some(x) = first.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
                     walk(x, rest, f);
@@ -284,10 +294,16 @@ pub fn for_each_match(v: &mut Value, pattern: &str, f: &mut dyn FnMut(&mut Value
             _ => {}
         }
     }
-    let segs: Vec<String> = pattern
+    let segs: Vec<Cow<'_, str>> = pattern
         .split('/')
         .skip(1)
-        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .map(|s| {
+            if s.contains('~') {
+                Cow::Owned(s.replace("~1", "/").replace("~0", "~"))
+            } else {
+                Cow::Borrowed(s)
+            }
+        })
         .collect();
     walk(v, &segs, f);
 }

@@ -8,6 +8,7 @@ pub mod anon;
 pub mod body;
 pub mod rules;
 pub mod scan;
+pub mod subset;
 pub mod transform;
 
 pub use rules::{Action, CloneSpec, Rule, Selector, VectorAction, VectorRule};
@@ -51,6 +52,10 @@ pub struct CloneRequest {
     /// At most this many records per system (the first in key order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Only some roots and what they reference (`[[clone.references]]`), so references
+    /// stay whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<subset::Subset>,
 }
 
 fn staging() -> String {
@@ -88,6 +93,14 @@ impl CloneRequest {
         }
         if r.limit == Some(0) {
             return Err(StepError::invalid("limit must be at least 1"));
+        }
+        if let Some(s) = &r.subset {
+            s.validate()?;
+            if r.limit.is_some() {
+                return Err(StepError::invalid(
+                    "limit and subset do not go together: a limit cuts references, a subset keeps them",
+                ));
+            }
         }
         Ok(r)
     }
@@ -136,6 +149,17 @@ impl CloneRequest {
                 .collect();
         }
         let out = rules::merge(out);
+        if let Some(sub) = &self.subset {
+            let root = subset::Class::parse(&sub.from)?;
+            if !out.iter().any(|s| {
+                s.system == root.system && (s.prefixes.is_empty() || s.selects(&root.prefix))
+            }) {
+                return Err(StepError::invalid(format!(
+                    "the subset's roots {} are not among what the clone copies",
+                    sub.from
+                )));
+            }
+        }
         for s in &out {
             let sys = catalog.system(&s.system).ok_or_else(|| {
                 StepError::invalid(format!("system {} is not in the catalog", s.system))

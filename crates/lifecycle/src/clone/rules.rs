@@ -96,6 +96,9 @@ pub struct CloneSpec {
     /// Embeddings, per vector system (default: `drop`).
     #[serde(default)]
     pub vectors: BTreeMap<String, VectorRule>,
+    /// References between classes, which a subset follows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<super::subset::Reference>,
 }
 
 fn yes() -> bool {
@@ -109,6 +112,7 @@ impl Default for CloneSpec {
             classes: BTreeMap::new(),
             rules: Vec::new(),
             vectors: BTreeMap::new(),
+            references: Vec::new(),
         }
     }
 }
@@ -167,6 +171,7 @@ impl CloneSpec {
                 }
             }
         }
+        super::subset::validate_references(&self.references, &|n| system(n).is_some())?;
         for name in self.vectors.keys() {
             match system(name) {
                 Some(s) if s.kind == SystemKind::Vectors => {}
@@ -290,18 +295,20 @@ const PERSONAL_NAMES: &[&str] = &[
 /// True when a field (its last pointer segment) or its value looks personal: a name
 /// that says so, or a value that is an e-mail address or a phone number.
 pub fn looks_personal(field: &str, value: Option<&str>) -> bool {
-    let last = field
-        .rsplit('/')
-        .next()
-        .unwrap_or(field)
-        .to_ascii_lowercase();
-    let words: Vec<&str> = last
+    let last = field.rsplit('/').next().unwrap_or(field);
+    let personal = |w: &str| PERSONAL_NAMES.iter().any(|n| n.eq_ignore_ascii_case(w));
+    // Every record of a clone passes here, so the common case allocates nothing: a
+    // joined form ("first_name" -> "firstname") is built only for names with separators.
+    let named = last
         .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let joined = words.concat();
-    let named = words.iter().any(|w| PERSONAL_NAMES.contains(w))
-        || PERSONAL_NAMES.contains(&joined.as_str());
+        .any(|w| !w.is_empty() && personal(w))
+        || (last.contains(|c: char| !c.is_ascii_alphanumeric())
+            && personal(
+                &last
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .collect::<String>(),
+            ));
     named
         || value.is_some_and(|v| {
             EMAIL.is_match(v)

@@ -2,7 +2,7 @@
 //! the tenant id rewritten, and the tags of every original value the scan must never
 //! find in the target.
 
-use super::anon::{Anonymiser, EMAIL, MIN_TRACKED, PHONE, is_fake_email, is_fake_phone};
+use super::anon::{Anonymiser, EMAIL, FakeKind, MIN_TRACKED, PHONE, is_fake_email, is_fake_phone};
 use super::body::{Doc, Shape, covers, decode, encode, for_each_match, leaves};
 use super::rules::{Action, CloneSpec, Rule, VectorAction, looks_personal};
 use crate::{StepError, SystemKind, TenantId};
@@ -122,6 +122,9 @@ impl Transformer<'_> {
 
     /// The target key: the tenant id rewritten, e-mail addresses replaced by their fakes.
     fn key(&self, key: &str, originals: &mut Vec<u64>) -> String {
+        if !key.contains('@') {
+            return key.replace(self.source.as_str(), self.target.as_str());
+        }
         for m in EMAIL.find_iter(key) {
             if !is_fake_email(m.as_str()) {
                 originals.push(self.anon.tag(m.as_str()));
@@ -215,57 +218,75 @@ impl Transformer<'_> {
             }
             Value::Number(n) => {
                 let text = n.to_string();
-                self.track(&text, r.action, at, originals);
                 *fields += 1;
-                *v = match r.action {
-                    Action::Keep | Action::RedactText => return,
-                    Action::Null => Value::Null,
+                let kind = r.kind.unwrap_or(FakeKind::Name);
+                let (new, tag) = match r.action {
+                    Action::Keep | Action::RedactText => {
+                        self.track(&text, r.action, kind, None, at, originals);
+                        return;
+                    }
+                    Action::Null => (Value::Null, None),
                     Action::Mask | Action::ShiftDate => {
                         let m = self.anon.mask(&text);
-                        serde_json::from_str::<serde_json::Number>(&m)
-                            .map_or(Value::String(m), Value::Number)
+                        let n = serde_json::from_str::<serde_json::Number>(&m)
+                            .map_or(Value::String(m), Value::Number);
+                        (n, None)
                     }
-                    Action::Hash => Value::String(self.anon.hash(&text)),
-                    Action::Fake => Value::String(
-                        self.anon
-                            .fake(r.kind.unwrap_or(super::anon::FakeKind::Name), &text),
-                    ),
+                    Action::Hash => (Value::String(self.anon.hash(&text)), None),
+                    Action::Fake => {
+                        let (f, t) = self.anon.fake_tagged(kind, &text);
+                        (Value::String(f), Some(t))
+                    }
                 };
+                self.track(&text, r.action, kind, tag, at, originals);
+                *v = new;
             }
             Value::String(s) => {
-                self.track(s, r.action, at, originals);
                 *fields += 1;
-                *v = match r.action {
+                let kind = r.kind.unwrap_or(FakeKind::Name);
+                let (new, tag) = match r.action {
                     Action::Keep => return,
-                    Action::Null => Value::Null,
-                    Action::Mask => Value::String(self.anon.mask(s)),
-                    Action::Hash => Value::String(self.anon.hash(s)),
-                    Action::Fake => Value::String(
-                        self.anon
-                            .fake(r.kind.unwrap_or(super::anon::FakeKind::Name), s),
-                    ),
-                    Action::ShiftDate => {
-                        Value::String(self.anon.shift_date(s).unwrap_or_else(|| self.anon.mask(s)))
+                    Action::Null => (Value::Null, None),
+                    Action::Mask => (Value::String(self.anon.mask(s)), None),
+                    Action::Hash => (Value::String(self.anon.hash(s)), None),
+                    Action::Fake => {
+                        let (f, t) = self.anon.fake_tagged(kind, s);
+                        (Value::String(f), Some(t))
                     }
-                    Action::RedactText => Value::String(self.anon.redact_text(s)),
+                    Action::ShiftDate => (
+                        Value::String(self.anon.shift_date(s).unwrap_or_else(|| self.anon.mask(s))),
+                        None,
+                    ),
+                    Action::RedactText => (Value::String(self.anon.redact_text(s)), None),
                 };
+                self.track(s, r.action, kind, tag, at, originals);
+                *v = new;
             }
         }
     }
 
     /// Tags what must not reach the target: a value that names someone anywhere in the
-    /// clone, and every anonymised value in its own record `at` (the target key).
-    fn track(&self, original: &str, action: Action, at: &str, originals: &mut Vec<u64>) {
-        if !matches!(action, Action::Keep | Action::RedactText)
-            && original.chars().any(char::is_alphanumeric)
-        {
-            originals.push(self.anon.tag_in(at, original));
-        }
+    /// clone (`tag`, when the transform already made it), and in its own record `at`
+    /// (the target key) an anonymised value nothing else covers there.
+    fn track(
+        &self,
+        original: &str,
+        action: Action,
+        kind: FakeKind,
+        tag: Option<u64>,
+        at: &str,
+        originals: &mut Vec<u64>,
+    ) {
+        let alnum = original.chars().any(char::is_alphanumeric);
         match action {
             Action::Keep => {}
             // A shifted date or a mask lands among the originals by chance (dates are
             // dense, PINs short), and alone names no one: only their own record counts.
-            Action::Mask | Action::ShiftDate => {}
+            Action::Mask | Action::ShiftDate => {
+                if alnum {
+                    originals.push(self.anon.tag_in(at, original));
+                }
+            }
             // Free text is kept apart from what it mentions: only those are originals.
             Action::RedactText => {
                 for m in EMAIL.find_iter(original) {
@@ -279,9 +300,19 @@ impl Transformer<'_> {
                     }
                 }
             }
-            _ => {
-                if original.trim().chars().count() >= MIN_TRACKED {
-                    originals.push(self.anon.tag(original));
+            Action::Null | Action::Hash | Action::Fake => {
+                let long = original.trim().chars().count() >= MIN_TRACKED;
+                if long {
+                    originals.push(tag.unwrap_or_else(|| self.anon.tag(original)));
+                }
+                // The scan forgives a generator's output where a fake rule applies, after
+                // it has looked for the record's own original: a real value that looks
+                // like a fake (a real "Grace Hopper"), or one too short to look for
+                // everywhere, is tagged in its own record.
+                if alnum
+                    && (!long || (action == Action::Fake && Anonymiser::is_fake(kind, original)))
+                {
+                    originals.push(self.anon.tag_in(at, original));
                 }
             }
         }
@@ -293,6 +324,10 @@ impl Transformer<'_> {
         match v {
             Value::String(s) if s.contains(from) => *s = s.replace(from, to),
             Value::Array(a) => a.iter_mut().for_each(|x| self.rename(x)),
+            // Member names rarely hold the id: the object is rebuilt only when one does.
+            Value::Object(m) if !m.keys().any(|k| k.contains(from)) => {
+                m.values_mut().for_each(|x| self.rename(x));
+            }
             Value::Object(m) => {
                 let old = std::mem::take(m);
                 for (k, mut x) in old {

@@ -29,9 +29,25 @@ pub struct Args {
     /// Approval (ticket id) for embeddings the catalog keeps only with one.
     #[arg(long)]
     approve_vectors: Option<String>,
-    /// At most this many records per system.
+    /// At most this many records per system (cuts references; see --subset).
     #[arg(long)]
     limit: Option<u64>,
+    /// Only these roots (`system:prefix`) and everything they reference through the
+    /// catalog's [[clone.references]]; with --first or --since-days.
+    #[arg(long)]
+    subset: Option<String>,
+    /// The first N roots in key order (with --subset).
+    #[arg(long, requires = "subset")]
+    first: Option<u64>,
+    /// Roots dated within the last N days (with --subset and --date-field).
+    #[arg(long, requires = "subset")]
+    since_days: Option<u32>,
+    /// The roots' date field, a JSON pointer such as /created_at.
+    #[arg(long, requires = "since_days")]
+    date_field: Option<String>,
+    /// Also every record whose references all land in the subset (a customer's orders).
+    #[arg(long, requires = "subset")]
+    dependants: bool,
     /// Start a Step Functions execution instead.
     #[arg(long)]
     aws: bool,
@@ -57,6 +73,22 @@ pub async fn run(a: Args, ctx: &Ctx) -> Result<()> {
     }
     if let Some(l) = a.limit {
         input["limit"] = json!(l);
+    }
+    if let Some(from) = &a.subset {
+        let mut sub = json!({"from": from});
+        if let Some(n) = a.first {
+            sub["first"] = json!(n);
+        }
+        if let Some(d) = a.since_days {
+            sub["since_days"] = json!(d);
+        }
+        if let Some(f) = &a.date_field {
+            sub["date_field"] = json!(f);
+        }
+        if a.dependants {
+            sub["dependants"] = json!(true);
+        }
+        input["subset"] = sub;
     }
     let req = lifecycle::clone::CloneRequest::parse(&input)
         .map_err(|e| anyhow::anyhow!("{}: {e}", e.error_type()))?;

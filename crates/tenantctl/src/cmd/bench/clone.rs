@@ -27,6 +27,8 @@ pub struct Plan {
 }
 
 const TENANT: &str = "bench_clone";
+/// Runs of each path; the table shows the best.
+const TRIALS: usize = 3;
 
 /// The five anonymised columns and what each rule does.
 const RULES: &str = r#"
@@ -196,22 +198,44 @@ pub async fn run(data_dir: &Path, plan: Plan) -> Result<()> {
     b.finish_and_clear();
     client.batch_execute("ANALYZE").await.ok();
 
-    let with_rules = clone(
-        &anon,
-        "bench_clone__anon",
-        "clone, 5 rules",
-        plan.rows,
-        true,
-    )
-    .await?;
-    let without = clone(
-        &plain,
-        "bench_clone__plain",
-        "clone, no rules",
-        plan.rows,
-        false,
-    )
-    .await?;
+    // Best of three, the two pipes taking turns, so a moment of noise on the machine
+    // weighs on neither alone; the first clone with rules is scanned and certified.
+    let (mut with_rules, mut without): (Option<Timed>, Option<Timed>) = (None, None);
+    for trial in 0..TRIALS {
+        let a = clone(
+            &anon,
+            &format!("bench_clone__anon{trial}"),
+            "clone, 5 rules",
+            plan.rows,
+            trial == 0,
+        )
+        .await?;
+        let p = clone(
+            &plain,
+            &format!("bench_clone__plain{trial}"),
+            "clone, no rules",
+            plan.rows,
+            false,
+        )
+        .await?;
+        with_rules = Some(match with_rules {
+            Some(w) => Timed {
+                copy: w.copy.min(a.copy),
+                ..w
+            },
+            None => a,
+        });
+        without = Some(match without {
+            Some(w) => Timed {
+                copy: w.copy.min(p.copy),
+                ..w
+            },
+            None => p,
+        });
+    }
+    let (Some(with_rules), Some(without)) = (with_rules, without) else {
+        bail!("no trial ran");
+    };
     if with_rules.hits != 0 {
         bail!(
             "the scan found {} original values in the clone",
@@ -240,31 +264,35 @@ pub async fn run(data_dir: &Path, plan: Plan) -> Result<()> {
             r#"CREATE SCHEMA "{peer}"; CREATE TABLE "{peer}".records (LIKE "{schema}".records INCLUDING ALL);"#
         ))
         .await?;
-    let (sql_plain, n1) = timed_sql(
-        &client,
-        &format!(
-            r#"INSERT INTO "{peer}".records (tenant, key, rev, body)
-               SELECT 'peer_plain', key, rev, body FROM "{schema}".records WHERE tenant = '{TENANT}'"#
-        ),
-    )
-    .await?;
     let md5 = ["email", "name", "phone", "born", "address"]
         .iter()
         .map(|c| format!("'{c}', md5(j->>'{c}')"))
         .collect::<Vec<_>>()
         .join(", ");
-    let (sql_md5, n2) = timed_sql(
-        &client,
-        &format!(
-            r#"INSERT INTO "{peer}".records (tenant, key, rev, body)
-               SELECT 'peer_md5', key, rev, convert_to((j || jsonb_build_object({md5}))::text, 'UTF8')
-               FROM (SELECT key, rev, convert_from(body, 'UTF8')::jsonb AS j
-                     FROM "{schema}".records WHERE tenant = '{TENANT}') s"#
-        ),
-    )
-    .await?;
-    if n1 != plan.rows as u64 || n2 != plan.rows as u64 {
-        bail!("INSERT ... SELECT copied {n1} and {n2} rows");
+    let (mut sql_plain, mut sql_md5) = (Duration::MAX, Duration::MAX);
+    for trial in 0..TRIALS {
+        let (d1, n1) = timed_sql(
+            &client,
+            &format!(
+                r#"INSERT INTO "{peer}".records (tenant, key, rev, body)
+                   SELECT 'peer_plain{trial}', key, rev, body FROM "{schema}".records WHERE tenant = '{TENANT}'"#
+            ),
+        )
+        .await?;
+        let (d2, n2) = timed_sql(
+            &client,
+            &format!(
+                r#"INSERT INTO "{peer}".records (tenant, key, rev, body)
+                   SELECT 'peer_md5{trial}', key, rev, convert_to((j || jsonb_build_object({md5}))::text, 'UTF8')
+                   FROM (SELECT key, rev, convert_from(body, 'UTF8')::jsonb AS j
+                         FROM "{schema}".records WHERE tenant = '{TENANT}') s"#
+            ),
+        )
+        .await?;
+        if n1 != plan.rows as u64 || n2 != plan.rows as u64 {
+            bail!("INSERT ... SELECT copied {n1} and {n2} rows");
+        }
+        (sql_plain, sql_md5) = (sql_plain.min(d1), sql_md5.min(d2));
     }
 
     let rows = plan.rows as f64;
@@ -281,7 +309,7 @@ pub async fn run(data_dir: &Path, plan: Plan) -> Result<()> {
         "clone {} PostgreSQL rows of one tenant (5 anonymised columns) on {}:",
         plan.rows, plan.url
     );
-    println!("| path | time | rows/s | time vs the pipe's plain copy |");
+    println!("| path | time (best of {TRIALS}) | rows/s | time vs the pipe's plain copy |");
     println!("| --- | ---: | ---: | ---: |");
     line(
         "clone pipe, 5 rules (fake e-mail, fake name, mask, shift-date, fake address)",
