@@ -880,12 +880,55 @@ async fn a_subset_search_cut_after_every_page_and_resumed_by_new_processes_finds
             .expect("copy");
         assert_eq!(c.copied, 600);
     }
-    let norm = |as_: &str| async move {
-        body_map(&w.deps, "postgresql", "staging", as_)
+    let mut seen = Vec::new();
+    for as_ in ["s_whole", "s_cut"] {
+        seen.push(
+            body_map(&w.deps, "postgresql", "staging", as_)
+                .await
+                .into_iter()
+                .map(|(k, b)| (k, b.to_string().replace(as_, "X")))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(seen[0], seen[1], "the cut search copies the same clone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_clones_under_one_new_key_name_at_once_share_one_key() {
+    let w = local_world().await;
+    seed(&w.deps, T).await;
+    for round in 0..20 {
+        let name = format!("fresh{round}");
+        let req = |as_: String| {
+            lifecycle::clone::CloneRequest::parse(
+                &json!({"tenant_id": T, "as": as_, "key": name, "systems": ["postgresql"]}),
+            )
+            .expect("request")
+        };
+        // Two tasks on two threads: each begins its clone as a Lambda of its own would.
+        let begin = |r: lifecycle::clone::CloneRequest| {
+            let deps = w.deps.clone();
+            tokio::spawn(async move { steps::clone::begin(&*deps, &r).await })
+        };
+        let (x, y) = (
+            begin(req(format!("k_a{round}"))),
+            begin(req(format!("k_b{round}"))),
+        );
+        let (x, y) = (
+            x.await.expect("task a").expect("begin a"),
+            y.await.expect("task b").expect("begin b"),
+        );
+        let svc: &dyn Services = &*w.deps;
+        let px = steps::clone::plan(svc, &tid(T), &x.clone_id)
             .await
-            .into_iter()
-            .map(|(k, b)| (k, b.to_string().replace(as_, "X")))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(norm("s_whole").await, norm("s_cut").await);
+            .expect("plan a");
+        let py = steps::clone::plan(svc, &tid(T), &y.clone_id)
+            .await
+            .expect("plan b");
+        assert_eq!(
+            (px.key_ref, px.wrapped_b64),
+            (py.key_ref, py.wrapped_b64),
+            "round {round}: one key name, one key"
+        );
+    }
 }

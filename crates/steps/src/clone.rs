@@ -285,9 +285,24 @@ async fn clone_key(
         return Ok((k.key_ref, k.wrapped_b64));
     }
     let dk = svc.keys()?.data_key(tenant).await?;
-    let stored = StoredKey {
+    let mine = StoredKey {
         key_ref: dk.key_ref.clone(),
         wrapped_b64: base64::engine::general_purpose::STANDARD.encode(&dk.wrapped),
+    };
+    // The first clone under a new name may be begun twice at once: the request log's
+    // atomic claim picks one key (it holds the wrapped form, which only the tenant's own
+    // key opens), and every process stores and uses that one.
+    let text = serde_json::to_string(&mine).map_err(|e| StepError::Internal(e.to_string()))?;
+    let claim = format!("clone-key:{tenant}:{name}");
+    let stored = match svc
+        .requests()
+        .claim(&claim, &text, "", &svc.clock().now_rfc3339())
+        .await?
+    {
+        Claim::New | Claim::Same => mine,
+        Claim::Other(theirs) => serde_json::from_str::<StoredKey>(&theirs).map_err(|e| {
+            StepError::Internal(format!("the claim of clone key {name} is unreadable: {e}"))
+        })?,
     };
     put(&**archive, &path, &stored).await?;
     Ok((stored.key_ref, stored.wrapped_b64))

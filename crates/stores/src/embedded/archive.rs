@@ -92,7 +92,11 @@ impl Archive for DirectoryArchive {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io("mkdir", dir, e))?;
         }
-        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        // One temporary file per write, not per process: two threads writing one key
+        // would otherwise rename each other's file away.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
         std::fs::write(&tmp, &bytes).map_err(|e| io("write", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io("rename", &path, e))
     }
@@ -161,5 +165,34 @@ impl Archive for DirectoryArchive {
             erased,
             complete: self.files(prefix)?.is_empty(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn puts_of_one_key_from_two_threads_at_once_all_land() {
+        let dir = tempfile::tempdir().expect("dir");
+        let a = Arc::new(DirectoryArchive::new(dir.path()));
+        for round in 0..50 {
+            let key = format!("tenants/t/k{round}.json");
+            let put = |body: &'static [u8]| {
+                let (a, key) = (a.clone(), key.clone());
+                tokio::spawn(async move { a.put(&key, body.to_vec()).await })
+            };
+            let (x, y) = (put(b"one"), put(b"two"));
+            x.await.expect("task").expect("first put");
+            y.await.expect("task").expect("second put");
+            let got = a.get(&key).await.expect("get").expect("there");
+            assert!(got == b"one" || got == b"two", "{got:?}");
+        }
+        assert_eq!(
+            a.list("tenants/t/").await.expect("list").len(),
+            50,
+            "no temporary file is left or listed"
+        );
     }
 }
