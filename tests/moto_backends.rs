@@ -391,3 +391,298 @@ async fn migrate_under_load(cfg: aws_config::SdkConfig, system: &str, embedded: 
     assert!(tally.ok.load(Ordering::SeqCst) > 0);
     e2e::migration::assert_migrated_then_erased(&deps, tenant, system, &tally, 60).await;
 }
+
+/// The local catalog with its `s3` and `analytics` entries on moto: `docs` and `usage`
+/// at home, `docs_green` and `usage_green` at location green.
+fn aws_catalog(docs: &str, docs_green: &str, usage: &str, usage_green: &str) -> lifecycle::Catalog {
+    let text = tenantctl::LOCAL_CATALOG
+        .replacen(
+            "name = \"s3\"\nkind = \"objects\"\nholds = \"uploaded documents and exports, every object version\"\nbackend = \"embedded\"",
+            &format!("name = \"s3\"\nkind = \"objects\"\nholds = \"documents\"\nbackend = \"s3\"\nbucket = \"{docs}\"\nprefix = \"tenants/{{tenant_id}}/\"\nlocations = {{ green = \"{docs_green}\" }}"),
+            1,
+        )
+        .replacen(
+            "name = \"analytics\"\nkind = \"analytics\"\nholds = \"usage events in the data lake, keyed by tenant\"\nbackend = \"embedded\"",
+            &format!("name = \"analytics\"\nkind = \"analytics\"\nholds = \"usage events\"\nbackend = \"dynamodb\"\ntable = \"{usage}\"\npartition_key = \"pk\"\nsort_key = \"sk\"\npartition_value = \"TENANT#{{tenant_id}}\"\nlocations = {{ green = \"{usage_green}\" }}"),
+            1,
+        );
+    assert!(
+        text.contains(docs_green) && text.contains(usage_green),
+        "the local catalog's entries moved"
+    );
+    lifecycle::Catalog::from_toml(&text).expect("catalog")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_creates_the_targets_in_the_sources_shape_once_and_refuses_another_shape() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
+        StreamSpecification, StreamViewType,
+    };
+    let cfg = moto_config().await;
+    let (s3, ddb) = (moto_s3(&cfg), aws_sdk_dynamodb::Client::new(&cfg));
+    let u = testkit::unique("prov").replace('_', "-");
+    let (docs, docs_green) = (format!("{u}-docs"), format!("{u}-docs-green"));
+    let (usage, usage_green) = (format!("{u}-usage"), format!("{u}-usage-green"));
+    // The source bucket: versioned, KMS default encryption.
+    versioned_bucket(&s3, &docs).await;
+    let sse = aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+        .rules(
+            aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                        .kms_master_key_id("alias/tenant-docs")
+                        .build()
+                        .expect("sse"),
+                )
+                .build(),
+        )
+        .build()
+        .expect("conf");
+    s3.put_bucket_encryption()
+        .bucket(&docs)
+        .server_side_encryption_configuration(sse)
+        .send()
+        .await
+        .expect("encryption");
+    // The source table: pk/sk, a global index, on demand, a stream, PITR.
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attr")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key")
+    };
+    ddb.create_table()
+        .table_name(&usage)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("user"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_user")
+                .key_schema(key("user", KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("gsi"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream"),
+        )
+        .send()
+        .await
+        .expect("source table");
+    ddb.update_continuous_backups()
+        .table_name(&usage)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .expect("pitr"),
+        )
+        .send()
+        .await
+        .expect("pitr");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let connect = |catalog: lifecycle::Catalog, world: &str| {
+        let (cfg, path) = (cfg.clone(), dir.path().join(world));
+        async move {
+            Arc::new(
+                stores::wiring::Deps::connect(
+                    catalog,
+                    stores::wiring::ConnectOptions {
+                        world: Some(path),
+                        aws: Some(cfg),
+                        read_only: false,
+                    },
+                )
+                .await
+                .expect("deps"),
+            )
+        }
+    };
+    let deps = connect(
+        aws_catalog(&docs, &docs_green, &usage, &usage_green),
+        "w.db",
+    )
+    .await;
+    let input = e2e::migration::blue_green(
+        "tenant_002_globex",
+        &["s3", "analytics"],
+        serde_json::json!({}),
+    );
+    let budget = || tenant_runtime::Budget::of(std::time::Duration::from_secs(60));
+    let first = tenantctl::registry::call("provision", input.clone(), &deps, budget())
+        .await
+        .expect("provision");
+    assert_eq!(first["provisioned"], 2, "{first}");
+    let migration = first["migration_id"].as_str().expect("id").to_owned();
+    // The bucket: versioned, the source's encryption, tagged with who made it.
+    let v = s3
+        .get_bucket_versioning()
+        .bucket(&docs_green)
+        .send()
+        .await
+        .expect("versioning");
+    assert_eq!(
+        v.status(),
+        Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+    );
+    let e = s3
+        .get_bucket_encryption()
+        .bucket(&docs_green)
+        .send()
+        .await
+        .expect("encryption");
+    let d = e
+        .server_side_encryption_configuration()
+        .and_then(|c| c.rules().first())
+        .and_then(|r| r.apply_server_side_encryption_by_default())
+        .expect("default encryption");
+    assert_eq!(
+        d.sse_algorithm(),
+        &aws_sdk_s3::types::ServerSideEncryption::AwsKms
+    );
+    assert_eq!(d.kms_master_key_id(), Some("alias/tenant-docs"));
+    let tags = s3
+        .get_bucket_tagging()
+        .bucket(&docs_green)
+        .send()
+        .await
+        .expect("tags");
+    let tag = |k: &str| {
+        tags.tag_set()
+            .iter()
+            .find(|t| t.key() == k)
+            .map(|t| t.value().to_owned())
+    };
+    assert_eq!(
+        tag("tenant-lifecycle:tenant").as_deref(),
+        Some("tenant_002_globex")
+    );
+    assert_eq!(tag("tenant-lifecycle:migration"), Some(migration.clone()));
+    // The table: the same keys, index, billing, stream and PITR, tagged.
+    let t = ddb
+        .describe_table()
+        .table_name(&usage_green)
+        .send()
+        .await
+        .expect("describe");
+    let t = t.table().expect("table");
+    assert_eq!(t.key_schema().len(), 2);
+    assert_eq!(
+        t.global_secondary_indexes()
+            .first()
+            .and_then(|g| g.index_name()),
+        Some("by_user")
+    );
+    assert_eq!(
+        t.stream_specification().and_then(|s| s.stream_view_type()),
+        Some(&StreamViewType::NewAndOldImages)
+    );
+    assert_eq!(
+        t.billing_mode_summary().and_then(|b| b.billing_mode()),
+        Some(&BillingMode::PayPerRequest)
+    );
+    let p = ddb
+        .describe_continuous_backups()
+        .table_name(&usage_green)
+        .send()
+        .await
+        .expect("pitr");
+    assert_eq!(
+        p.continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status()),
+        Some(&aws_sdk_dynamodb::types::PointInTimeRecoveryStatus::Enabled)
+    );
+    let arn = t.table_arn().expect("arn").to_owned();
+    let ttags = ddb
+        .list_tags_of_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .expect("tags");
+    assert!(
+        ttags
+            .tags()
+            .iter()
+            .any(|t| t.key() == "tenant-lifecycle:migration" && t.value() == migration),
+        "{ttags:?}"
+    );
+    // A second call changes nothing.
+    let again = tenantctl::registry::call("provision", input.clone(), &deps, budget())
+        .await
+        .expect("again");
+    assert_eq!(again["provisioned"], 0, "{again}");
+    assert_eq!(again["resumed"], true);
+
+    // Targets of another shape are refused, saying what differs, and left as they were.
+    let (odd_docs, odd_usage) = (format!("{u}-odd-docs"), format!("{u}-odd-usage"));
+    s3.create_bucket()
+        .bucket(&odd_docs)
+        .send()
+        .await
+        .expect("unversioned bucket");
+    let refused = |deps: Arc<stores::wiring::Deps>| {
+        let input = input.clone();
+        async move {
+            tenantctl::registry::call("provision", input, &deps, budget())
+                .await
+                .expect_err("refused")
+        }
+    };
+    let deps = connect(aws_catalog(&docs, &odd_docs, &usage, &usage_green), "w2.db").await;
+    let err = refused(deps).await;
+    assert!(
+        err.cause
+            .contains(&format!("bucket {odd_docs} exists with another shape"))
+            && err
+                .cause
+                .contains("versioning off where the source's is enabled"),
+        "{}: {}",
+        err.error,
+        err.cause
+    );
+    let v = s3
+        .get_bucket_versioning()
+        .bucket(&odd_docs)
+        .send()
+        .await
+        .expect("versioning");
+    assert_eq!(v.status(), None, "the odd bucket is left as it was");
+    table(&ddb, &odd_usage, "id", "sk").await;
+    let deps = connect(aws_catalog(&docs, &docs_green, &usage, &odd_usage), "w3.db").await;
+    let err = refused(deps).await;
+    assert!(
+        err.cause
+            .contains(&format!("table {odd_usage} exists with another shape"))
+            && err
+                .cause
+                .contains("keys id:S:HASH,sk:S:RANGE where the source's is pk:S:HASH,sk:S:RANGE"),
+        "{}: {}",
+        err.error,
+        err.cause
+    );
+}

@@ -59,6 +59,20 @@ pub trait Dataset: Send + Sync + Debug {
         }
         Ok(n)
     }
+    /// Makes this location ready for `tenant` in the shape of `source`, the location the
+    /// tenant moves from: a backend whose location is a resource of its own (an S3
+    /// bucket, a DynamoDB table) creates it with the source's settings, tagged with
+    /// `tags`, when it is missing, and refuses one of another shape, saying what
+    /// differs; true when something was made. Others provision as `provision` does.
+    async fn provision_like(
+        &self,
+        tenant: &TenantId,
+        source: &dyn Dataset,
+        tags: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let _ = (source, tags);
+        self.provision(tenant).await
+    }
     /// Applies many records while the caller is the only writer of this location for the
     /// tenant (the bulk copy, before dual-write begins), so a backend may check revisions
     /// first and then write unconditionally in batches. Same result as `apply_many`.

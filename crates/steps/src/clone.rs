@@ -536,17 +536,17 @@ struct Batch {
     fields: u64,
 }
 
-/// Transforms one page of source records; `limit_base` is how many records the clone
-/// holds (or dropped) before this page, for the request's limit.
+/// Transforms one page of source records, those `picked` (selected, and in the subset
+/// when there is one); `limit_base` is how many records the clone holds (or dropped)
+/// before this page, for the request's limit.
 fn transform_page(
     tr: &Transformer<'_>,
-    sel: &Selector,
     plan: &Plan,
     system: &str,
     kind: SystemKind,
     recs: Vec<Rec>,
     limit_base: u64,
-    in_subset: &(dyn Fn(&str) -> bool + Sync),
+    picked: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Batch, StepError> {
     let mut b = Batch {
         out: Vec::new(),
@@ -562,7 +562,7 @@ fn transform_page(
     for r in &recs {
         b.read += 1;
         let Some(body) = &r.body else { continue };
-        if !sel.selects(&r.key) || !in_subset(&r.key) {
+        if !picked(&r.key) {
             b.skipped += 1;
             continue;
         }
@@ -636,10 +636,13 @@ pub async fn copy_step(
     // tags, progress), so the transforms' CPU time overlaps the writes' round trips. A
     // page's counts join the progress only with the write that records it.
     let subset = subset_of(svc, &plan, &anon, &key).await?;
-    let in_subset = |k: &str| {
-        subset
-            .as_ref()
-            .is_none_or(|(j, c)| !j.governs(system, k) || c.members.contains(&j.member(system, k)))
+    // A record is copied when the selector takes it and, in a subset, when the subset
+    // holds it (or its class takes part in no reference).
+    let picked = |k: &str| {
+        sel.selects(k)
+            && subset.as_ref().is_none_or(|(j, c)| {
+                !j.governs(system, k) || c.members.contains(&j.member(system, k))
+            })
     };
     // One export per call: PostgreSQL streams the pages from one COPY, which costs the
     // server less than a keyset query per page (the CPU the transforms run beside).
@@ -653,7 +656,7 @@ pub async fn copy_step(
         );
     }
     let page = |recs: Vec<Rec>, limit_base: u64| {
-        transform_page(&tr, sel, &plan, system, kind, recs, limit_base, &in_subset)
+        transform_page(&tr, &plan, system, kind, recs, limit_base, &picked)
     };
     let mut next = match export.as_mut() {
         Some(e) => Some(page(e.next_page().await?, p.copied + p.dropped)?),

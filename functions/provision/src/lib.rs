@@ -96,9 +96,20 @@ pub async fn handler(input: Value, deps: &Deps, _budget: Budget) -> Result<Outpu
         }
     };
 
+    // The target of each system is made in the source's shape (a bucket or table that is
+    // missing is created and tagged with who made it; one of another shape is refused).
+    let tags = [
+        ("tenant-lifecycle:tenant".to_owned(), tenant.to_string()),
+        (
+            "tenant-lifecycle:migration".to_owned(),
+            rec.migration_id.clone(),
+        ),
+    ];
     let mut provisioned = 0;
     for s in &rec.systems {
-        provisioned += u64::from(deps.dataset(s, &rec.target)?.provision(tenant).await?);
+        let source = deps.dataset(s, &rec.source)?;
+        let target = deps.dataset(s, &rec.target)?;
+        provisioned += u64::from(target.provision_like(tenant, &*source, &tags).await?);
     }
     if rec.phase == Phase::Pending {
         rec.advance(Phase::Provisioned)?;

@@ -240,6 +240,33 @@ impl Dataset for DynamoDataset {
         }
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    async fn provision_like(
+        &self,
+        tenant: &TenantId,
+        source: &dyn Dataset,
+        tags: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let src = source
+            .as_any()
+            .and_then(|a| a.downcast_ref::<DynamoDataset>());
+        let Some(src) = src.filter(|s| s.table != self.table) else {
+            return self.provision(tenant).await;
+        };
+        let like = super::provision::shape(&src.client, &src.table)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Config(format!(
+                    "system {}: the source table {} does not exist",
+                    self.system, src.table
+                ))
+            })?;
+        super::provision::ensure(&self.client, &self.table, &like, tags).await
+    }
+
     async fn read(&self, tenant: &TenantId, key: &str) -> Result<Option<Rec>, StoreError> {
         Ok(self
             .get(tenant, key)

@@ -7,6 +7,7 @@ pub(crate) mod discover;
 mod feed;
 mod holds;
 mod ledger;
+pub mod provision;
 mod routing;
 mod tenant_store;
 

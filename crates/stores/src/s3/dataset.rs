@@ -475,6 +475,28 @@ impl Dataset for S3Dataset {
         .await
     }
 
+    async fn provision_like(
+        &self,
+        tenant: &TenantId,
+        source: &dyn Dataset,
+        tags: &[(String, String)],
+    ) -> Result<bool, StoreError> {
+        let src = source.as_any().and_then(|a| a.downcast_ref::<S3Dataset>());
+        let Some(src) = src.filter(|s| s.bucket != self.bucket) else {
+            return self.provision(tenant).await;
+        };
+        let want = super::provision::shape(&src.client, &src.bucket)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Config(format!(
+                    "system {}: the source bucket {} does not exist",
+                    self.system, src.bucket
+                ))
+            })?;
+        let region = self.client.config().region().map(|r| r.as_ref().to_owned());
+        super::provision::ensure(&self.client, region.as_deref(), &self.bucket, &want, tags).await
+    }
+
     async fn read(&self, tenant: &TenantId, key: &str) -> Result<Option<Rec>, StoreError> {
         self.check_key(key)?;
         Ok(self

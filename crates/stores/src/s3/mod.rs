@@ -6,6 +6,7 @@ mod checkpoints;
 pub mod config;
 mod dataset;
 pub(crate) mod discover;
+pub mod provision;
 mod tenant_store;
 
 pub use archive::S3Archive;
