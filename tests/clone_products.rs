@@ -105,6 +105,17 @@ async fn a_clone_on_postgresql_and_redis_holds_no_original_and_keeps_the_join() 
         rev: 0,
         body: Some(json!({"customer_email": email(i % 40), "note": format!("invoice to {}", email(i % 40)), "total": i}).to_string().into_bytes()),
     }));
+    recs.extend((0..5).map(|i| {
+        Rec {
+            key: format!("tenant_registry/{i:04}"),
+            rev: 0,
+            body: Some(
+                json!({"tenant": T, "plan": "enterprise", "seats": 40 + i})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }));
     pg.apply_many(&t, &recs).await.expect("seed pg");
     let redis = deps.dataset("redis", HOME).expect("redis");
     let sessions: Vec<Rec> = (0..40)
@@ -138,7 +149,7 @@ async fn a_clone_on_postgresql_and_redis_holds_no_original_and_keeps_the_join() 
     let rows = psql(&format!(
         "SELECT key || ' ' || convert_from(body, 'UTF8') FROM \"{schema}__staging\".records WHERE tenant = '{target}' AND body IS NOT NULL ORDER BY key"
     ));
-    assert_eq!(rows.lines().count(), 120, "same count");
+    assert_eq!(rows.lines().count(), 125, "same count");
     // Redis, read with redis-cli from the staging database.
     let keys = redis_cli(
         STAGING_DB,
@@ -203,6 +214,132 @@ async fn a_clone_on_postgresql_and_redis_holds_no_original_and_keeps_the_join() 
         ),
         "production unchanged"
     );
+    // The same key twice gives the same rows (the clone's own id aside); another key
+    // gives other fakes.
+    let rows_of = |target: &str| {
+        psql(&format!(
+            "SELECT key || ' ' || convert_from(body, 'UTF8') FROM \"{schema}__staging\".records WHERE tenant = '{target}' AND body IS NOT NULL ORDER BY key"
+        ))
+        .replace(target, "X")
+    };
+    for (as_, key) in [("cl_same", "default"), ("cl_other", "k2")] {
+        let e = execute(
+            &deps,
+            tenantctl::TENANT_CLONE_ASL,
+            as_,
+            json!({"tenant_id": T, "as": as_, "key": key, "systems": ["postgresql"]}),
+        )
+        .await;
+        assert_eq!(
+            e.status,
+            Status::Succeeded,
+            "{as_}: {:?} {:?}",
+            e.error,
+            e.cause
+        );
+    }
+    let first = rows_of(&target);
+    assert_eq!(first, rows_of("cl_same"), "the same key, the same clone");
+    let other = rows_of("cl_other");
+    let differ = first
+        .lines()
+        .zip(other.lines())
+        .filter(|(a, b)| a.starts_with("customers/") && a != b)
+        .count();
+    assert_eq!(differ, 40, "another key, other fakes for every customer");
+    // A config-only clone copies the configs and nothing else.
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_CLONE_ASL,
+        "cl_cfg",
+        json!({"tenant_id": T, "as": "cl_cfg", "to": "staging", "sync": ["configs"]}),
+    )
+    .await;
+    assert_eq!(e.status, Status::Succeeded, "{:?} {:?}", e.error, e.cause);
+    let cfg = rows_of("cl_cfg");
+    assert_eq!(cfg.lines().count(), 5, "{cfg}");
+    assert!(
+        cfg.lines().all(|l| l.starts_with("tenant_registry/")),
+        "{cfg}"
+    );
+    assert!(
+        redis_cli(
+            STAGING_DB,
+            &["--scan", "--pattern", &format!("{prefix}cl_cfg:session:*")]
+        )
+        .trim()
+        .is_empty(),
+        "nothing in redis"
+    );
+    // A deliberately broken rule (orders' e-mails kept, strict mode off) is caught by the
+    // scan reading the products back, and the clone removed from both.
+    let leaking = text.replace("strict = true", "strict = false").replace(
+        "prefix = \"orders/\"\nfield = \"/customer_email\"\naction = \"fake\"\nkind = \"email\"",
+        "prefix = \"orders/\"\nfield = \"/customer_email\"\naction = \"keep\"",
+    );
+    assert_ne!(leaking, text);
+    let leaky_dir = tempfile::tempdir().expect("dir");
+    let leaky = Arc::new(
+        stores::Deps::connect(
+            Catalog::from_toml(&leaking).expect("catalog"),
+            stores::ConnectOptions {
+                // A world of its own: the tenant's key and the clone keys it wraps live
+                // in each world.
+                world: Some(leaky_dir.path().join("w.db")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("deps"),
+    );
+    let e = execute(
+        &leaky,
+        tenantctl::TENANT_CLONE_ASL,
+        "cl_leak",
+        json!({"tenant_id": T, "as": "cl_leak", "systems": ["postgresql", "redis"]}),
+    )
+    .await;
+    assert_eq!(e.error.as_deref(), Some("CloneRemoved"), "{:?}", e.cause);
+    assert_eq!(rows_of("cl_leak"), "", "no live row of the removed clone");
+    assert!(
+        redis_cli(
+            STAGING_DB,
+            &["--scan", "--pattern", &format!("{prefix}cl_leak:session:*")]
+        )
+        .trim()
+        .is_empty(),
+        "no key of the removed clone"
+    );
+    // Strict mode refuses a planted column no rule names, and writes nothing.
+    pg.apply_many(
+        &t,
+        &[Rec {
+            key: "customers/9999".into(),
+            rev: 0,
+            body: Some(json!({"email": "a@b.example", "name": "A B", "phone": "1", "born": "2000-01-01", "tier": "x", "backup_contact_mail": "x@y.example"}).to_string().into_bytes()),
+        }],
+    )
+    .await
+    .expect("plant");
+    let e = execute(
+        &deps,
+        tenantctl::TENANT_CLONE_ASL,
+        "cl_strict",
+        json!({"tenant_id": T, "as": "cl_strict", "systems": ["postgresql"]}),
+    )
+    .await;
+    assert_eq!(
+        e.error.as_deref(),
+        Some("UnruledPersonalData"),
+        "{:?}",
+        e.cause
+    );
+    let cause = e.cause.unwrap_or_default();
+    assert!(
+        cause.contains("/backup_contact_mail") && !cause.contains("x@y.example"),
+        "{cause}"
+    );
+    assert_eq!(rows_of("cl_strict"), "", "nothing written");
     // Leave the servers as found.
     psql(&format!(
         "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE; DROP SCHEMA IF EXISTS \"{schema}__staging\" CASCADE"

@@ -148,6 +148,7 @@ pub async fn run(
     let mut fences = Vec::new();
     let mut rollbacks = Vec::new();
     let mut observed = Vec::new();
+    let mut runs: Vec<Vec<u64>> = Vec::new();
     let mut ops = 0;
     for i in 0..trials {
         let tenant = format!("bench_flip_{i}");
@@ -161,7 +162,9 @@ pub async fn run(
         let before = r.stats().pauses_us.len();
         let flip = step(&deps, "cutover", with_field(&m, "to", json!("next"))).await?;
         tokio::time::sleep(Duration::from_millis(30)).await;
-        pauses.extend(r.stats().pauses_us.into_iter().skip(before));
+        let run: Vec<u64> = r.stats().pauses_us.into_iter().skip(before).collect();
+        pauses.extend(&run);
+        runs.push(run);
         fences.push(flip["fenced_us"].as_u64().unwrap_or(0));
         let _ = out;
         // Roll back from 100 %: fence, copy back, route to the source.
@@ -202,6 +205,23 @@ pub async fn run(
     println!(
         "write pause at the flip to 100 %, {trials} flips under a 4-task workload ({ops} operations, 0 failed, 0 lost)"
     );
+    println!("| run | fenced writes | pause p50 | p99 | max | fence held |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut under = 0;
+    for (i, (run, fence)) in runs.iter_mut().zip(&fences).enumerate() {
+        let p99 = pct(run, 0.99);
+        under += usize::from(p99 < 5_000);
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            run.len(),
+            ms(pct(run, 0.5)),
+            ms(p99),
+            ms(pct(run, 1.0)),
+            ms(*fence)
+        );
+    }
+    println!("  runs with the pause's p99 under 5 ms: {under} of {trials}");
     println!(
         "  fenced writes: {n}; pause p50 {}  p99 {}  max {}",
         ms(pct(&mut pauses, 0.5)),
