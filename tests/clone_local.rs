@@ -790,9 +790,14 @@ async fn a_subset_clone_keeps_every_reference_whole_across_systems() {
         "{}",
         entries[1].json
     );
+    assert!(
+        !entries[1].json.contains("customers/"),
+        "the roots' key prefix goes on the ledger as a digest"
+    );
     assert_eq!(before, fingerprints(&w.deps).await, "production unchanged");
     // Refused in one line, nothing begun: a limit beside a subset, roots the clone does
-    // not copy, a class that names no system.
+    // not copy, a class that names no system, sessions whose customers the clone leaves
+    // out.
     for (input, says) in [
         (
             json!({"tenant_id": T, "as": "x1", "limit": 3, "subset": {"from": "postgresql:orders/", "first": 5}}),
@@ -805,6 +810,10 @@ async fn a_subset_clone_keeps_every_reference_whole_across_systems() {
         (
             json!({"tenant_id": T, "as": "x3", "subset": {"from": "../etc:x", "first": 5}}),
             "does not name a system",
+        ),
+        (
+            json!({"tenant_id": T, "as": "x4", "systems": ["redis"], "subset": {"from": "redis:session:", "first": 3}}),
+            "which this clone does not copy",
         ),
     ] {
         let e = clone(&w.deps, input).await;

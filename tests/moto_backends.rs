@@ -638,6 +638,120 @@ async fn provision_creates_the_targets_in_the_sources_shape_once_and_refuses_ano
     assert_eq!(again["provisioned"], 0, "{again}");
     assert_eq!(again["resumed"], true);
 
+    // A call that died half-way left a bucket and a table tagged with this migration but
+    // not configured (no versioning, no encryption; no PITR): the next call finishes them.
+    let (half_docs, half_usage) = (format!("{u}-half-docs"), format!("{u}-half-usage"));
+    let mine = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(
+            aws_sdk_s3::types::Tag::builder()
+                .key("tenant-lifecycle:tenant")
+                .value("tenant_002_globex")
+                .build()
+                .expect("tag"),
+        )
+        .tag_set(
+            aws_sdk_s3::types::Tag::builder()
+                .key("tenant-lifecycle:migration")
+                .value("mig-tenant_002_globex-green-1")
+                .build()
+                .expect("tag"),
+        )
+        .build()
+        .expect("tagging");
+    s3.create_bucket()
+        .bucket(&half_docs)
+        .send()
+        .await
+        .expect("half bucket");
+    s3.put_bucket_tagging()
+        .bucket(&half_docs)
+        .tagging(mine)
+        .send()
+        .await
+        .expect("tags");
+    ddb.create_table()
+        .table_name(&half_usage)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("user"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_user")
+                .key_schema(key("user", KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("gsi"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream"),
+        )
+        .tags(
+            aws_sdk_dynamodb::types::Tag::builder()
+                .key("tenant-lifecycle:tenant")
+                .value("tenant_002_globex")
+                .build()
+                .expect("tag"),
+        )
+        .tags(
+            aws_sdk_dynamodb::types::Tag::builder()
+                .key("tenant-lifecycle:migration")
+                .value("mig-tenant_002_globex-green-1")
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("half table");
+    let deps = connect(aws_catalog(&docs, &half_docs, &usage, &half_usage), "w4.db").await;
+    let healed = tenantctl::registry::call("provision", input.clone(), &deps, budget())
+        .await
+        .expect("finished");
+    assert_eq!(
+        healed["migration_id"], "mig-tenant_002_globex-green-1",
+        "{healed}"
+    );
+    assert_eq!(healed["provisioned"], 2, "{healed}");
+    let v = s3
+        .get_bucket_versioning()
+        .bucket(&half_docs)
+        .send()
+        .await
+        .expect("versioning");
+    assert_eq!(
+        v.status(),
+        Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+    );
+    assert!(
+        s3.get_bucket_encryption()
+            .bucket(&half_docs)
+            .send()
+            .await
+            .is_ok()
+    );
+    let p = ddb
+        .describe_continuous_backups()
+        .table_name(&half_usage)
+        .send()
+        .await
+        .expect("pitr");
+    assert_eq!(
+        p.continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status()),
+        Some(&aws_sdk_dynamodb::types::PointInTimeRecoveryStatus::Enabled)
+    );
+
     // Targets of another shape are refused, saying what differs, and left as they were.
     let (odd_docs, odd_usage) = (format!("{u}-odd-docs"), format!("{u}-odd-usage"));
     s3.create_bucket()

@@ -785,7 +785,7 @@ pub async fn subset_step(
     let mut saved = Instant::now();
     while !st.closure.done {
         let Some(sel) = systems.get(st.system) else {
-            judge.end_round(&mut st.closure);
+            judge.end_round(&mut st.closure)?;
             (st.system, st.cursor) = (0, None);
             put_sealed(&**archive, &key, &path, &st).await?;
             saved = Instant::now();
@@ -990,7 +990,17 @@ pub async fn finish(
         "rules_sha256": plan.rules_sha256,
         "strict": svc.catalog().clone_spec().strict,
         "vector_approval": plan.request.vector_approval,
-        "subset": plan.request.subset,
+        // The ledger cannot be erased: the roots' key prefix (which could name someone)
+        // goes on it as a digest, beside the system.
+        "subset": plan.request.subset.as_ref().map(|s| {
+            let (system, prefix) = s.from.split_once(':').unwrap_or((s.from.as_str(), ""));
+            serde_json::json!({
+                "system": system,
+                "prefix_sha256": lifecycle::erasure::json_digest(&serde_json::json!(prefix)),
+                "first": s.first, "since_days": s.since_days, "date_field": s.date_field,
+                "dependants": s.dependants,
+            })
+        }),
         "scan": {"scanned": total.scanned, "originals": total.originals, "emails": total.emails, "phones": total.phones},
         "systems": systems.iter().map(|(c, s)| serde_json::json!({
             "system": c.system, "read": c.read, "copied": c.copied, "skipped": c.skipped,

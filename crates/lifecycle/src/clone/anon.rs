@@ -212,6 +212,12 @@ impl Anonymiser {
         u64::from_be_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]])
     }
 
+    /// A keyed tag of `value` exactly as given (no normalising), in its own `domain`.
+    pub fn exact_tag(&self, domain: &str, value: &str) -> u64 {
+        let m = self.mac(domain, value);
+        u64::from_be_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]])
+    }
+
     /// A keyed digest: `h_` and 32 hex digits.
     pub fn hash(&self, value: &str) -> String {
         format!("h_{}", hex::encode(&self.mac("hash", value)[..16]))

@@ -159,6 +159,39 @@ impl CloneRequest {
                     sub.from
                 )));
             }
+            // A referring record the clone copies must find what it refers to there: a
+            // referred class the clone leaves out (not selected, or embeddings dropped)
+            // would leave it pointing at nothing.
+            let copies_all = |c: &subset::Class| {
+                let dropped = catalog
+                    .system(&c.system)
+                    .is_some_and(|s| s.kind == SystemKind::Vectors)
+                    && spec.vector_rule(&c.system).action == VectorAction::Drop;
+                !dropped
+                    && out.iter().any(|s| {
+                        s.system == c.system
+                            && (s.prefixes.is_empty()
+                                || s.prefixes.iter().any(|p| c.prefix.starts_with(p.as_str())))
+                    })
+            };
+            let touches = |c: &subset::Class| {
+                out.iter().any(|s| {
+                    s.system == c.system
+                        && (s.prefixes.is_empty()
+                            || s.prefixes.iter().any(|p| {
+                                c.prefix.starts_with(p.as_str()) || p.starts_with(c.prefix.as_str())
+                            }))
+                })
+            };
+            for r in &spec.references {
+                let (from, to) = (subset::Class::parse(&r.from)?, subset::Class::parse(&r.to)?);
+                if touches(&from) && !copies_all(&to) {
+                    return Err(StepError::invalid(format!(
+                        "the subset follows {} {} to {}, which this clone does not copy (not selected, or embeddings dropped): add it, or leave {} out",
+                        r.from, r.field, r.to, r.from
+                    )));
+                }
+            }
         }
         for s in &out {
             let sys = catalog.system(&s.system).ok_or_else(|| {

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashSet;
 
+/// Rounds over the source a subset's search may take.
+pub const MAX_ROUNDS: u32 = 64;
+
 /// Records of one system whose keys start with a prefix (`system` or `system:prefix`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {
@@ -170,10 +173,13 @@ pub struct Judge<'a> {
 
 fn texts(v: &mut Value, pointer: &str) -> Vec<String> {
     let mut out = Vec::new();
+    // Every value but null refers: a string as itself, anything else as its JSON (the
+    // same on both sides), so an object or a boolean is followed rather than ignored.
     for_each_match(v, pointer, &mut |x| match x {
-        Value::String(s) if !s.trim().is_empty() => out.push(s.clone()),
-        Value::Number(n) => out.push(n.to_string()),
-        _ => {}
+        Value::Null => {}
+        Value::String(s) if s.trim().is_empty() => {}
+        Value::String(s) => out.push(s.clone()),
+        other => out.push(other.to_string()),
     });
     out
 }
@@ -241,8 +247,9 @@ impl<'a> Judge<'a> {
 
     /// The member tag of a record.
     pub fn member(&self, system: &str, key: &str) -> u64 {
+        // Exact, not normalised: keys that differ only in case are two records.
         self.anon
-            .tag_in("subset-member", &format!("{system}\0{key}"))
+            .exact_tag("subset-member", &format!("{system}\0{key}"))
     }
 
     /// The tag of a referring or identifying value (case and surrounding space ignored),
@@ -321,11 +328,26 @@ impl<'a> Judge<'a> {
         }
     }
 
-    /// Ends a round: the subset is whole when the round added nothing.
-    pub fn end_round(&self, c: &mut Closure) {
+    /// Ends a round: the subset is whole when the round added nothing. A search that
+    /// keeps growing past [`MAX_ROUNDS`] (a reference chain that long, or a live source
+    /// adding dependants as fast as they are found) is refused.
+    pub fn end_round(&self, c: &mut Closure) -> Result<(), StepError> {
         c.done = !c.grew;
         c.grew = false;
         c.rounds += 1;
+        if !c.done && c.rounds >= MAX_ROUNDS {
+            return Err(StepError::invalid(format!(
+                "the subset from {} still grew after {MAX_ROUNDS} rounds over the source; name fewer roots, or a reference chain that ends",
+                self.subset.from
+            )));
+        }
+        Ok(())
+    }
+
+    /// Classes the subset reaches that the clone must copy for no reference to dangle:
+    /// the referred class of every reference whose referring class takes part.
+    pub fn referred(&self) -> Vec<&Class> {
+        self.refs.iter().map(|(_, _, to)| to).collect()
     }
 }
 
@@ -418,7 +440,7 @@ mod tests {
             for (sys, key, v) in &w {
                 j.visit(&mut c, sys, key, v.to_string().as_bytes());
             }
-            j.end_round(&mut c);
+            j.end_round(&mut c).expect("converges");
             assert!(c.rounds < 10, "the closure converges");
         }
         w.iter()

@@ -1,7 +1,9 @@
 //! Provisioning a migration's target table in the shape of the source's: key schema,
 //! secondary indexes, billing mode, stream view and point-in-time recovery. A missing
-//! table is created (tagged with the tenant and migration that made it) and waited for;
-//! an existing one of another shape is refused with what differs.
+//! table is created (tagged, in the same request, with the tenant and migration that
+//! made it) and waited for; an existing one of another shape is refused with what
+//! differs, unless it carries this migration's tags: then a call that died half-way
+//! made it, and it is finished (waited for, point-in-time recovery turned on).
 
 use crate::aws::sdk_error;
 use aws_sdk_dynamodb::Client;
@@ -173,10 +175,16 @@ pub async fn ensure(
         if d.is_empty() {
             return Ok(false);
         }
-        return Err(StoreError::Config(format!(
-            "table {table} exists with another shape than the source's: {}; remove it or name another table for the location",
-            d.join("; ")
-        )));
+        let arn = t.table_arn().unwrap_or_default();
+        if !ours(client, arn, tags).await? {
+            return Err(StoreError::Config(format!(
+                "table {table} exists with another shape than the source's: {}; remove it or name another table for the location",
+                d.join("; ")
+            )));
+        }
+        // Made by this migration in a call that died before it was finished.
+        finish(client, table, want).await?;
+        return Ok(true);
     }
     let provisioned = want.billing == "PROVISIONED";
     let throughput = |p: Option<&aws_sdk_dynamodb::types::ProvisionedThroughputDescription>| {
@@ -245,9 +253,31 @@ pub async fn ensure(
                 .is_some_and(|x| x.is_resource_in_use_exception()) => {}
         Err(e) => return Err(sdk_error("CreateTable", e)),
     }
-    // A new table takes writes, and continuous backups, only once it is ACTIVE.
+    finish(client, table, want).await?;
+    Ok(true)
+}
+
+/// True when the table `arn` carries every one of `tags` (this migration made it).
+async fn ours(client: &Client, arn: &str, tags: &[(String, String)]) -> Result<bool, StoreError> {
+    let have = client
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| sdk_error("ListTagsOfResource", e))?;
+    Ok(!tags.is_empty()
+        && tags
+            .iter()
+            .all(|(k, v)| have.tags().iter().any(|t| t.key() == k && t.value() == v)))
+}
+
+/// Waits for the table to be ACTIVE, turns point-in-time recovery on where the source
+/// has it, and checks the shape.
+async fn finish(client: &Client, table: &str, want: &TableShape) -> Result<(), StoreError> {
+    // A new table takes writes, and continuous backups, only once it is ACTIVE; the wait
+    // stays inside a one-minute Lambda, and the next call goes on from here.
     let mut active = false;
-    for _ in 0..120 {
+    for _ in 0..80 {
         if describe(client, table)
             .await?
             .is_some_and(|t| t.table_status() == Some(&TableStatus::Active))
@@ -259,24 +289,50 @@ pub async fn ensure(
     }
     if !active {
         return Err(StoreError::Unavailable(format!(
-            "table {table} was created but is not ACTIVE after a minute; provision again to go on"
+            "table {table} is not ACTIVE yet after 40 s; provision again to go on"
         )));
     }
-    if want.pitr {
-        client
-            .update_continuous_backups()
-            .table_name(table)
-            .point_in_time_recovery_specification(
-                PointInTimeRecoverySpecification::builder()
-                    .point_in_time_recovery_enabled(true)
-                    .build()
-                    .map_err(bad)?,
-            )
-            .send()
-            .await
-            .map_err(|e| sdk_error("UpdateContinuousBackups", e))?;
+    if want.pitr && !pitr(client, table).await? {
+        let spec = PointInTimeRecoverySpecification::builder()
+            .point_in_time_recovery_enabled(true)
+            .build()
+            .map_err(|e| StoreError::Config(format!("table {table}: {e}")))?;
+        // Continuous backups are refused for a while after a table turns ACTIVE.
+        let mut tries = 0;
+        loop {
+            match client
+                .update_continuous_backups()
+                .table_name(table)
+                .point_in_time_recovery_specification(spec.clone())
+                .send()
+                .await
+            {
+                Ok(_) => break,
+                Err(e)
+                    if tries < 10
+                        && e.as_service_error()
+                            .is_some_and(|x| x.is_continuous_backups_unavailable_exception()) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(sdk_error("UpdateContinuousBackups", e)),
+            }
+        }
     }
-    Ok(true)
+    let t = describe(client, table).await?.ok_or_else(|| {
+        StoreError::Unavailable(format!(
+            "table {table} disappeared while it was provisioned"
+        ))
+    })?;
+    let d = TableShape::of(&t, pitr(client, table).await?).differences(want);
+    if !d.is_empty() {
+        return Err(StoreError::Config(format!(
+            "table {table} was created but differs from the source's: {}",
+            d.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Provisioning a migration's target bucket in the shape of the source's: versioning,
 //! default encryption, Object Lock, tags. A missing bucket is created (and tagged with
-//! the tenant and migration that made it); an existing one of another shape is refused
-//! with what differs; one of the same shape is left as it is.
+//! the tenant and migration that made it, before anything else is set); an existing one
+//! of another shape is refused with what differs, unless it carries this migration's
+//! tags: then a call that died half-way made it, and it is configured again; one of the
+//! same shape is left as it is.
 
 use crate::aws::sdk_error;
 use aws_sdk_s3::Client;
@@ -11,6 +13,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionRule, Tag, Tagging, VersioningConfiguration,
 };
 use ports::StoreError;
+use ports::retry::with_backoff;
 
 /// The settings of a bucket a target must share with its source.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -126,10 +129,15 @@ pub async fn ensure(
         if d.is_empty() {
             return Ok(false);
         }
-        return Err(StoreError::Config(format!(
-            "bucket {bucket} exists with another shape than the source's: {}; remove it or name another bucket for the location",
-            d.join("; ")
-        )));
+        if !ours(client, bucket, tags).await? {
+            return Err(StoreError::Config(format!(
+                "bucket {bucket} exists with another shape than the source's: {}; remove it or name another bucket for the location",
+                d.join("; ")
+            )));
+        }
+        // Made by this migration in a call that died before it was configured.
+        configure(client, bucket, want).await?;
+        return checked(client, bucket, want).await;
     }
     let mut create = client
         .create_bucket()
@@ -144,22 +152,91 @@ pub async fn ensure(
     }
     match create.send().await {
         Ok(_) => {}
-        // Two provisions at once: the other made it; its shape is checked below.
-        Err(e) if code(&e) == "BucketAlreadyOwnedByYou" => {}
+        // Two provisions at once: the other made it and is configuring it; it is used
+        // once it has the source's shape, as any existing bucket would be.
+        Err(e) if code(&e) == "BucketAlreadyOwnedByYou" => {
+            for _ in 0..20 {
+                let have = shape(client, bucket).await?.unwrap_or_default();
+                if have.differences(want).is_empty() {
+                    return Ok(false);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            return checked(client, bucket, want).await.map(|_| false);
+        }
         Err(e) => return Err(sdk_error("CreateBucket", e)),
     }
-    if want.versioned || want.object_lock {
+    // Tagged first, so a call that dies after this leaves a bucket the next call knows.
+    let tag_set = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Config(format!("bucket {bucket} tags: {e}")))?;
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tag_set))
+        .build()
+        .map_err(|e| StoreError::Config(format!("bucket {bucket} tags: {e}")))?;
+    with_backoff(|| async {
         client
-            .put_bucket_versioning()
+            .put_bucket_tagging()
             .bucket(bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
+            .tagging(tagging.clone())
             .send()
             .await
-            .map_err(|e| sdk_error("PutBucketVersioning", e))?;
+            .map_err(|e| sdk_error("PutBucketTagging", e))
+    })
+    .await?;
+    configure(client, bucket, want).await?;
+    checked(client, bucket, want).await
+}
+
+/// True when `bucket` carries every one of `tags` (this migration made it).
+async fn ours(
+    client: &Client,
+    bucket: &str,
+    tags: &[(String, String)],
+) -> Result<bool, StoreError> {
+    let have = match client.get_bucket_tagging().bucket(bucket).send().await {
+        Ok(o) => o.tag_set().to_vec(),
+        Err(e) if code(&e) == "NoSuchTagSet" => return Ok(false),
+        Err(e) => return Err(sdk_error("GetBucketTagging", e)),
+    };
+    Ok(!tags.is_empty()
+        && tags
+            .iter()
+            .all(|(k, v)| have.iter().any(|t| t.key() == k && t.value() == v)))
+}
+
+/// What was made is checked as any existing bucket would be.
+async fn checked(client: &Client, bucket: &str, want: &BucketShape) -> Result<bool, StoreError> {
+    let have = shape(client, bucket).await?.unwrap_or_default();
+    let d = have.differences(want);
+    if !d.is_empty() {
+        return Err(StoreError::Config(format!(
+            "bucket {bucket} was created but differs from the source's: {}",
+            d.join("; ")
+        )));
+    }
+    Ok(true)
+}
+
+/// Versioning and default encryption as `want` says (each idempotent, retried).
+async fn configure(client: &Client, bucket: &str, want: &BucketShape) -> Result<(), StoreError> {
+    if want.versioned || want.object_lock {
+        with_backoff(|| async {
+            client
+                .put_bucket_versioning()
+                .bucket(bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| sdk_error("PutBucketVersioning", e))
+        })
+        .await?;
     }
     if let Some((algo, key)) = &want.encryption {
         let default = ServerSideEncryptionByDefault::builder()
@@ -175,42 +252,19 @@ pub async fn ensure(
             )
             .build()
             .map_err(|e| StoreError::Config(format!("bucket {bucket} encryption: {e}")))?;
-        client
-            .put_bucket_encryption()
-            .bucket(bucket)
-            .server_side_encryption_configuration(conf)
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutBucketEncryption", e))?;
+        with_backoff(|| async {
+            client
+                .put_bucket_encryption()
+                .bucket(bucket)
+                .server_side_encryption_configuration(conf.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_error("PutBucketEncryption", e))
+        })
+        .await?;
     }
-    let tag_set = tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::Config(format!("bucket {bucket} tags: {e}")))?;
-    let tagging = Tagging::builder()
-        .set_tag_set(Some(tag_set))
-        .build()
-        .map_err(|e| StoreError::Config(format!("bucket {bucket} tags: {e}")))?;
-    client
-        .put_bucket_tagging()
-        .bucket(bucket)
-        .tagging(tagging)
-        .send()
-        .await
-        .map_err(|e| sdk_error("PutBucketTagging", e))?;
-    // What was made is checked as any existing bucket would be.
-    let have = shape(client, bucket).await?.unwrap_or_default();
-    let d = have.differences(want);
-    if !d.is_empty() {
-        return Err(StoreError::Config(format!(
-            "bucket {bucket} was created but differs from the source's: {}",
-            d.join("; ")
-        )));
-    }
-    Ok(true)
+    Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
