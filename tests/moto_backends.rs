@@ -462,36 +462,37 @@ async fn provision_creates_the_targets_in_the_sources_shape_once_and_refuses_ano
             .build()
             .expect("key")
     };
-    ddb.create_table()
-        .table_name(&usage)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .attribute_definitions(attr("user"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by_user")
-                .key_schema(key("user", KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .expect("gsi"),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .expect("stream"),
-        )
-        .send()
-        .await
-        .expect("source table");
+    // The source table's shape: pk/sk, a global index, on demand, a stream.
+    let usage_like = |name: &str| {
+        ddb.create_table()
+            .table_name(name)
+            .attribute_definitions(attr("pk"))
+            .attribute_definitions(attr("sk"))
+            .attribute_definitions(attr("user"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("by_user")
+                    .key_schema(key("user", KeyType::Hash))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .expect("gsi"),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .expect("stream"),
+            )
+    };
+    usage_like(&usage).send().await.expect("source table");
     ddb.update_continuous_backups()
         .table_name(&usage)
         .point_in_time_recovery_specification(
@@ -669,33 +670,7 @@ async fn provision_creates_the_targets_in_the_sources_shape_once_and_refuses_ano
         .send()
         .await
         .expect("tags");
-    ddb.create_table()
-        .table_name(&half_usage)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .attribute_definitions(attr("user"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by_user")
-                .key_schema(key("user", KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .expect("gsi"),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .expect("stream"),
-        )
+    usage_like(&half_usage)
         .tags(
             aws_sdk_dynamodb::types::Tag::builder()
                 .key("tenant-lifecycle:tenant")
