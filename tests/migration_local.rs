@@ -542,3 +542,53 @@ async fn a_schema_version_migration_moves_vectors_as_they_are() {
         .expect("verify");
     assert_eq!(verified["systems"].as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_reports_its_pace_and_the_lag_it_leaves() {
+    let w = local_world().await;
+    let tenant = "tenant_004_umbrella";
+    seed_json(&w.deps, tenant, &["postgresql"], 50).await;
+    let req = json!({"tenant_id": tenant, "kind": "blue-green", "from": {"environment": "blue"},
+        "to": {"environment": "green"}, "systems": ["postgresql"], "options": fast()});
+    let m = to_dual_write(&w.deps, req).await;
+    // 400 writes at the source since the bulk copy: a backlog for catch-up.
+    let t = TenantId::parse(tenant).expect("t");
+    let home = ports::migrate::Locator::dataset(&*w.deps, "postgresql", HOME).expect("ds");
+    for i in 0..400 {
+        home.write(
+            &t,
+            &format!("rec/{:05}", i % 50),
+            Some(format!("{{\"n\":{i}}}").as_bytes()),
+        )
+        .await
+        .expect("write");
+    }
+    // A call out of time after its first page: behind, the lag left, not outpaced (no
+    // write arrived while it ran).
+    let out = call(
+        "sync",
+        with(&m, json!({"mode": "catch-up"})),
+        &w.deps,
+        Budget::of(std::time::Duration::ZERO),
+    )
+    .await
+    .expect("catch-up");
+    assert_eq!(out["done"], false, "{out}");
+    assert!(out["lag"].as_u64().expect("lag") > 0, "{out}");
+    assert!(
+        out["pace"]["applied_per_s"].as_f64().expect("rate") > 0.0,
+        "{out}"
+    );
+    assert_eq!(out["pace"]["writes_per_s"], 0.0, "{out}");
+    assert_eq!(out["pace"]["outpaced"], false, "{out}");
+    // Given time, it drains.
+    let out = step(&w.deps, "sync", with(&m, json!({"mode": "catch-up"})))
+        .await
+        .expect("catch-up");
+    assert_eq!(
+        (out["done"].clone(), out["lag"].clone()),
+        (json!(true), json!(0)),
+        "{out}"
+    );
+    assert_eq!(out["pace"]["outpaced"], false, "{out}");
+}

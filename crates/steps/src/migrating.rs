@@ -135,6 +135,18 @@ pub async fn catch_up_all(
     dir: Direction,
     deadline: Instant,
 ) -> Result<u64, StepError> {
+    Ok(catch_up_paced(deps, rec, dir, deadline).await?.0)
+}
+
+/// [`catch_up_all`], with the call's pace: its rate against the writes' rate.
+pub async fn catch_up_paced(
+    deps: &dyn Services,
+    rec: &mut MigrationRecord,
+    dir: Direction,
+    deadline: Instant,
+) -> Result<(u64, lifecycle::migration::Pace), StepError> {
+    let started = Instant::now();
+    let (mut entries, mut arrived, mut drained) = (0, 0, true);
     let tenant = TenantId::parse(&rec.tenant_id)?;
     let page = rec.options.page_size as usize;
     let mut lag = 0;
@@ -154,8 +166,13 @@ pub async fn catch_up_all(
             Direction::Backward => cp.reverse_applied = done.position,
         }
         lag += done.lag;
+        entries += done.entries;
+        arrived += done.arrived;
+        drained &= done.drained;
     }
-    Ok(lag)
+    let pace =
+        lifecycle::migration::Pace::of(entries, arrived, started.elapsed().as_secs_f64(), drained);
+    Ok((lag, pace))
 }
 
 /// Drops the change feeds' entries the migration no longer needs.

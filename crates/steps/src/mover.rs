@@ -113,6 +113,12 @@ pub struct CaughtUp {
     pub applied: u64,
     /// Changes still to apply when the call ended.
     pub lag: u64,
+    /// Feed entries applied (a key written twice is one record, two entries).
+    pub entries: u64,
+    /// Feed entries that arrived while the call ran.
+    pub arrived: u64,
+    /// True when the call reached the head it found at its start.
+    pub drained: bool,
 }
 
 /// Applies changes from the feed after `from_seq` until the feed is drained or `deadline`
@@ -152,7 +158,11 @@ pub async fn catch_up(
             break;
         }
     }
-    out.lag = pair.feed.head(tenant).await?.saturating_sub(out.position);
+    let head = pair.feed.head(tenant).await?;
+    out.lag = head.saturating_sub(out.position);
+    out.entries = out.position.saturating_sub(from_seq);
+    out.arrived = head.saturating_sub(goal);
+    out.drained = out.position >= goal;
     Ok(out)
 }
 

@@ -7,7 +7,7 @@ use lifecycle::error::from_input;
 use lifecycle::migration::MigrationKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use steps::migrating::{MigrationRef, catch_up_all, load, pairs, save};
+use steps::migrating::{MigrationRef, catch_up_paced, load, pairs, save};
 use steps::mover::{Direction, copy_page};
 use stores::Deps;
 use tenant_runtime::Budget;
@@ -41,6 +41,10 @@ pub struct Output {
     pub skipped: u64,
     /// Changes still to apply (catch-up).
     pub lag: u64,
+    /// Catch-up's rate against the writes' rate in this call, and whether the writes
+    /// outpace it (the cutover waits for it up to the catch-up deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<lifecycle::migration::Pace>,
 }
 
 /// Runs one sync call.
@@ -48,6 +52,7 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
     let input: Input = from_input(input, "sync")?;
     let mut rec = load(deps, &input.migration).await?;
     let tenant = &input.migration.tenant_id;
+    let mut pace = None;
     let done = match input.mode {
         Mode::Bulk => {
             if rec.begin_bulk()? {
@@ -109,7 +114,17 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
                     .map_or(budget.deadline(), |d| budget.deadline().min(d)),
                 None => budget.deadline(),
             };
-            let lag = catch_up_all(deps, &mut rec, Direction::Forward, until).await?;
+            let (lag, p) = catch_up_paced(deps, &mut rec, Direction::Forward, until).await?;
+            if p.outpaced {
+                tracing::warn!(
+                    migration_id = %rec.migration_id,
+                    lag,
+                    applied_per_s = p.applied_per_s,
+                    writes_per_s = p.writes_per_s,
+                    "writes outpace catch-up: the cutover waits until it catches up or its deadline passes"
+                );
+            }
+            pace = Some(p);
             let caught_up = lag <= rec.options.max_lag;
             if !caught_up && rec.catchup_expired(deps.clock.now())? {
                 rec.reason = Some(format!("catch-up timed out with lag {lag}"));
@@ -130,5 +145,6 @@ pub async fn handler(input: Value, deps: &Deps, budget: Budget) -> Result<Output
         copied,
         skipped,
         lag,
+        pace,
     })
 }

@@ -10,6 +10,7 @@
 mod deadline;
 mod fingerprint;
 mod health;
+mod pace;
 mod phase;
 mod record;
 mod request;
@@ -21,6 +22,7 @@ mod transform;
 
 pub use fingerprint::Fingerprint;
 pub use health::{GateBreach, Health, MIN_BASELINE_US, Window, gate};
+pub use pace::Pace;
 pub use phase::Phase;
 pub use record::{Checkpoint, MigrationRecord};
 pub use request::{MigrationKind, MigrationOptions, MigrationRequest, VerifyMode};
