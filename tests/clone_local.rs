@@ -795,6 +795,13 @@ async fn a_subset_clone_keeps_every_reference_whole_across_systems() {
         "the roots' key prefix goes on the ledger as a digest"
     );
     assert_eq!(before, fingerprints(&w.deps).await, "production unchanged");
+    put(
+        &w.deps,
+        "postgresql",
+        "tenant_002_globex",
+        vec![("tenant_registry/0001".into(), json!({"plan": "basic"}))],
+    )
+    .await;
     // Refused in one line, nothing begun: a limit beside a subset, roots the clone does
     // not copy, a class that names no system, sessions whose customers the clone leaves
     // out.
@@ -814,6 +821,22 @@ async fn a_subset_clone_keeps_every_reference_whole_across_systems() {
         (
             json!({"tenant_id": T, "as": "x4", "systems": ["redis"], "subset": {"from": "redis:session:", "first": 3}}),
             "which this clone does not copy",
+        ),
+        (
+            json!({"tenant_id": T, "as": "tenant_002_globex"}),
+            "tenant tenant_002_globex exists",
+        ),
+        (
+            json!({"tenant_id": T, "as": T.to_uppercase()}),
+            "not only in case",
+        ),
+        (
+            json!({"tenant_id": T, "as": "x5", "subset": {"from": "postgresql:orders/nothing-here", "first": 3}}),
+            "matched no record",
+        ),
+        (
+            json!({"tenant_id": T, "as": "x6", "subset": {"from": "postgresql:orders/", "since_days": 4_000_000_000u32, "date_field": "/d"}}),
+            "at most 36500",
         ),
     ] {
         let e = clone(&w.deps, input).await;

@@ -390,6 +390,28 @@ pub async fn begin(svc: &dyn Services, req: &CloneRequest) -> Result<Begun, Step
     let spec = catalog.clone_spec();
     let selectors = req.selectors(catalog, &spec)?;
     let target = req.target()?;
+    // A clone takes an id no tenant has: records under a real (or erased) tenant's id
+    // would join that tenant's counts, exports and erasures.
+    if let Err(StepError::TenantErased { .. }) = refuse_if_erased(svc, &target).await {
+        return Err(StepError::invalid(format!(
+            "tenant {target} was erased; a clone takes an id no tenant has had"
+        )));
+    }
+    for s in &selectors {
+        let (location, _) = live(svc, &target, &s.system).await?;
+        if location != req.to
+            && !svc
+                .dataset(&s.system, &location)?
+                .scan(&target, None, 1)
+                .await?
+                .is_empty()
+        {
+            return Err(StepError::invalid(format!(
+                "tenant {target} exists (it has records in {}); a clone takes an id no tenant has",
+                s.system
+            )));
+        }
+    }
     let clone_id = req.id()?.to_string();
     let mut sources = BTreeMap::new();
     for s in &selectors {

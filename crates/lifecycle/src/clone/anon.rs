@@ -19,7 +19,12 @@ pub const MIN_TRACKED: usize = 4;
 
 /// E-mail addresses inside text.
 pub static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+    // Local parts and domains in any script, a quoted local part, a domain without a dot
+    // (an intranet host) or an address literal; a domain whose last label has no letter
+    // ("lodash@4.17.21") is a version, not an address.
+    Regex::new(
+        r#"(?:"[^"\r\n]{1,64}"|[\w.%+'\-]+)@(?:\[[0-9A-Fa-f.:]+\]|(?:[\w\-]+\.)*[\w\-]*[^\W\d_][\w\-]*)"#,
+    )
         .unwrap_or_else(|_| never())
 });
 /// Phone numbers inside text (international or North American forms, 9 to 15 digits).
@@ -545,6 +550,35 @@ mod tests {
         assert!(t.contains(&a.fake(FakeKind::Email, "jane.doe@acme.example")));
         assert_eq!(a.redact_text("order 12345 shipped"), "order 12345 shipped");
         assert_eq!(a.redact_text(&t), t, "fakes are left alone");
+    }
+
+    #[test]
+    fn addresses_in_every_form_are_redacted() {
+        let a = anon(4);
+        for addr in [
+            "josé.garcía@correo.es",
+            "\"jane doe\"@example.org",
+            "admin@intranet",
+            "a@[127.0.0.1]",
+            "o'brien+tag@example.net",
+            "josé.ünïcode@exämple.org",
+        ] {
+            let t = a.redact_text(&format!("write to {addr} today"));
+            let local = addr.split('@').next().unwrap_or_default().trim_matches('"');
+            let head: String = local.chars().take(4).collect();
+            assert!(!t.contains(addr), "{addr} -> {t}");
+            assert!(
+                head.chars().count() < 4 || !t.contains(&head),
+                "{addr} -> {t}"
+            );
+            assert!(t.contains("@anon.invalid"), "{addr} -> {t}");
+            assert!(EMAIL.is_match(addr), "{addr} is seen as an address");
+        }
+        assert_eq!(a.redact_text("order 12345 @ noon"), "order 12345 @ noon");
+        assert_eq!(
+            a.redact_text("needs lodash@4.17.21"),
+            "needs lodash@4.17.21"
+        );
     }
 
     #[test]

@@ -86,9 +86,9 @@ impl CloneRequest {
             ));
         }
         let target = r.target()?;
-        if target == r.tenant_id {
+        if target.as_str().eq_ignore_ascii_case(r.tenant_id.as_str()) {
             return Err(StepError::invalid(
-                "the clone's tenant id must differ from the tenant's own",
+                "the clone's tenant id must differ from the tenant's own (not only in case)",
             ));
         }
         if r.limit == Some(0) {

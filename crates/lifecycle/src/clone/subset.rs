@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashSet;
 
+/// The longest look back of `since_days`.
+pub const MAX_DAYS: u32 = 36_500;
+
 /// Rounds over the source a subset's search may take.
 pub const MAX_ROUNDS: u32 = 64;
 
@@ -94,6 +97,11 @@ impl Subset {
     /// Checks the request's subset.
     pub fn validate(&self) -> Result<(), StepError> {
         Class::parse(&self.from)?;
+        if self.since_days.is_some_and(|d| d > MAX_DAYS) {
+            return Err(StepError::invalid(format!(
+                "subset since_days is at most {MAX_DAYS} (a hundred years)"
+            )));
+        }
         match (self.first, self.since_days, &self.date_field) {
             (Some(0), _, _) => Err(StepError::invalid("subset first must be at least 1")),
             (Some(_), None, None) => Ok(()),
@@ -169,18 +177,25 @@ pub struct Judge<'a> {
     pub anon: &'a Anonymiser,
     /// Dates on or after this (`YYYY-MM-DD`) make a root under `since_days`.
     pub since: Option<time::Date>,
+    /// The day the look back counts from: a later date is no root.
+    pub today: time::Date,
 }
 
 fn texts(v: &mut Value, pointer: &str) -> Vec<String> {
     let mut out = Vec::new();
     // Every value but null refers: a string as itself, anything else as its JSON (the
     // same on both sides), so an object or a boolean is followed rather than ignored.
-    for_each_match(v, pointer, &mut |x| match x {
-        Value::Null => {}
-        Value::String(s) if s.trim().is_empty() => {}
-        Value::String(s) => out.push(s.clone()),
-        other => out.push(other.to_string()),
-    });
+    fn push(x: &Value, out: &mut Vec<String>) {
+        match x {
+            Value::Null => {}
+            Value::String(s) if s.trim().is_empty() => {}
+            Value::String(s) => out.push(s.clone()),
+            // A list of references refers to each of its elements.
+            Value::Array(a) => a.iter().for_each(|e| push(e, out)),
+            other => out.push(other.to_string()),
+        }
+    }
+    for_each_match(v, pointer, &mut |x| push(x, &mut out));
     out
 }
 
@@ -218,9 +233,12 @@ impl<'a> Judge<'a> {
             subset,
             refs,
             anon,
-            since: subset
-                .since_days
-                .map(|d| today - time::Duration::days(i64::from(d))),
+            since: subset.since_days.map(|d| {
+                today
+                    .checked_sub(time::Duration::days(i64::from(d)))
+                    .unwrap_or(time::Date::MIN)
+            }),
+            today,
         })
     }
 
@@ -267,7 +285,7 @@ impl<'a> Judge<'a> {
             (None, Some(since), Some(f)) => texts(doc, f)
                 .iter()
                 .filter_map(|s| date_of(s))
-                .any(|d| d >= since),
+                .any(|d| d >= since && d <= self.today),
             _ => false,
         }
     }
@@ -332,6 +350,12 @@ impl<'a> Judge<'a> {
     /// keeps growing past [`MAX_ROUNDS`] (a reference chain that long, or a live source
     /// adding dependants as fast as they are found) is refused.
     pub fn end_round(&self, c: &mut Closure) -> Result<(), StepError> {
+        if c.rounds == 0 && c.roots == 0 {
+            return Err(StepError::invalid(format!(
+                "the subset from {} matched no record (check the prefix, the date field and its days)",
+                self.subset.from
+            )));
+        }
         c.done = !c.grew;
         c.grew = false;
         c.rounds += 1;
@@ -419,6 +443,12 @@ mod tests {
             ));
         }
         w.push(("pg", "config/main".into(), json!({"plan": "gold"})));
+        // Dated after the clone's day: never a root by date.
+        w.push((
+            "pg",
+            "customers/10".into(),
+            json!({"email": "c10@x.example", "region": "R1", "joined": "2027-01-01"}),
+        ));
         for i in [0, 1, 10, 15] {
             w.push((
                 "vec",
@@ -522,6 +552,13 @@ mod tests {
                 .and_then(|s| s.validate().map_err(|e| e.to_string()))
         };
         assert!(bad(json!({"from": "pg:orders/", "first": 0})).is_err());
+        assert!(
+            bad(json!({"from": "pg:orders/", "since_days": 4_294_967_295u32, "date_field": "/d"}))
+                .is_err()
+        );
+        assert!(
+            bad(json!({"from": "pg:orders/", "since_days": 36_500, "date_field": "/d"})).is_ok()
+        );
         assert!(bad(json!({"from": "pg:orders/"})).is_err());
         assert!(bad(json!({"from": "pg:orders/", "since_days": 3})).is_err());
         assert!(
