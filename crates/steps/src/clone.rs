@@ -1015,7 +1015,8 @@ pub async fn finish(
         // The ledger cannot be erased: the roots' key prefix (which could name someone)
         // goes on it as a digest, beside the system.
         "subset": plan.request.subset.as_ref().map(|s| {
-            let (system, prefix) = s.from.split_once(':').unwrap_or((s.from.as_str(), ""));
+            let (system, prefix) = lifecycle::clone::subset::Class::parse(&s.from)
+                .map_or_else(|_| (String::new(), s.from.clone()), |c| (c.system, c.prefix));
             serde_json::json!({
                 "system": system,
                 "prefix_sha256": lifecycle::erasure::json_digest(&serde_json::json!(prefix)),

@@ -150,10 +150,13 @@ impl CloneRequest {
         }
         let out = rules::merge(out);
         if let Some(sub) = &self.subset {
+            // Some selector of the class's system takes every key under its prefix.
+            let covered = |c: &subset::Class| {
+                out.iter()
+                    .any(|s| s.system == c.system && s.selects(&c.prefix))
+            };
             let root = subset::Class::parse(&sub.from)?;
-            if !out.iter().any(|s| {
-                s.system == root.system && (s.prefixes.is_empty() || s.selects(&root.prefix))
-            }) {
+            if !covered(&root) {
                 return Err(StepError::invalid(format!(
                     "the subset's roots {} are not among what the clone copies",
                     sub.from
@@ -167,12 +170,7 @@ impl CloneRequest {
                     .system(&c.system)
                     .is_some_and(|s| s.kind == SystemKind::Vectors)
                     && spec.vector_rule(&c.system).action == VectorAction::Drop;
-                !dropped
-                    && out.iter().any(|s| {
-                        s.system == c.system
-                            && (s.prefixes.is_empty()
-                                || s.prefixes.iter().any(|p| c.prefix.starts_with(p.as_str())))
-                    })
+                !dropped && covered(c)
             };
             let touches = |c: &subset::Class| {
                 out.iter().any(|s| {
